@@ -1,0 +1,1 @@
+"""The imperative shell: loading, rendering, the ledger, sending and audit export."""

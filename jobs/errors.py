@@ -1,0 +1,74 @@
+"""The error hierarchy: every failure an operator can act on is a `MailerError` with an exit code.
+
+`run_campaign.py` catches `MailerError` once and prints its one-line message; anything else is a
+bug (exit 1). Exit codes are SPEC §8 and public.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "MailerError",
+    "NotFound",
+    "RunLocked",
+    "TemplateError",
+]
+
+
+class MailerError(Exception):
+    """Root of every error that the CLI reports as one line and an exit code."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(MailerError):
+    """Bad input (CSV, options): nothing was changed. Names file, line and column when it can."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        where = ""
+        if file is not None:
+            where = file
+            if line is not None:
+                where += f", line {line}"
+            if column is not None:
+                where += f", column {column!r}"
+            where += ": "
+        super().__init__(where + message)
+        self.file = file
+        self.line = line
+        self.column = column
+
+
+class ConfigError(InputError):
+    """A settings or campaign file, or an env override, is wrong."""
+
+
+class TemplateError(InputError):
+    """A template fails to compile, references an unknown name or breaks the sandbox."""
+
+
+class NotFound(InputError):
+    """`explain`/`preview`/`status` matched nothing (exit 2, SPEC §8)."""
+
+
+class RunLocked(MailerError):
+    """Another coordinator holds the run (SPEC §7: exit 4 instead of sending twice)."""
+
+    exit_code = 4
