@@ -1,0 +1,42 @@
+"""Sending over SMTP (SPEC §7): a pool of persistent connections, one classifier, retries.
+
+The sender stage builds an `Envelope` per delivery, calls `send_with_retry(pool, envelope, ...)`
+and records the `FinalResult`; it never touches aiosmtplib.
+"""
+
+from __future__ import annotations
+
+from jobs.smtp.classify import Verdict, classify
+from jobs.smtp.envelope import (
+    SESSION_PHASES,
+    Envelope,
+    FinalResult,
+    FinalStatus,
+    Outcome,
+    Phase,
+    RecipientResult,
+    SendResult,
+)
+from jobs.smtp.errors import SmtpSetupError
+from jobs.smtp.pool import SmtpPool
+from jobs.smtp.rate import RateLimiter
+from jobs.smtp.retry import send_with_retry
+from jobs.smtp.transport import Transport
+
+__all__ = [
+    "SESSION_PHASES",
+    "Envelope",
+    "FinalResult",
+    "FinalStatus",
+    "Outcome",
+    "Phase",
+    "RateLimiter",
+    "RecipientResult",
+    "SendResult",
+    "SmtpPool",
+    "SmtpSetupError",
+    "Transport",
+    "Verdict",
+    "classify",
+    "send_with_retry",
+]

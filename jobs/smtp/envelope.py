@@ -1,0 +1,192 @@
+"""The values that cross the sending boundary: what to send, and what became of it.
+
+The sender stage hands the pool an `Envelope` (bytes flattened once, never re-encoded per
+attempt) and gets back plain values, so that the ledger records outcomes without knowing SMTP.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+__all__ = [
+    "SESSION_PHASES",
+    "Envelope",
+    "FinalResult",
+    "FinalStatus",
+    "Outcome",
+    "Phase",
+    "RecipientResult",
+    "SendResult",
+    "combined",
+    "crlf",
+    "wire_body",
+]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class Outcome(StrEnum):
+    """What one attempt (or the whole retry sequence) achieved for a recipient."""
+
+    SENT = "sent"
+    TRANSIENT = "transient"  # 4xx, connection trouble, timeout: worth another attempt
+    PERMANENT = "permanent"  # 5xx: the server will say the same thing again
+
+
+class Phase(StrEnum):
+    """Where in the SMTP dialogue an attempt stopped; decides what a failure means."""
+
+    CONNECT = "connect"  # TCP, implicit TLS, greeting, EHLO
+    STARTTLS = "starttls"
+    AUTH = "auth"
+    MAIL = "mail"
+    RCPT = "rcpt"
+    DATA = "data"  # the DATA command, before the server's 354
+    BODY = "body"  # the body is on the wire, the final reply is awaited
+
+
+# Failures here concern the relay session, not one message: every delivery would see them.
+SESSION_PHASES = frozenset({Phase.CONNECT, Phase.STARTTLS, Phase.AUTH})
+
+
+class FinalStatus(StrEnum):
+    """The delivery status words of SPEC §5, after retries."""
+
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+
+
+_STATUS_OF = {
+    Outcome.SENT: FinalStatus.SENT,
+    Outcome.TRANSIENT: FinalStatus.DEFERRED,
+    Outcome.PERMANENT: FinalStatus.FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message ready for the wire: SMTP envelope plus the exact bytes to send.
+
+    `sender` and `recipients` are bare addresses (MAIL FROM / RCPT TO), never header values
+    with display names. `key` is the delivery key of the ledger, opaque here; `message_id`
+    travels along so that a result can name the message that was (possibly) delivered twice.
+    """
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    message_id: str
+    key: str
+
+    def __post_init__(self) -> None:
+        # Addresses become SMTP command arguments: a CR/LF would inject commands.
+        if not self.recipients:
+            raise ValueError("an envelope needs at least one recipient")
+        for address in (self.sender, *self.recipients):
+            if _CONTROL.search(address):
+                raise ValueError(f"control character in envelope address {address!r}")
+            if "<" in address or ">" in address:
+                raise ValueError(f"envelope addresses are bare addresses, got {address!r}")
+
+    def only(self, recipients: tuple[str, ...]) -> Envelope:
+        """The same message (same bytes, same Message-ID) for a subset of the recipients."""
+        return replace(self, recipients=recipients)
+
+
+def crlf(data: bytes) -> bytes:
+    """The message with CRLF line endings and a final CRLF, as it travels (RFC 1870 SIZE)."""
+    body = _LINE_ENDINGS.sub(b"\r\n", data)
+    return body if body.endswith(b"\r\n") else body + b"\r\n"
+
+
+def wire_body(data: bytes) -> bytes:
+    """The DATA payload: CRLF line endings, dot-stuffed, terminated by `.` (RFC 5321 §4.5.2)."""
+    return _LEADING_DOT.sub(b"..", crlf(data)) + b".\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientResult:
+    """One recipient's outcome in one attempt (or, in `FinalResult`, after the last one)."""
+
+    address: str
+    outcome: Outcome
+    code: int | None
+    text: str
+    hard_bounce: bool = False  # §7: a 5.1.x reply: the caller suppresses the address
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The result of one attempt, as `Transport.send` returns it.
+
+    `outcome` is TRANSIENT when any recipient is worth retrying, else PERMANENT when any was
+    refused for good, else SENT. `after_data` means the connection failed after the message body
+    was on the wire: the server may have accepted it, so a retry can deliver a duplicate.
+    """
+
+    outcome: Outcome
+    code: int | None
+    text: str
+    recipients: tuple[RecipientResult, ...]
+    after_data: bool = False
+    phase: Phase | None = None  # where the attempt failed; None when it reached the end
+
+    @classmethod
+    def of(
+        cls,
+        recipients: tuple[RecipientResult, ...],
+        code: int | None,
+        text: str,
+        *,
+        after_data: bool = False,
+        phase: Phase | None = None,
+    ) -> SendResult:
+        """Build a result whose overall outcome follows from its recipients."""
+        return cls(combined(recipients), code, text, recipients, after_data, phase)
+
+
+def combined(recipients: tuple[RecipientResult, ...]) -> Outcome:
+    """TRANSIENT beats PERMANENT beats SENT: anything still retryable keeps the delivery open."""
+    outcomes = {r.outcome for r in recipients}
+    if Outcome.TRANSIENT in outcomes:
+        return Outcome.TRANSIENT
+    if Outcome.PERMANENT in outcomes:
+        return Outcome.PERMANENT
+    return Outcome.SENT
+
+
+@dataclass(frozen=True, slots=True)
+class FinalResult:
+    """What the ledger records for one delivery after `send_with_retry`.
+
+    `possible_duplicate`: an attempt failed after the body was sent and another attempt followed,
+    so the recipient may hold two copies (same Message-ID; SPEC §7 counts them in the summary).
+    `unknown_outcome`: the last attempt itself failed after the body was sent; the delivery is
+    deferred, and whichever run resends it sends a possible duplicate.
+    """
+
+    key: str
+    message_id: str
+    outcome: Outcome
+    attempts: int
+    code: int | None
+    text: str
+    recipients: tuple[RecipientResult, ...]
+    possible_duplicate: bool = False
+    unknown_outcome: bool = False
+    phase: Phase | None = None  # of the last attempt: in SESSION_PHASES, the relay is the problem
+
+    @property
+    def status(self) -> FinalStatus:
+        """`sent`, `deferred` or `failed` (SPEC §5 status column)."""
+        return _STATUS_OF[self.outcome]
+
+    @property
+    def hard_bounces(self) -> tuple[str, ...]:
+        """Addresses to add to the suppression list as `hard_bounce` (SPEC §7)."""
+        return tuple(r.address for r in self.recipients if r.hard_bounce)

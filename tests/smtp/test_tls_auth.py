@@ -1,0 +1,189 @@
+"""STARTTLS, implicit TLS and AUTH against aiosmtpd with a throwaway trustme CA.
+
+Certificates are always verified: the CA file makes the session work, its absence is a clear
+setup error, and a server that does not offer STARTTLS is refused rather than used in clear.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from jobs.settings import SmtpSettings
+from jobs.smtp import Envelope, Outcome, SmtpPool, SmtpSetupError
+from tests.smtpd import Credentials, RecordingHandler, SmtpServer, TlsFiles, tls_files
+
+Server = Callable[..., SmtpServer]
+Settings = Callable[..., SmtpSettings]
+MakeEnvelope = Callable[..., Envelope]
+
+PASSWORD_ENV = "SWMAIL_TEST_SMTP_PASSWORD"
+
+
+async def test_starttls_with_the_ca_file_sends(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope, tls: TlsFiles
+) -> None:
+    # require_starttls: the server refuses MAIL in clear, so SENT proves the upgrade happened.
+    server = smtp_server(tls_context=tls.server_context, require_starttls=True)
+    settings = smtp_settings(server, security="starttls", ca_file=str(tls.ca_file))
+    async with SmtpPool(settings, None) as pool:
+        result = await pool.send(make_envelope())
+    assert result.outcome is Outcome.SENT
+    assert len(server.handler.messages) == 1
+
+
+async def test_starttls_without_the_ca_is_a_certificate_error(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope, tls: TlsFiles
+) -> None:
+    server = smtp_server(tls_context=tls.server_context, require_starttls=True)
+    settings = smtp_settings(server, security="starttls")
+    async with SmtpPool(settings, None) as pool:
+        with pytest.raises(SmtpSetupError) as caught:
+            await pool.send(make_envelope())
+    assert re.fullmatch(
+        rf"smtp: certificate verify failed for 127\.0\.0\.1:{server.port} \(.+\)",
+        str(caught.value),
+    )
+    assert caught.value.exit_code == 2
+    assert server.handler.commands["MAIL"] == 0
+
+
+async def test_starttls_configured_but_not_offered_is_refused(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope, tls: TlsFiles
+) -> None:
+    server = smtp_server()  # no tls_context: no STARTTLS in EHLO
+    settings = smtp_settings(server, security="starttls", ca_file=str(tls.ca_file))
+    async with SmtpPool(settings, None) as pool:
+        with pytest.raises(SmtpSetupError, match="does not offer STARTTLS"):
+            await pool.send(make_envelope())
+    assert server.handler.commands["MAIL"] == 0  # never downgraded to clear text
+
+
+async def test_implicit_tls_with_the_ca_file_sends(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope, tls: TlsFiles
+) -> None:
+    server = smtp_server(ssl_context=tls.server_context)
+    settings = smtp_settings(server, security="tls", ca_file=str(tls.ca_file))
+    async with SmtpPool(settings, None) as pool:
+        result = await pool.send(make_envelope())
+    assert result.outcome is Outcome.SENT
+
+
+async def test_implicit_tls_without_the_ca_is_a_certificate_error(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope, tls: TlsFiles
+) -> None:
+    server = smtp_server(ssl_context=tls.server_context)
+    settings = smtp_settings(server, security="tls")
+    async with SmtpPool(settings, None) as pool:
+        with pytest.raises(SmtpSetupError, match=r"^smtp: certificate verify failed for "):
+            await pool.send(make_envelope())
+
+
+async def test_certificate_for_another_host_is_refused(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope, tmp_path: Path
+) -> None:
+    # A certificate from a trusted CA, but for another name than the one we connect to.
+    other = tls_files(tmp_path, names=("mail.example.invalid",))
+    server = smtp_server(ssl_context=other.server_context)
+    settings = smtp_settings(server, security="tls", ca_file=str(other.ca_file))
+    async with SmtpPool(settings, None) as pool:
+        with pytest.raises(SmtpSetupError, match=r"certificate verify failed .*mismatch"):
+            await pool.send(make_envelope())
+
+
+async def test_implicit_tls_against_a_plain_server_is_a_setup_error(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope, tls: TlsFiles
+) -> None:
+    server = smtp_server()
+    settings = smtp_settings(server, security="tls", ca_file=str(tls.ca_file))
+    async with SmtpPool(settings, None) as pool:
+        with pytest.raises(SmtpSetupError, match=r"TLS handshake .* failed"):
+            await pool.send(make_envelope())
+
+
+def test_missing_ca_file_is_a_setup_error() -> None:
+    settings = SmtpSettings(security="tls", ca_file="/nonexistent/ca.pem")
+    with pytest.raises(SmtpSetupError, match=r"smtp\.ca_file"):
+        SmtpPool(settings, None)
+
+
+@pytest.mark.parametrize(("excluded", "mechanism"), [(["LOGIN"], "PLAIN"), (["PLAIN"], "LOGIN")])
+async def test_auth_with_the_password_from_the_environment(
+    smtp_server: Server,
+    smtp_settings: Settings,
+    make_envelope: MakeEnvelope,
+    tls: TlsFiles,
+    monkeypatch: pytest.MonkeyPatch,
+    excluded: list[str],
+    mechanism: str,
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "s3cret-パス")
+    handler = RecordingHandler()
+    server = smtp_server(
+        handler,
+        tls_context=tls.server_context,
+        authenticator=Credentials(handler, "mailer", "s3cret-パス"),
+        auth_required=True,
+        auth_exclude_mechanism=excluded,
+    )
+    settings = smtp_settings(
+        server,
+        security="starttls",
+        ca_file=str(tls.ca_file),
+        username="mailer",
+        password_env=PASSWORD_ENV,
+    )
+    async with SmtpPool.from_settings(settings) as pool:
+        result = await pool.send(make_envelope())
+    assert result.outcome is Outcome.SENT
+    assert handler.logins == [(mechanism, "mailer")]
+
+
+async def test_wrong_password_is_a_setup_error(
+    smtp_server: Server,
+    smtp_settings: Settings,
+    make_envelope: MakeEnvelope,
+    tls: TlsFiles,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    handler = RecordingHandler()
+    server = smtp_server(
+        handler,
+        tls_context=tls.server_context,
+        authenticator=Credentials(handler, "mailer", "right"),
+        auth_required=True,
+    )
+    settings = smtp_settings(
+        server,
+        security="starttls",
+        ca_file=str(tls.ca_file),
+        username="mailer",
+        password_env=PASSWORD_ENV,
+    )
+    async with SmtpPool.from_settings(settings) as pool:
+        with pytest.raises(SmtpSetupError, match=r"refused authentication.*: 535 "):
+            await pool.send(make_envelope())
+    assert handler.commands["MAIL"] == 0
+
+
+async def test_username_against_a_server_without_auth_is_a_setup_error(
+    smtp_server: Server,
+    smtp_settings: Settings,
+    make_envelope: MakeEnvelope,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "x")
+    server = smtp_server()  # AUTH is only offered over TLS by default: not here
+    settings = smtp_settings(server, username="mailer", password_env=PASSWORD_ENV)
+    async with SmtpPool.from_settings(settings) as pool:
+        with pytest.raises(SmtpSetupError, match="offers no AUTH"):
+            await pool.send(make_envelope())
+
+
+def test_username_without_a_password_is_refused_up_front() -> None:
+    with pytest.raises(SmtpSetupError, match="no password"):
+        SmtpPool(SmtpSettings(username="mailer"), None)
