@@ -1,0 +1,388 @@
+"""Templates → text (SPEC §6): a Jinja2 sandbox over plain values, checked before anything is sent.
+
+Templates are operator-editable files, so they are treated as untrusted: an immutable sandbox, and
+a context of frozen plain values (never ORM rows), so a template can read only what §6 names and
+can change nothing. StrictUndefined turns a typo into an error, and `TemplateSet.check` renders
+once against sample contexts so that the error stops the run before the first message is written.
+Every failure is a `TemplateError` (exit 2) naming the template file and line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from jobs.errors import TemplateError
+from resolver.model import AccountKind, AccountRef, Audience, Delivery, Reason, Source
+
+__all__ = [
+    "BODY_HTML",
+    "BODY_TEXT",
+    "SUBJECT",
+    "AccountView",
+    "CampaignView",
+    "RecipientView",
+    "Rendered",
+    "TemplateSet",
+    "build_context",
+    "load_template_set",
+    "sample_contexts",
+]
+
+SUBJECT = "subject.txt.j2"
+BODY_TEXT = "body.txt.j2"
+BODY_HTML = "body.html.j2"  # optional: without it the message is text/plain only (§6)
+
+# What a broken template may raise while rendering; anything else is a bug in this program.
+_RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
+
+
+# --- the template context (§6, exactly these names) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """One item of `recipient.accounts`."""
+
+    kind: str  # "customer" | "partner"
+    id: str
+    name: str
+    roles: tuple[str, ...]  # source codes, e.g. "mypage_billing"
+    postal_code: str
+    address: str  # customers: the My Page address, never company info (§2)
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientView:
+    """`recipient` in templates."""
+
+    name: str
+    email: str  # the delivery address
+    audience: str
+    reasons: tuple[str, ...]  # include codes, e.g. "MYPAGE_CONTACT"
+    accounts: tuple[AccountView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignView:
+    """`campaign` in templates."""
+
+    id: str
+    run_key: str
+    as_of: date
+
+
+# Names for StrictUndefined messages: "'recipient' has no attribute 'nmae'" reads better for an
+# operator than "'jobs.render.RecipientView object' has no attribute 'nmae'".
+_VIEW_LABELS: dict[type, str] = {
+    RecipientView: "recipient",
+    AccountView: "recipient.accounts[…]",
+    CampaignView: "campaign",
+}
+
+
+def build_context(
+    delivery: Delivery, campaign_id: str, run_key: str, as_of: date
+) -> dict[str, Any]:
+    """The §6 context for one delivery: plain strings, tuples and a date."""
+    return {
+        "recipient": RecipientView(
+            name=delivery.name,
+            email=delivery.email,
+            audience=delivery.audience.value,
+            reasons=tuple(reason.value for reason in delivery.reasons),
+            accounts=tuple(_account_view(account) for account in delivery.accounts),
+        ),
+        "campaign": CampaignView(id=campaign_id, run_key=run_key, as_of=as_of),
+    }
+
+
+def _account_view(account: AccountRef) -> AccountView:
+    return AccountView(
+        kind=account.kind.value,
+        id=account.id,
+        name=account.name,
+        roles=tuple(role.value for role in account.roles),
+        postal_code=account.postal_code,
+        address=account.address,
+    )
+
+
+def sample_contexts(campaign_id: str, run_key: str, as_of: date) -> tuple[dict[str, Any], ...]:
+    """One invented recipient per audience, covering every include code and account kind.
+
+    For `TemplateSet.check` when a run has no delivery yet (or to exercise branches that the
+    first real delivery does not take).
+    """
+    customer = AccountRef(
+        kind=AccountKind.CUSTOMER,
+        id="C000000000",
+        name="株式会社サンプル",
+        roles=(Source.MYPAGE_CONTRACT_MANAGER, Source.LEGACY_ADMIN, Source.SYSTEM_ADMIN),
+        postal_code="100-0001",
+        address="東京都千代田区千代田1-1",
+    )
+    partner = AccountRef(
+        kind=AccountKind.PARTNER,
+        id="P000000000",
+        name="サンプルパートナー株式会社",
+        roles=(Source.PARTNER_CONTACT, Source.CERTIFIED_IMPLEMENTER),
+        postal_code="530-0001",
+        address="大阪府大阪市北区梅田1-1",
+    )
+    deliveries = (
+        Delivery(
+            key="sample.customer@example.jp",
+            email="sample.customer@example.jp",
+            name="見本 太郎",
+            audience=Audience.CUSTOMER,
+            reasons=(Reason.MYPAGE_CONTACT, Reason.LEGACY_ADMIN, Reason.SYSTEM_ADMIN),
+            accounts=(customer, partner),
+            seq=1,
+        ),
+        Delivery(
+            key="sample.partner@example.jp",
+            email="sample.partner@example.jp",
+            name="見本 花子",
+            audience=Audience.PARTNER,
+            reasons=(Reason.PARTNER_CONTACT,),
+            accounts=(partner,),
+            seq=2,
+        ),
+        Delivery(
+            key="sample.implementer@example.jp",
+            email="sample.implementer@example.jp",
+            name="",
+            audience=Audience.IMPLEMENTATION_PARTNER,
+            reasons=(Reason.CERTIFIED_IMPLEMENTER,),
+            accounts=(partner,),
+            seq=3,
+        ),
+    )
+    return tuple(build_context(d, campaign_id, run_key, as_of) for d in deliveries)
+
+
+# --- the environment --------------------------------------------------------------------------
+
+
+class _Undefined(jinja2.StrictUndefined):
+    """StrictUndefined that names the context objects as templates spell them."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        label = _VIEW_LABELS.get(type(self._undefined_obj))
+        if label is not None and not self._undefined_hint:
+            return f"{label!r} has no attribute {self._undefined_name!r}"
+        return super()._undefined_message
+
+
+def _autoescape(name: str | None) -> bool:
+    # §6: HTML auto-escaped; text and subject are plain (escaping them would show "&lt;" to readers)
+    return name is not None and name.endswith(".html.j2")
+
+
+_VIEW_FIELDS: dict[type, frozenset[str]] = {
+    view: frozenset(f.name for f in fields(view)) for view in _VIEW_LABELS
+}
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with a short cut for the fields of our own context values.
+
+    The sandbox vets every attribute access (about 10 µs each, dozens per message); the fields of
+    the frozen context views hold only str, tuple and date values, so reading one needs no
+    vetting. Everything else, including `recipient.__class__`, takes the sandbox's full path.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        view_fields = _VIEW_FIELDS.get(type(obj))
+        if view_fields is not None and attribute in view_fields:
+            return getattr(obj, attribute)
+        return super().getattr(obj, attribute)
+
+
+class _Loader(jinja2.FileSystemLoader):
+    """UTF-8 template files; a BOM is dropped and any other encoding is a clear TemplateError.
+
+    Windows Notepad saves with a BOM (it would open every subject) or in Shift_JIS.
+    """
+
+    def __init__(self, search_path: list[str]) -> None:
+        super().__init__(search_path, encoding="utf-8-sig")
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError as exc:
+            where = next(
+                (str(Path(root, template)) for root in self.searchpath
+                 if Path(root, template).is_file()),
+                template,
+            )
+            raise TemplateError(
+                f"not UTF-8 text (byte {exc.start}); save the file as UTF-8", file=_display(where)
+            ) from None
+
+
+def _environment(search_path: list[str]) -> ImmutableSandboxedEnvironment:
+    return _Sandbox(
+        loader=_Loader(search_path),
+        undefined=_Undefined,
+        autoescape=_autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        # Templates do not change during a run; skipping the mtime check keeps `extends` and
+        # `include` free of a stat() per message on the hot path.
+        auto_reload=False,
+    )
+
+
+# --- errors with file and line ----------------------------------------------------------------
+
+
+def _display(filename: str) -> str:
+    """A template path as the operator would type it: relative to the working folder if inside."""
+    path = Path(filename)
+    if path.is_absolute():
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return filename
+    return os.path.normpath(filename)
+
+
+def _template_frame(tb: TracebackType | None) -> tuple[str, int] | None:
+    """The innermost template frame of a traceback that Jinja rewrote.
+
+    `jinja2.debug.rewrite_traceback_stack` replaces each frame of compiled template code with a
+    fake frame whose code has the template's filename and line, and whose globals carry
+    `__jinja_exception__`; the last such frame is where the template failed.
+    """
+    found: tuple[str, int] | None = None
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _template_error(exc: BaseException, fallback_file: str) -> TemplateError:
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        file = exc.filename or fallback_file
+        return TemplateError(exc.message or str(exc), file=_display(file), line=exc.lineno)
+    if isinstance(exc, jinja2.TemplateError):
+        message = exc.message or type(exc).__name__
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, jinja2.TemplateNotFound):
+        message = f"template {exc.name!r} not found"
+    frame = _template_frame(exc.__traceback__)
+    if frame is None:
+        return TemplateError(message, file=_display(fallback_file))
+    return TemplateError(message, file=_display(frame[0]), line=frame[1])
+
+
+# --- the template set -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One recipient's rendered message parts, before MIME encoding."""
+
+    subject: str
+    text: str
+    html: str | None
+
+
+def _one_line(subject: str) -> str:
+    """A subject is one header line: trim it and join its lines with a space."""
+    return " ".join(part.strip() for part in subject.splitlines() if part.strip())
+
+
+class TemplateSet:
+    """The compiled templates of one campaign; renders a context into a `Rendered`."""
+
+    __slots__ = ("_html", "_subject", "_text", "folder")
+
+    def __init__(
+        self,
+        folder: Path,
+        subject: jinja2.Template,
+        text: jinja2.Template,
+        html: jinja2.Template | None,
+    ) -> None:
+        self.folder = folder
+        self._subject = subject
+        self._text = text
+        self._html = html
+
+    @property
+    def has_html(self) -> bool:
+        return self._html is not None
+
+    def render(self, context: Mapping[str, Any]) -> Rendered:
+        """Render subject, text and (if present) HTML; any template failure is a TemplateError."""
+        subject = self._render(self._subject, context)
+        text = self._render(self._text, context)
+        html = None if self._html is None else self._render(self._html, context)
+        return Rendered(subject=_one_line(subject), text=text, html=html)
+
+    def check(self, *contexts: Mapping[str, Any]) -> None:
+        """Render against each sample context so that unknown names fail before any output."""
+        if not contexts:
+            raise ValueError("check() needs at least one sample context")
+        for context in contexts:
+            self.render(context)
+
+    @staticmethod
+    def _render(template: jinja2.Template, context: Mapping[str, Any]) -> str:
+        try:
+            return template.render(context)
+        except _RENDER_ERRORS as exc:
+            raise _template_error(exc, template.filename or str(template.name)) from None
+
+
+def _template_folder(templates_root: Path, template: str | Path, campaign_file_dir: Path) -> Path:
+    # §8: a folder name under templates/, or a path containing "/" relative to the campaign file
+    spelled = str(template)
+    if "/" in spelled:
+        return Path(os.path.normpath(campaign_file_dir / spelled))
+    if spelled in ("", ".", ".."):
+        raise TemplateError(f"template {spelled!r} is not a template folder name")
+    return templates_root / spelled
+
+
+def load_template_set(
+    templates_root: Path, template: str | Path, campaign_file_dir: Path
+) -> TemplateSet:
+    """Find a campaign's template folder and compile its templates (not yet their layouts)."""
+    folder = _template_folder(templates_root, template, campaign_file_dir)
+    if not folder.is_dir():
+        raise TemplateError(f"template folder {_display(str(folder))} does not exist")
+    # The campaign folder first, then the shared root: `{% extends "_layouts/base.txt.j2" %}`.
+    env = _environment([str(folder), str(templates_root)])
+
+    def compile_one(name: str) -> jinja2.Template:
+        try:
+            return env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise _template_error(exc, str(folder / name)) from None
+
+    for required in (SUBJECT, BODY_TEXT):
+        if not (folder / required).is_file():
+            raise TemplateError(f"{required} is missing", file=_display(str(folder)))
+    html = compile_one(BODY_HTML) if (folder / BODY_HTML).is_file() else None
+    return TemplateSet(folder, compile_one(SUBJECT), compile_one(BODY_TEXT), html)
