@@ -1,0 +1,57 @@
+"""The delivery ledger (SPEC §7): the job's own tables, on SQLite, PostgreSQL or MariaDB.
+
+A run freezes its resolution here once; senders then claim deliveries, send them and record each
+confirmed outcome, so that a crash loses nothing and a resume never resends a `sent` delivery.
+Modules: `models` (tables), `migrate` (Alembic, from code), `store` (runs and the freeze),
+`queue` (passes, claims, results), `report` (status, audit export), `lock` (one coordinator).
+"""
+
+from jobs.ledger.codec import make_run_id
+from jobs.ledger.lock import RunLock, acquire_run_lock, holder_description
+from jobs.ledger.migrate import current_revision, head_revision, schema_diff, upgrade
+from jobs.ledger.queue import begin_pass, claim, record, release
+from jobs.ledger.report import iter_audit, iter_warnings, load_suppression_keys, stats
+from jobs.ledger.store import create_run, finish_run, get_run, list_runs
+from jobs.ledger.values import (
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    AuditExportRow,
+    ClaimedDelivery,
+    DeliveryResult,
+    DeliveryStatus,
+    PassInfo,
+    RunRecord,
+    RunStats,
+)
+
+__all__ = [
+    "FINAL_STATUSES",
+    "OPEN_STATUSES",
+    "AuditExportRow",
+    "ClaimedDelivery",
+    "DeliveryResult",
+    "DeliveryStatus",
+    "PassInfo",
+    "RunLock",
+    "RunRecord",
+    "RunStats",
+    "acquire_run_lock",
+    "begin_pass",
+    "claim",
+    "create_run",
+    "current_revision",
+    "finish_run",
+    "get_run",
+    "head_revision",
+    "holder_description",
+    "iter_audit",
+    "iter_warnings",
+    "list_runs",
+    "load_suppression_keys",
+    "make_run_id",
+    "record",
+    "release",
+    "schema_diff",
+    "stats",
+    "upgrade",
+]

@@ -1,0 +1,261 @@
+"""The delivery queue of a run: passes, claims and confirmed results (SPEC §7).
+
+Every function here takes the `Engine` and owns one short transaction, because its commit is the
+crash-safety guarantee: a claim is committed before the message goes out (so a crash leaves it
+`sending`, found by the next pass), and a result is committed as soon as the server confirmed it
+(so at most the last uncommitted batch can be sent twice after a kill -9).
+
+Claims: PostgreSQL and MariaDB (10.6+) lock the claimed rows with `FOR UPDATE SKIP LOCKED`, so
+several workers on several machines take disjoint sets without waiting on each other. SQLite
+serializes writers, so there one `UPDATE … RETURNING` statement both picks and marks the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from jobs.ledger.codec import accounts_from_json, split_codes, utc_now
+from jobs.ledger.models import DeliveryRow, RunRow, SuppressionRow
+from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, PassInfo, RunRecord
+from resolver.model import Delivery, SuppressionReason
+
+__all__ = ["begin_pass", "claim", "record", "release"]
+
+_CLAIM_COLUMNS = (
+    DeliveryRow.id,
+    DeliveryRow.seq,
+    DeliveryRow.delivery_key,
+    DeliveryRow.email,
+    DeliveryRow.name,
+    DeliveryRow.audience,
+    DeliveryRow.reasons,
+    DeliveryRow.accounts,
+    DeliveryRow.message_id,
+    DeliveryRow.attempts,
+    DeliveryRow.unconfirmed,
+    DeliveryRow.outcome_unknown,
+)
+
+
+def begin_pass(engine: sa.Engine, run: RunRecord, *, coordinator: str | None = None) -> PassInfo:
+    """Start a sending pass; only the coordinator holding the run lock may call it.
+
+    Deliveries still `sending` were in flight when an earlier process died: they go back to
+    `pending` and count as unconfirmed (§7: retried with the same Message-ID and reported).
+    Deliveries `deferred` by an earlier pass become `pending` again: each pass tries a delivery
+    once, so one deferred in this pass waits for the next `run`.
+    """
+    with engine.begin() as conn:
+        # the row lock serializes two passes started at once (the run lock should prevent it)
+        current = conn.execute(
+            sa.select(RunRow.pass_no).where(RunRow.pk == run.pk).with_for_update()
+        ).scalar_one()
+        pass_no = current + 1
+        conn.execute(
+            sa.update(RunRow)
+            .where(RunRow.pk == run.pk)
+            .values(pass_no=pass_no, coordinator=coordinator)
+        )
+        reset = conn.execute(
+            sa.update(DeliveryRow)
+            .where(DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.SENDING)
+            .values(
+                status=DeliveryStatus.PENDING,
+                unconfirmed=DeliveryRow.unconfirmed + 1,
+                claimed_by=None,
+                claimed_at=None,
+            )
+        ).rowcount
+        retried = conn.execute(
+            sa.update(DeliveryRow)
+            .where(DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.DEFERRED)
+            .values(status=DeliveryStatus.PENDING)
+        ).rowcount
+    return PassInfo(pass_no=pass_no, reset=reset, retried=retried)
+
+
+def _claimed(row: sa.Row[Any], run: RunRecord, worker_id: str, pass_no: int) -> ClaimedDelivery:
+    return ClaimedDelivery(
+        delivery_id=row.id,
+        run_id=run.run_id,
+        delivery=Delivery(
+            key=row.delivery_key,
+            email=row.email,
+            name=row.name,
+            audience=row.audience,
+            reasons=split_codes(row.reasons),
+            accounts=accounts_from_json(row.accounts),
+            seq=row.seq,
+        ),
+        message_id=row.message_id,
+        attempts=row.attempts,
+        unconfirmed=row.unconfirmed,
+        outcome_unknown=bool(row.outcome_unknown),
+        claimed_by=worker_id,
+        pass_no=pass_no,
+    )
+
+
+def claim(
+    engine: sa.Engine,
+    run: RunRecord,
+    pass_no: int,
+    worker_id: str,
+    limit: int,
+    *,
+    now: datetime | None = None,
+) -> list[ClaimedDelivery]:
+    """Take up to `limit` pending deliveries of the run, in seq order, and mark them `sending`."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    now = utc_now() if now is None else now
+    marks = {
+        "status": DeliveryStatus.SENDING,
+        "claimed_by": worker_id,
+        "claimed_at": now,
+        "pass_no": pass_no,
+    }
+    pending = (
+        sa.select(*_CLAIM_COLUMNS)
+        .where(DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.PENDING)
+        .order_by(DeliveryRow.seq)
+        .limit(limit)
+    )
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            rows = conn.execute(
+                sa.update(DeliveryRow)
+                .where(DeliveryRow.id.in_(pending.with_only_columns(DeliveryRow.id)))
+                .values(**marks)
+                .returning(*_CLAIM_COLUMNS)
+            ).all()
+        rows.sort(key=lambda row: row.seq)  # RETURNING order is unspecified
+    else:
+        # READ COMMITTED: MariaDB's default REPEATABLE READ would add gap locks to the range
+        with (
+            engine.connect().execution_options(isolation_level="READ COMMITTED") as conn,
+            conn.begin(),
+        ):
+            # ids only: the claim index covers the query, so the planner cannot prefer a scan
+            # in seq order that wades through every row already sent
+            ids = (
+                conn.execute(
+                    pending.with_only_columns(DeliveryRow.id).with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            conn.execute(sa.update(DeliveryRow).where(DeliveryRow.id.in_(ids)).values(**marks))
+            rows = conn.execute(
+                sa.select(*_CLAIM_COLUMNS).where(DeliveryRow.id.in_(ids)).order_by(DeliveryRow.seq)
+            ).all()
+    return [_claimed(row, run, worker_id, pass_no) for row in rows]
+
+
+def _suppression_insert(dialect: sa.Dialect) -> Any:
+    """An INSERT that keeps the first entry for an address (§7: duplicates are not errors)."""
+    if dialect.name == "postgresql":
+        return postgresql.insert(SuppressionRow).on_conflict_do_nothing(index_elements=["email"])
+    if dialect.name == "sqlite":
+        return sqlite.insert(SuppressionRow).on_conflict_do_nothing(index_elements=["email"])
+    if dialect.name in ("mysql", "mariadb"):
+        insert = mysql.insert(SuppressionRow)
+        # a no-op update, not INSERT IGNORE, which would also swallow truncation errors
+        return insert.on_duplicate_key_update(email=insert.table.c.email)
+    raise NotImplementedError(f"the ledger does not support {dialect.name}")
+
+
+def record(
+    engine: sa.Engine, results: Sequence[DeliveryResult], *, now: datetime | None = None
+) -> int:
+    """Commit a batch of confirmed results; returns how many deliveries were updated.
+
+    Call it as soon as the server confirms (§7: at most 50 ms of confirmations may be lost), and
+    give each sender process its own `worker_id` in `claim`, since the guard below relies on it.
+    A result without `sent_at` that is `sent` is stamped `now`.
+
+    Only a delivery still `sending` and claimed by the result's worker is updated: one that a new
+    pass reset (its sender was presumed dead) keeps its newer state. Hard bounces join the
+    ledger's suppression list as `hard_bounce` (§7) whatever the guard says: the server's
+    verdict on the address stands.
+    """
+    if not results:
+        return 0
+    now = utc_now() if now is None else now
+    update = (
+        sa.update(DeliveryRow)
+        .where(
+            DeliveryRow.id == sa.bindparam("b_id"),
+            DeliveryRow.status == DeliveryStatus.SENDING,
+            DeliveryRow.claimed_by == sa.bindparam("b_worker"),
+        )
+        .values(
+            status=sa.bindparam("b_status"),
+            attempts=DeliveryRow.attempts + sa.bindparam("b_attempts", type_=sa.Integer()),
+            last_smtp_code=sa.bindparam("b_code"),
+            last_error=sa.bindparam("b_text"),
+            sent_at=sa.bindparam("b_sent_at"),
+            possible_duplicate=DeliveryRow.possible_duplicate
+            + sa.bindparam("b_duplicate", type_=sa.Integer()),
+            outcome_unknown=sa.bindparam("b_unknown"),
+        )
+    )
+    params = [
+        {
+            "b_id": r.claim.delivery_id,
+            "b_worker": r.claim.claimed_by,
+            "b_status": r.status,
+            "b_attempts": r.attempts,
+            "b_code": r.smtp_code,
+            "b_text": r.smtp_text,
+            "b_sent_at": r.sent_at or (now if r.status is DeliveryStatus.SENT else None),
+            "b_duplicate": int(r.possible_duplicate),
+            "b_unknown": r.outcome_unknown,
+        }
+        # in id order, the order a pass's reset locks rows in: no lock-order deadlock with it
+        for r in sorted(results, key=lambda r: r.claim.delivery_id)
+    ]
+    suppressions: dict[str, dict[str, Any]] = {}
+    for r in results:
+        for address in r.hard_bounces:
+            key = address.strip().lower()  # §4: the dedupe key, the form suppressions compare
+            suppressions.setdefault(
+                key,
+                {
+                    "email": key,
+                    "reason": SuppressionReason.HARD_BOUNCE,
+                    "created_at": now,
+                    "run_id": r.claim.run_id,
+                    "smtp_code": r.smtp_code,
+                    "smtp_text": r.smtp_text,
+                },
+            )
+    with engine.begin() as conn:
+        updated = conn.execute(update, params).rowcount
+        if suppressions:
+            conn.execute(_suppression_insert(conn.dialect), list(suppressions.values()))
+    return updated
+
+
+def release(engine: sa.Engine, claims: Sequence[ClaimedDelivery]) -> int:
+    """Give claimed deliveries back unsent (a sender stopping early); they stay in the pass."""
+    if not claims:
+        return 0
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.update(DeliveryRow)
+            .where(
+                DeliveryRow.id == sa.bindparam("b_id"),
+                DeliveryRow.status == DeliveryStatus.SENDING,
+                DeliveryRow.claimed_by == sa.bindparam("b_worker"),
+            )
+            .values(status=DeliveryStatus.PENDING, claimed_by=None, claimed_at=None),
+            [{"b_id": c.delivery_id, "b_worker": c.claimed_by} for c in claims],
+        ).rowcount

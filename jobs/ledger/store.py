@@ -1,0 +1,240 @@
+"""Runs and their frozen resolution (SPEC §7: the first `run` resolves and freezes the set).
+
+Transactions: readers take a `Connection` and leave its transaction to the caller. `create_run`
+takes the `Engine` and owns its one transaction, because "everything frozen or nothing" is the
+point of the function: a crash half-way through must leave no run behind, so that the next `run`
+resolves again instead of sending half a campaign.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, datetime
+from itertools import islice
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from jobs.ledger.codec import accounts_to_json, join_codes, make_run_id, utc_now
+from jobs.ledger.models import AuditRowRow, DeliveryRow, LedgerBase, RunRow, WarningRow
+from jobs.ledger.values import OPEN_STATUSES, DeliveryStatus, RunRecord
+from resolver.model import Decided, Decision, DedupeMode, Delivery, Warning
+
+__all__ = [
+    "CHUNK_ROWS",
+    "create_run",
+    "finish_run",
+    "get_run",
+    "list_runs",
+]
+
+CHUNK_ROWS = 2000  # rows per executemany: bounded memory for a run of a million candidates
+
+_T = TypeVar("_T")
+
+
+def _record(row: sa.Row[Any]) -> RunRecord:
+    return RunRecord(
+        pk=row.pk,
+        run_id=row.run_id,
+        campaign_id=row.campaign_id,
+        run_key=row.run_key,
+        as_of=row.as_of,
+        dedupe=row.dedupe,
+        template=row.template,
+        created_at=row.created_at,
+        resolved_at=row.resolved_at,
+        finished_at=row.finished_at,
+        candidates=row.candidates,
+        sends=row.sends,
+        merged=row.merged,
+        skips=row.skips,
+        deliveries=row.deliveries,
+        warnings=row.warnings,
+        coordinator=row.coordinator,
+        pass_no=row.pass_no,
+    )
+
+
+_RUN_COLUMNS = tuple(RunRow.__table__.c)
+
+
+def get_run(conn: sa.Connection, run_id: str) -> RunRecord | None:
+    """The run `<campaign_id>/<run_key>`, or None when it was never started."""
+    row = conn.execute(sa.select(*_RUN_COLUMNS).where(RunRow.run_id == run_id)).one_or_none()
+    return None if row is None else _record(row)
+
+
+def list_runs(conn: sa.Connection) -> list[RunRecord]:
+    """Every run, oldest first (for `status`)."""
+    return [_record(row) for row in conn.execute(sa.select(*_RUN_COLUMNS).order_by(RunRow.pk))]
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _insert_all(
+    conn: sa.Connection, model: type[LedgerBase], rows: Iterable[Mapping[str, Any]]
+) -> int:
+    """Insert `rows` with one executemany per chunk, never holding more than a chunk."""
+    count = 0
+    for chunk in _chunks(rows, CHUNK_ROWS):
+        conn.execute(sa.insert(model), chunk)
+        count += len(chunk)
+    return count
+
+
+def _delivery_rows(
+    run_pk: int, deliveries: Iterable[Delivery], message_id_for: Callable[[str], str]
+) -> Iterator[dict[str, Any]]:
+    for d in deliveries:
+        yield {
+            "run_pk": run_pk,
+            "seq": d.seq,
+            "delivery_key": d.key,
+            "email": d.email,
+            "name": d.name,
+            "audience": d.audience,
+            "reasons": join_codes(d.reasons),
+            "accounts": accounts_to_json(d.accounts),
+            "message_id": message_id_for(d.key),  # §6: derived once, reused by every resend
+            "status": DeliveryStatus.PENDING,
+            "attempts": 0,
+            "pass_no": 0,
+            "unconfirmed": 0,
+            "possible_duplicate": 0,
+            "outcome_unknown": False,
+        }
+
+
+def _audit_rows(
+    run_pk: int, decided: Iterable[Decided], decisions: Counter[Decision]
+) -> Iterator[dict[str, Any]]:
+    for row_no, d in enumerate(decided, start=1):
+        decisions[d.decision] += 1
+        c = d.candidate
+        yield {
+            "run_pk": run_pk,
+            "row_no": row_no,
+            "decision": d.decision,
+            "reasons": join_codes(d.reasons),
+            "audience": c.audience,
+            "account_id": c.account_id,
+            "account_name": c.account_name,
+            "source": c.source,
+            "person_id": c.person_id,
+            "name": c.name,
+            "email": c.email,
+            "delivery_email": d.delivery_email,
+            "delivery_key": d.delivery_key,
+        }
+
+
+def _warning_rows(run_pk: int, warnings: Iterable[Warning]) -> Iterator[dict[str, Any]]:
+    for warning_no, w in enumerate(warnings, start=1):
+        yield {
+            "run_pk": run_pk,
+            "warning_no": warning_no,
+            "code": w.code,
+            "account_id": w.account_id,
+            "person_id": w.person_id,
+            "email": w.email,
+            "detail": w.detail,
+        }
+
+
+class _RunExists(Exception):
+    """Another process froze the same run first (its transaction committed before ours)."""
+
+
+def create_run(
+    engine: sa.Engine,
+    *,
+    campaign_id: str,
+    run_key: str,
+    as_of: date,
+    dedupe: DedupeMode,
+    template: str,
+    audit_rows: Iterable[Decided],
+    deliveries: Iterable[Delivery],
+    warnings: Iterable[Warning],
+    message_id_for: Callable[[str], str],
+    now: datetime | None = None,
+) -> RunRecord:
+    """Freeze a run's resolution in one transaction; an existing run is returned untouched.
+
+    §7: a run is resolved once. When the run exists, the iterables are not consumed at all, so a
+    caller may pass lazy generators and check `get_run` first to skip resolving.
+    """
+    run_id = make_run_id(campaign_id, run_key)
+    with engine.connect() as conn:
+        existing = get_run(conn, run_id)
+    if existing is not None:
+        return existing
+    now = utc_now() if now is None else now
+    try:
+        with engine.begin() as conn:
+            try:
+                inserted = conn.execute(
+                    sa.insert(RunRow).values(
+                        run_id=run_id,
+                        campaign_id=campaign_id,
+                        run_key=run_key,
+                        as_of=as_of,
+                        dedupe=dedupe,
+                        template=template,
+                        created_at=now,
+                        resolved_at=now,
+                        pass_no=0,
+                    )
+                )
+            except sa.exc.IntegrityError as exc:
+                raise _RunExists from exc
+            run_pk = int(inserted.inserted_primary_key[0])
+            decisions: Counter[Decision] = Counter()
+            delivery_count = _insert_all(
+                conn, DeliveryRow, _delivery_rows(run_pk, deliveries, message_id_for)
+            )
+            candidates = _insert_all(conn, AuditRowRow, _audit_rows(run_pk, audit_rows, decisions))
+            warning_count = _insert_all(conn, WarningRow, _warning_rows(run_pk, warnings))
+            conn.execute(
+                sa.update(RunRow)
+                .where(RunRow.pk == run_pk)
+                .values(
+                    candidates=candidates,
+                    sends=decisions[Decision.SEND],
+                    merged=decisions[Decision.MERGED],
+                    skips=decisions[Decision.SKIP],
+                    deliveries=delivery_count,
+                    warnings=warning_count,
+                )
+            )
+    except _RunExists:
+        pass
+    with engine.connect() as conn:
+        created = get_run(conn, run_id)
+    if created is None:
+        raise RuntimeError(f"run {run_id} vanished right after it was frozen")
+    return created
+
+
+def finish_run(engine: sa.Engine, run: RunRecord, *, now: datetime | None = None) -> bool:
+    """Stamp `finished_at` when every delivery is `sent` or `failed`; True when the run is done."""
+    now = utc_now() if now is None else now
+    still_open = sa.exists().where(
+        DeliveryRow.run_pk == run.pk, DeliveryRow.status.in_(OPEN_STATUSES)
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(RunRow)
+            .where(RunRow.pk == run.pk, RunRow.finished_at.is_(None), ~still_open)
+            .values(finished_at=now)
+        )
+        finished = conn.execute(
+            sa.select(RunRow.finished_at).where(RunRow.pk == run.pk)
+        ).scalar_one()
+    return finished is not None
