@@ -1,0 +1,160 @@
+"""Audit and warnings CSV files (SPEC §4 warnings.csv, §5 audit CSV).
+
+These files are opened in Excel by Japanese support staff and read by auditors' scripts, so the
+columns are a public interface, the default encoding is UTF-8 with a BOM (Excel detects it), cells
+that Excel would run as formulas are neutralised, and `cp932` output reports the characters it
+cannot carry instead of crashing or silently dropping them.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from resolver.model import Decided, Warning
+
+__all__ = [
+    "AUDIT_COLUMNS",
+    "WARNING_COLUMNS",
+    "AuditLine",
+    "CsvOut",
+    "UnencodableCell",
+    "audit_line_from_decided",
+    "protect_formula",
+    "write_warnings",
+]
+
+AUDIT_COLUMNS: tuple[str, ...] = (
+    "run_id", "campaign_id", "decision", "reasons", "audience", "account_id", "account_name",
+    "source", "person_id", "name", "email", "delivery_email", "status", "attempts",
+    "last_smtp_code", "last_error", "message_id", "sent_at",
+)  # fmt: skip
+WARNING_COLUMNS: tuple[str, ...] = ("code", "account_id", "person_id", "email", "detail")
+
+ENCODINGS = {"utf-8": "utf-8-sig", "utf-8-sig": "utf-8-sig", "cp932": "cp932"}
+
+_FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def protect_formula(cell: str) -> str:
+    """§5: a cell Excel would evaluate as a formula is prefixed with `'`."""
+    return "'" + cell if cell.startswith(_FORMULA_LEADERS) else cell
+
+
+@dataclass(frozen=True, slots=True)
+class AuditLine:
+    """One audit CSV row, every cell already a string."""
+
+    run_id: str
+    campaign_id: str
+    decision: str
+    reasons: str
+    audience: str
+    account_id: str
+    account_name: str
+    source: str
+    person_id: str
+    name: str
+    email: str
+    delivery_email: str = ""
+    status: str = ""
+    attempts: str = ""
+    last_smtp_code: str = ""
+    last_error: str = ""
+    message_id: str = ""
+    sent_at: str = ""
+
+    def cells(self) -> tuple[str, ...]:
+        return tuple(getattr(self, name) for name in AUDIT_COLUMNS)
+
+
+def audit_line_from_decided(
+    row: Decided, *, run_id: str, campaign_id: str, status: str = "", message_id: str = ""
+) -> AuditLine:
+    """The audit row of a resolution that has not been sent (dry run: status `dry_run`)."""
+    c = row.candidate
+    has_delivery = row.delivery_key is not None
+    return AuditLine(
+        run_id=run_id,
+        campaign_id=campaign_id,
+        decision=row.decision.value,
+        reasons=";".join(r.value for r in row.reasons),
+        audience=c.audience.value,
+        account_id=c.account_id,
+        account_name=c.account_name,
+        source=c.source.value,
+        person_id=c.person_id,
+        name=c.name,
+        email=c.email,
+        delivery_email=row.delivery_email or "",
+        status=status if has_delivery else "",
+        message_id=message_id if has_delivery else "",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UnencodableCell:
+    """A cell whose characters the chosen encoding cannot carry (replaced by `?` in the file)."""
+
+    line: int
+    column: str
+    value: str
+
+
+@dataclass
+class CsvOut:
+    """A CSV file being written: header first, formula protection and encoding checks per cell."""
+
+    path: Path
+    columns: Sequence[str]
+    encoding: str = "utf-8"
+    unencodable: list[UnencodableCell] = field(default_factory=list)
+    rows: int = 0
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"unsupported encoding {self.encoding!r}")
+        self._codec = ENCODINGS[self.encoding]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", encoding=self._codec, newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(self.columns)
+
+    def write(self, cells: Sequence[str]) -> None:
+        self.rows += 1
+        out = [protect_formula(cell) for cell in cells]
+        if self._codec == "cp932":
+            for i, cell in enumerate(out):
+                try:
+                    cell.encode("cp932")
+                except UnicodeEncodeError:
+                    # the header is line 1; report the physical line Excel shows
+                    self.unencodable.append(UnencodableCell(self.rows + 1, self.columns[i], cell))
+                    out[i] = cell.encode("cp932", errors="replace").decode("cp932")
+        self._writer.writerow(out)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def write_warnings(path: Path, warnings: Iterable[Warning], encoding: str = "utf-8") -> CsvOut:
+    """Write `warnings.csv`; returns the closed writer for its row and unencodable counts."""
+    with CsvOut(path, WARNING_COLUMNS, encoding) as out:
+        for w in warnings:
+            out.write((w.code.value, w.account_id, w.person_id, w.email, w.detail))
+    return out

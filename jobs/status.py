@@ -1,0 +1,160 @@
+"""`status` and `audit export` (SPEC §5, §8): read the ledger, never in-memory counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobs.audit import AUDIT_COLUMNS, AuditLine, CsvOut
+from jobs.errors import NotFound
+from jobs.ledger import DeliveryStatus, RunRecord, RunStats, get_run, iter_audit, list_runs, stats
+from jobs.ledger.models import DeliveryRow
+from jobs.ledger.values import AuditExportRow
+from jobs.run import check_ledger
+
+__all__ = ["RunStatus", "export_audit", "run_status"]
+
+_ORDER = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.SENT,
+    DeliveryStatus.DEFERRED,
+    DeliveryStatus.FAILED,
+)
+
+
+@dataclass
+class RunStatus:
+    run: RunRecord
+    stats: RunStats
+    first_sent: datetime | None
+    last_sent: datetime | None
+
+    @property
+    def rate(self) -> float:
+        """Messages per second between the first and the last confirmed delivery."""
+        if self.first_sent is None or self.last_sent is None:
+            return 0.0
+        span = (self.last_sent - self.first_sent).total_seconds()
+        return self.stats[DeliveryStatus.SENT] / span if span > 0 else 0.0
+
+    @property
+    def state(self) -> str:
+        if self.run.finished_at is not None:
+            return "finished"
+        return "in progress" if self.stats.open else "done"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run.run_id,
+            "campaign_id": self.run.campaign_id,
+            "run_key": self.run.run_key,
+            "as_of": self.run.as_of.isoformat(),
+            "state": self.state,
+            "created_at": self.run.created_at.isoformat(),
+            "finished_at": self.run.finished_at.isoformat() if self.run.finished_at else None,
+            "deliveries": self.stats.total,
+            "counts": {s.value: self.stats[s] for s in _ORDER},
+            "left": self.stats.open,
+            "unconfirmed_resent": self.stats.unconfirmed,
+            "possible_duplicates": self.stats.possible_duplicate,
+            "messages_per_second": round(self.rate, 1),
+            "coordinator": self.run.coordinator,
+        }
+
+    def text(self) -> str:
+        counts = "  ".join(f"{s.value} {self.stats[s]:,}" for s in _ORDER)
+        lines = [
+            f"{self.run.run_id}  [{self.state}]  as of {self.run.as_of.isoformat()}",
+            f"  {self.stats.total:,} deliveries: {counts}",
+            f"  left: {self.stats.open:,}",
+        ]
+        if self.rate:
+            lines.append(f"  rate: {self.rate:,.1f} messages/s")
+        if self.stats.unconfirmed or self.stats.possible_duplicate:
+            lines.append(
+                f"  resent after a crash: {self.stats.unconfirmed:,}; possible duplicates: "
+                f"{self.stats.possible_duplicate:,}"
+            )
+        if self.run.coordinator:
+            lines.append(f"  last coordinator: {self.run.coordinator}")
+        return "\n".join(lines)
+
+
+def _sent_span(conn: sa.Connection, run: RunRecord) -> tuple[Any, Any]:
+    first, last = conn.execute(
+        sa.select(sa.func.min(DeliveryRow.sent_at), sa.func.max(DeliveryRow.sent_at)).where(
+            DeliveryRow.run_pk == run.pk
+        )
+    ).one()
+    return first, last
+
+
+def run_status(engine: sa.Engine, run_id: str | None) -> list[RunStatus]:
+    check_ledger(engine)
+    with engine.connect() as conn:
+        if run_id is None:
+            runs = list_runs(conn)
+        else:
+            one = get_run(conn, run_id)
+            if one is None:
+                raise NotFound(f"no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)")
+            runs = [one]
+        out = []
+        for run in runs:
+            first, last = _sent_span(conn, run)
+            out.append(RunStatus(run, stats(conn, run), first, last))
+    return out
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def _line(row: AuditExportRow) -> AuditLine:
+    return AuditLine(
+        run_id=row.run_id,
+        campaign_id=row.campaign_id,
+        decision=row.decision.value,
+        reasons=";".join(r.value for r in row.reasons),
+        audience=row.audience.value,
+        account_id=row.account_id,
+        account_name=row.account_name,
+        source=row.source.value,
+        person_id=row.person_id,
+        name=row.name,
+        email=row.email,
+        delivery_email=_cell(row.delivery_email),
+        status=_cell(row.status.value if row.status is not None else None),
+        attempts=_cell(row.attempts),
+        last_smtp_code=_cell(row.last_smtp_code),
+        last_error=_cell(row.last_error),
+        message_id=_cell(row.message_id),
+        sent_at=_cell(row.sent_at),
+    )
+
+
+def export_audit(engine: sa.Engine, run_id: str, out: Path, encoding: str) -> CsvOut:
+    """Write the run's audit CSV; the file appears only when complete."""
+    check_ledger(engine)
+    with engine.connect() as conn:
+        run = get_run(conn, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)")
+        partial = out.with_name(out.name + ".partial")
+        try:
+            with CsvOut(partial, AUDIT_COLUMNS, encoding) as csv_out:
+                for row in iter_audit(conn, run):
+                    csv_out.write(_line(row).cells())
+            partial.replace(out)
+        finally:
+            partial.unlink(missing_ok=True)
+    return csv_out

@@ -1,0 +1,546 @@
+"""The operator's CLI (SPEC §8): parses options, calls one `jobs` entry point, maps exit codes.
+
+No policy lives here. `MailerError`s become one `Error: …` line on stderr and their exit code (2
+input/config, 4 locked); anything else is a bug: exit 1, the traceback goes to the log file, the
+operator gets one line that says where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import sqlalchemy as sa
+
+from jobs.errors import MailerError
+from jobs.settings import Settings, load_settings
+
+__all__ = ["cli", "main"]
+
+ERROR_LOG = Path("var/log/swmail-errors.log")
+log = logging.getLogger("swmail")
+
+
+class _ExitWith(click.ClickException):
+    """A `MailerError` as click shows it: `Error: <message>` and the error's exit code."""
+
+    def __init__(self, error: MailerError) -> None:
+        super().__init__(error.message)
+        self.exit_code = error.exit_code
+
+
+def _internal_error(exc: BaseException) -> NoReturn:
+    ERROR_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with ERROR_LOG.open("a", encoding="utf-8") as f:
+        f.write(f"--- {datetime.now().isoformat()} {' '.join(sys.argv)}\n")
+        f.write("".join(traceback.format_exception(exc)))
+    click.echo(
+        f"Internal error: {type(exc).__name__}: {exc} (traceback in {ERROR_LOG}); please report it",
+        err=True,
+    )
+    sys.exit(1)
+
+
+class MailerGroup(click.Group):
+    """Turns the program's errors into exit codes in one place (like click's own `main`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MailerError as exc:
+            raise _ExitWith(exc) from exc
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as exc:  # a bug: the operator gets one line, the log the traceback
+            _internal_error(exc)
+
+
+@dataclass
+class App:
+    """What every command needs, created lazily so `--help` works without a database."""
+
+    config: Path | None
+    _engines: dict[str, sa.Engine] = field(default_factory=dict)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config)
+
+    def engine(self, url: str | None = None) -> sa.Engine:
+        from jobs.db import make_engine
+
+        url = url or self.settings.database.url
+        if url not in self._engines:
+            self._engines[url] = make_engine(url)
+        return self._engines[url]
+
+    def ledger_engine(self) -> sa.Engine:
+        return self.engine(self.settings.database.effective_ledger_url)
+
+    def campaign(self, value: str) -> Any:
+        from jobs.campaign import load_campaign, resolve_campaign_path
+
+        return load_campaign(resolve_campaign_path(value, Path(self.settings.paths.campaigns)))
+
+    def composer(self, campaign: Any, run_key: str, as_of: date) -> Any:
+        from jobs.compose import Composer
+        from jobs.render import load_template_set
+
+        templates = load_template_set(
+            Path(self.settings.paths.templates), campaign.template, campaign.folder
+        )
+        return Composer(campaign.id, run_key, as_of, templates, self.settings.message)
+
+    def ledger_suppressions(self) -> frozenset[str]:
+        """Hard bounces the job recorded (§7): part of the effective suppression list."""
+        from jobs.run import ledger_suppressions
+
+        return ledger_suppressions(self.ledger_engine())
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _today_tokyo() -> date:
+    from jobs.compose import TOKYO
+
+    return datetime.now(TOKYO).date()
+
+
+def as_of_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--as-of",
+        "as_of",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        default=None,
+        help="Resolve as of this date (YYYY-MM-DD; default: today in Asia/Tokyo).",
+    )(f)
+
+
+def campaign_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--campaign",
+        "campaign",
+        required=True,
+        metavar="C",
+        help="Campaign id (config/campaigns/<id>.toml) or path to a campaign file.",
+    )(f)
+
+
+def _as_of(value: datetime | None) -> date:
+    return value.date() if value is not None else _today_tokyo()
+
+
+def _is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+@click.group(cls=MailerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="SWMAIL_CONFIG",
+    help="Settings file (default: config/settings.toml; env SWMAIL_CONFIG).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: debug).")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
+    """SmileWorks announcement mailer: who receives each announcement, why, and sending it."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    app = App(config)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """The source database: create tables, import CSV files."""
+
+
+@db.command("init")
+@pass_app
+def db_init(app: App) -> None:
+    """Create the source tables (SPEC §3) and the job's own ledger tables; safe to repeat."""
+    from jobs.ledger.migrate import upgrade
+    from jobs.source_models import init_source_schema
+
+    init_source_schema(app.engine())
+    upgrade(app.ledger_engine())
+    click.echo(f"database ready: {app.engine().url.render_as_string(hide_password=True)}")
+    if app.settings.database.ledger_url:
+        shown = app.ledger_engine().url.render_as_string(hide_password=True)
+        click.echo(f"ledger ready: {shown}")
+
+
+@db.command("import")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--encoding",
+    type=click.Choice(["utf-8", "cp932"]),
+    default="utf-8",
+    show_default=True,
+    help="Encoding of the CSV files (cp932 for Excel exports).",
+)
+@pass_app
+def db_import(app: App, directory: Path, encoding: str) -> None:
+    """Load the CSV files of DIRECTORY (SPEC §3), replacing the data set; all or nothing."""
+    from jobs.errors import InputError
+    from jobs.importer import import_dir
+    from jobs.source_models import init_source_schema
+
+    if not directory.is_dir():
+        raise InputError(f"{directory}: no such folder")
+    engine = app.engine()
+    init_source_schema(engine)
+    report = import_dir(engine, directory, encoding)
+    parts = ", ".join(f"{table} {n:,}" for table, n in report.counts.items())
+    click.echo(f"imported {report.total_rows:,} rows in {report.elapsed_seconds:.2f}s: {parts}")
+    if report.absent:
+        click.echo(f"absent (empty): {', '.join(report.absent)}")
+
+
+# --- resolution -------------------------------------------------------------------------------
+
+
+def _print_summary(summary: Any) -> None:
+    data = summary.as_json()
+    click.echo(
+        f"{data['candidates']:,} candidates in {data['accounts']:,} accounts → "
+        f"{data['deliveries']:,} deliveries ({data['seconds']}s)"
+    )
+    for decision in ("send", "merged", "skip"):
+        click.echo(f"  {decision:<7} {data['decisions'].get(decision, 0):>8,}")
+    click.echo("by audience:")
+    for audience, decisions in data["audiences"].items():
+        cells = "  ".join(f"{d} {n:,}" for d, n in decisions.items())
+        click.echo(f"  {audience:<23} {cells}")
+    click.echo("by reason:")
+    for reason, n in data["reasons"].items():
+        click.echo(f"  {reason:<22} {n:>8,}")
+    if data["excluded_by_filters"]:
+        click.echo(f"outside the campaign's filters: {data['excluded_by_filters']:,}")
+    if data["warnings"]:
+        click.echo("warnings:")
+        for code, n in data["warnings"].items():
+            click.echo(f"  {code:<22} {n:>8,}")
+
+
+@cli.command()
+@campaign_option
+@as_of_option
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_app
+def resolve(app: App, campaign: str, as_of: datetime | None, as_json: bool) -> None:
+    """Count who would receive a campaign: by decision, audience and reason."""
+    from jobs.pipeline import resolve_campaign
+
+    chosen = app.campaign(campaign)
+    day = _as_of(as_of)
+    resolved = resolve_campaign(
+        app.engine(),
+        chosen,
+        day,
+        extra_suppressed=app.ledger_suppressions(),
+        progress=_is_tty(),
+    )
+    if as_json:
+        out = {"campaign_id": chosen.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"campaign {chosen.id} as of {day.isoformat()}")
+        _print_summary(resolved.summary)
+
+
+def _run_key(run_key: str | None, day: date) -> str:
+    from jobs.errors import InputError
+
+    key = run_key or day.isoformat()  # §7: the run key defaults to the as-of date
+    if "/" in key or not key.strip() or any(ch.isspace() for ch in key):
+        raise InputError(f"--run-key {key!r} must be non-empty without '/' or spaces")
+    return key
+
+
+@cli.command("dry-run")
+@campaign_option
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for audit.csv, warnings.csv and messages/<n>.eml.",
+)
+@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@as_of_option
+@click.option(
+    "--encoding",
+    type=click.Choice(["utf-8", "cp932"]),
+    default="utf-8",
+    show_default=True,
+    help="Encoding of the CSV files (utf-8 is written with a BOM for Excel).",
+)
+@pass_app
+def dry_run_cmd(
+    app: App,
+    campaign: str,
+    out: Path,
+    run_key: str | None,
+    as_of: datetime | None,
+    encoding: str,
+) -> None:
+    """Resolve and render every message to DIR as `run` would send them; send nothing."""
+    from jobs.dryrun import dry_run
+
+    chosen = app.campaign(campaign)
+    day = _as_of(as_of)
+    key = _run_key(run_key, day)
+    composer = app.composer(chosen, key, day)
+    report = dry_run(
+        app.engine(),
+        chosen,
+        composer,
+        out,
+        as_of=day,
+        extra_suppressed=app.ledger_suppressions(),
+        encoding=encoding,
+        progress=_is_tty(),
+    )
+    click.echo(f"dry run {report.run_id} as of {day.isoformat()} (nothing sent)")
+    _print_summary(report.summary)
+    click.echo(f"audit:    {out / 'audit.csv'}")
+    click.echo(f"warnings: {out / 'warnings.csv'}")
+    click.echo(f"messages: {out / 'messages'} ({report.messages:,} files)")
+    _report_side_notes(report.charset_fallbacks, report.unencodable, encoding)
+
+
+def _report_side_notes(fallbacks: list[str], unencodable: list[Any], encoding: str) -> None:
+    if fallbacks:
+        click.echo(
+            f"note: {len(fallbacks)} message(s) hold characters ISO-2022-JP cannot encode and "
+            f"were built in UTF-8 instead, e.g. to {fallbacks[0]}",
+            err=True,
+        )
+    if unencodable:
+        first = unencodable[0]
+        click.echo(
+            f"note: {len(unencodable)} cell(s) cannot be written in {encoding} and hold '?' "
+            f"instead; first at line {first.line}, column {first.column}: {first.value!r}. "
+            "Use the default UTF-8 to keep every character.",
+            err=True,
+        )
+
+
+@cli.command()
+@campaign_option
+@click.option("--email", default=None, help="A person's e-mail address.")
+@click.option("--corp-id", default=None, help="A customer's corp_id.")
+@click.option("--partner-id", default=None, help="A partner's partner_id.")
+@as_of_option
+@click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
+@pass_app
+def explain(
+    app: App,
+    campaign: str,
+    email: str | None,
+    corp_id: str | None,
+    partner_id: str | None,
+    as_of: datetime | None,
+    as_json: bool,
+) -> None:
+    """Why a person or account does or does not receive a campaign, rule by rule."""
+    from jobs.errors import InputError
+    from jobs.explain import explain as run_explain
+    from jobs.explain import render_text
+
+    chosen = [v for v in (email, corp_id, partner_id) if v]
+    if len(chosen) != 1:
+        raise InputError("give exactly one of --email, --corp-id, --partner-id")
+    result = run_explain(
+        app.engine(),
+        app.campaign(campaign),
+        _as_of(as_of),
+        email=email,
+        corp_id=corp_id,
+        partner_id=partner_id,
+        extra_suppressed=app.ledger_suppressions(),
+    )
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_text(result))
+
+
+@cli.command()
+@campaign_option
+@click.option("--email", required=True, help="The recipient's e-mail address.")
+@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@as_of_option
+@click.option("--raw", is_flag=True, help="Print the whole message as sent (RFC 5322 bytes).")
+@pass_app
+def preview(
+    app: App,
+    campaign: str,
+    email: str,
+    run_key: str | None,
+    as_of: datetime | None,
+    raw: bool,
+) -> None:
+    """Show the rendered message one recipient would receive."""
+    from jobs.preview import preview_messages, render_preview
+
+    chosen = app.campaign(campaign)
+    day = _as_of(as_of)
+    composer = app.composer(chosen, _run_key(run_key, day), day)
+    composed = preview_messages(
+        app.engine(),
+        chosen,
+        composer,
+        email,
+        as_of=day,
+        extra_suppressed=app.ledger_suppressions(),
+    )
+    for i, message in enumerate(composed):
+        if i:
+            click.echo("=" * 72)
+        if raw:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(message.data)
+            sys.stdout.buffer.flush()
+        else:
+            click.echo(render_preview(message))
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@campaign_option
+@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@as_of_option
+@pass_app
+def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) -> None:
+    """Resolve (the first time) and send a campaign; run it again to resume.
+
+    Exit 0 when every delivery is sent or failed, 3 when deferred deliveries are left for the
+    next run, 4 when another coordinator holds the run.
+    """
+    from jobs.run import run_campaign
+
+    chosen = app.campaign(campaign)
+    day = _as_of(as_of)
+    composer = app.composer(chosen, _run_key(run_key, day), day)
+    outcome = run_campaign(
+        app.engine(),
+        app.ledger_engine(),
+        chosen,
+        composer,
+        app.settings.smtp,
+        as_of=day,
+        progress=_is_tty(),
+    )
+    r = outcome.run
+    verb = "resolved and froze" if outcome.created else "resumed"
+    click.echo(f"run {r.run_id} ({verb}; as of {r.as_of.isoformat()})")
+    if outcome.resolution is not None:
+        _print_summary(outcome.resolution)
+    p = outcome.pass_report
+    click.echo(
+        f"this pass: sent {p.sent:,}, deferred {p.deferred:,}, failed {p.failed:,} "
+        f"in {p.seconds:.2f}s ({p.rate:,.0f} messages/s)"
+    )
+    if outcome.reset_in_flight:
+        click.echo(
+            f"resent after a crash: {outcome.reset_in_flight:,} deliveries were in flight "
+            "(same Message-ID; at most these can arrive twice)"
+        )
+    if p.possible_duplicates:
+        click.echo(
+            f"possible duplicates: {p.possible_duplicates:,} (connection lost after the "
+            "message body was sent, resent with the same Message-ID)"
+        )
+    if p.hard_bounces:
+        click.echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")
+    for line in p.first_errors:
+        click.echo(f"  {line}", err=True)
+    _print_status(outcome.stats)
+    _report_side_notes(p.charset_fallbacks, [], "utf-8")
+    app.close()
+    sys.exit(outcome.exit_code)
+
+
+def _print_status(st: Any) -> None:
+    counts = {s.value: n for s, n in st.counts.items()}
+    order = ("pending", "sending", "sent", "deferred", "failed")
+    cells = "  ".join(f"{s} {counts.get(s, 0):,}" for s in order)
+    click.echo(f"ledger: {cells}")
+
+
+@cli.command()
+@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="One run: <campaign>/<key>.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_app
+def status(app: App, run_id: str | None, as_json: bool) -> None:
+    """Progress of runs: deliveries per status, what is left, how fast it went."""
+    from jobs.status import run_status
+
+    rows = run_status(app.ledger_engine(), run_id)
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no runs yet")
+    for r in rows:
+        click.echo(r.text())
+
+
+@cli.group()
+def audit() -> None:
+    """The audit trail of runs."""
+
+
+@audit.command("export")
+@click.option("--run", "run_id", required=True, metavar="RUN_ID", help="<campaign>/<run key>.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--encoding",
+    type=click.Choice(["utf-8", "cp932"]),
+    default="utf-8",
+    show_default=True,
+    help="utf-8 is written with a BOM for Excel.",
+)
+@pass_app
+def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
+    """Write the audit CSV of a run (SPEC §5) with each delivery's status."""
+    from jobs.status import export_audit
+
+    written = export_audit(app.ledger_engine(), run_id, out, encoding)
+    click.echo(f"wrote {written.rows:,} rows to {out}")
+    _report_side_notes([], written.unencodable, encoding)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="swmail")
+
+
+if __name__ == "__main__":
+    main()
