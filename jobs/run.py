@@ -1,0 +1,201 @@
+"""The `run` coordinator (SPEC §7): lock, freeze the resolution once, send a pass, report.
+
+The order matters for "impossible to double-send":
+1. templates are checked before anything else (exit 2 changes nothing);
+2. the run lock is taken before the ledger is read, so two coordinators never both resolve or
+   both reset in-flight deliveries; it dies with the process (kill -9 leaves nothing to expire);
+3. the first run freezes audit rows, deliveries and Message-IDs in one transaction; later runs
+   read only the ledger, so a resumed run sends exactly the frozen set, never a re-resolution;
+4. a new pass puts deliveries left `sending` by a dead process back in the queue (same
+   Message-ID) and counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from jobs.campaign import Campaign
+from jobs.compose import Composer
+from jobs.errors import ConfigError
+from jobs.ledger import (
+    DeliveryStatus,
+    RunRecord,
+    RunStats,
+    acquire_run_lock,
+    begin_pass,
+    create_run,
+    current_revision,
+    finish_run,
+    get_run,
+    head_revision,
+    holder_description,
+    make_run_id,
+    stats,
+)
+from jobs.ledger.report import load_suppression_keys
+from jobs.pipeline import Summary, resolve_campaign
+from jobs.sender import PassReport, send_pass
+from jobs.settings import SmtpSettings
+from jobs.smtp.pool import SmtpPool
+from resolver.model import Decided
+
+__all__ = ["RunOutcome", "check_ledger", "ledger_exists", "ledger_suppressions", "run_campaign"]
+
+EXIT_DONE = 0
+EXIT_DEFERRED = 3
+
+
+def ledger_exists(engine: sa.Engine) -> bool:
+    return current_revision(engine) is not None
+
+
+def check_ledger(engine: sa.Engine) -> None:
+    """Refuse to run on a ledger that is missing or at another schema version (exit 2)."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        state = "has no ledger tables" if current is None else f"is at schema {current}"
+        raise ConfigError(
+            f"the ledger database {state}; this version needs {head}: run `swmail db init`"
+        )
+
+
+def ledger_suppressions(engine: sa.Engine) -> frozenset[str]:
+    """The job's own hard bounces (§7), or nothing when the ledger does not exist yet."""
+    if not ledger_exists(engine):
+        return frozenset()
+    with engine.connect() as conn:
+        return frozenset(load_suppression_keys(conn))
+
+
+@dataclass
+class RunOutcome:
+    run: RunRecord
+    created: bool  # this call resolved and froze the run
+    resolution: Summary | None
+    reset_in_flight: int  # found `sending` after a crash: resent with their Message-ID
+    pass_report: PassReport
+    stats: RunStats
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        open_left = sum(
+            self.stats.counts.get(s, 0)
+            for s in (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+        )
+        return EXIT_DEFERRED if open_left else EXIT_DONE
+
+
+def _sqlite_path(engine: sa.Engine) -> Path | None:
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    return Path(engine.url.database)
+
+
+def run_campaign(
+    source: sa.Engine,
+    ledger: sa.Engine,
+    campaign: Campaign,
+    composer: Composer,
+    smtp: SmtpSettings,
+    *,
+    as_of: date,
+    progress: bool = False,
+) -> RunOutcome:
+    """Resolve (first time) and send one run; resumable after any crash."""
+    started = time.perf_counter()
+    composer.check()
+    check_ledger(ledger)
+    run_id = make_run_id(campaign.id, composer.run_key)
+    holder = holder_description()
+    with acquire_run_lock(ledger, run_id, sqlite_path=_sqlite_path(ledger)):
+        with ledger.connect() as conn:
+            run = get_run(conn, run_id)
+        created = run is None
+        summary: Summary | None = None
+        if run is None:
+            rows: list[Decided] = []
+            resolved = resolve_campaign(
+                source,
+                campaign,
+                as_of,
+                extra_suppressed=ledger_suppressions(ledger),
+                on_row=rows.append,
+                progress=progress,
+            )
+            summary = resolved.summary
+            run = create_run(
+                ledger,
+                campaign_id=campaign.id,
+                run_key=composer.run_key,
+                as_of=as_of,
+                dedupe=campaign.policy.dedupe,
+                template=campaign.template,
+                audit_rows=rows,
+                deliveries=resolved.deliveries,
+                warnings=resolved.warnings,
+                message_id_for=composer.message_id,
+            )
+            del rows
+        elif run.as_of != composer.as_of:
+            # the frozen run renders with its own as-of date, whatever was passed now
+            composer = Composer(
+                composer.campaign_id,
+                composer.run_key,
+                run.as_of,
+                composer.templates,
+                composer.message,
+            )
+        info = begin_pass(ledger, run, coordinator=holder)
+        with ledger.connect() as conn:
+            before = stats(conn, run)
+        todo = before.counts.get(DeliveryStatus.PENDING, 0)
+        report = asyncio.run(
+            _send(ledger, run, info.pass_no, composer, smtp, todo=todo, progress=progress)
+        )
+        finish_run(ledger, run)
+        with ledger.connect() as conn:
+            after = stats(conn, run)
+            refreshed = get_run(conn, run_id)
+    return RunOutcome(
+        run=refreshed or run,
+        created=created,
+        resolution=summary,
+        reset_in_flight=info.reset,
+        pass_report=report,
+        stats=after,
+        seconds=time.perf_counter() - started,
+    )
+
+
+async def _send(
+    ledger: sa.Engine,
+    run: RunRecord,
+    pass_no: int,
+    composer: Composer,
+    smtp: SmtpSettings,
+    *,
+    todo: int,
+    progress: bool,
+) -> PassReport:
+    if todo == 0:
+        return PassReport()
+    async with SmtpPool.from_settings(smtp) as pool:
+        return await send_pass(
+            ledger,
+            run,
+            pass_no,
+            composer,
+            pool,
+            smtp,
+            worker_id=holder_description(),
+            total=todo,
+            progress=progress,
+        )
