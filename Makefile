@@ -21,6 +21,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Ratios against a baseline measured in the same run (see bench/); not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python bench/send_pipeline.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 

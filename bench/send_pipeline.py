@@ -1,0 +1,142 @@
+"""Benchmark: the whole send pipeline against the naive path, measured in the same run.
+
+    .venv/bin/python bench/send_pipeline.py [--customers 3000] [--connections 4]
+
+Both paths send the same deliveries of a generated demo data set into the same discarding
+aiosmtpd sink (a separate process, so the sink does not share the client's event loop):
+
+- baseline: an `EmailMessage` per recipient, sent with aiosmtplib's `send_message` over one
+  persistent connection, nothing recorded (what a first script would do);
+- product: `run` (claim → render → MIME → send through the pool → ledger commit per delivery).
+
+Prints messages/s of each and their ratio. A ratio, not an absolute figure, is what can be
+compared across machines and runs; the absolute numbers move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from jobs.campaign import load_campaign  # noqa: E402
+from jobs.compose import TOKYO, Composer  # noqa: E402
+from jobs.db import make_engine  # noqa: E402
+from jobs.demo_data import generate  # noqa: E402
+from jobs.importer import import_dir  # noqa: E402
+from jobs.ledger import upgrade  # noqa: E402
+from jobs.pipeline import resolve_campaign  # noqa: E402
+from jobs.render import build_context, load_template_set  # noqa: E402
+from jobs.run import run_campaign  # noqa: E402
+from jobs.settings import MessageSettings, SmtpSettings  # noqa: E402
+from jobs.source_models import init_source_schema  # noqa: E402
+from resolver.model import Delivery  # noqa: E402
+
+AS_OF = date(2026, 12, 1)
+
+SINK = """
+import asyncio, sys
+from aiosmtpd.controller import Controller
+class Discard:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 2.0.0 OK"
+import socket
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+c = Controller(Discard(), hostname="127.0.0.1", port=port)
+c.start()
+print(port, flush=True)
+sys.stdin.read()
+c.stop()
+"""
+
+
+def naive_message(composer: Composer, d: Delivery, message: MessageSettings) -> EmailMessage:
+    rendered = composer.templates.render(
+        build_context(d, composer.campaign_id, composer.run_key, composer.as_of)
+    )
+    m = EmailMessage()
+    m["From"] = message.from_
+    m["Reply-To"] = message.reply_to
+    m["To"] = Address(d.name, addr_spec=d.email)
+    m["Subject"] = rendered.subject
+    m["Date"] = datetime.now(TOKYO)
+    m["Message-ID"] = composer.message_id(d.key)
+    m.set_content(rendered.text)
+    if rendered.html is not None:
+        m.add_alternative(rendered.html, subtype="html")
+    return m
+
+
+async def baseline(port: int, composer: Composer, deliveries: list[Delivery]) -> float:
+    started = time.perf_counter()
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port) as client:
+        for d in deliveries:
+            await client.send_message(naive_message(composer, d, composer.message))
+    return len(deliveries) / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=3000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--baseline-messages", type=int, default=1500)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="swmail-bench-"))
+    generate(work / "data", customers=args.customers)
+    engine = make_engine(f"sqlite:///{work / 'bench.sqlite3'}")
+    init_source_schema(engine)
+    import_dir(engine, work / "data")
+    upgrade(engine)
+
+    campaign = load_campaign(REPO / "config/campaigns/maintenance-notice.toml")
+    templates = load_template_set(REPO / "templates", campaign.template, campaign.folder)
+    message = MessageSettings()
+    composer = Composer(campaign.id, "bench", AS_OF, templates, message)
+
+    sink = subprocess.Popen(
+        [sys.executable, "-c", SINK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert sink.stdout is not None
+        port = int(sink.stdout.readline())
+        deliveries = resolve_campaign(engine, campaign, AS_OF, progress=False).deliveries
+        sample = deliveries[: args.baseline_messages]
+        naive_rate = asyncio.run(baseline(port, composer, sample))
+
+        smtp = SmtpSettings(host="127.0.0.1", port=port, connections=args.connections)
+        outcome = run_campaign(engine, engine, campaign, composer, smtp, as_of=AS_OF)
+        report = outcome.pass_report
+    finally:
+        if sink.stdin is not None:
+            sink.stdin.close()
+        sink.wait(timeout=10)
+
+    print(f"deliveries:            {len(deliveries):,} ({args.customers:,} customers)")
+    print(f"baseline (naive path): {naive_rate:8,.0f} messages/s over {len(sample):,} messages")
+    print(
+        f"pipeline (run):        {report.rate:8,.0f} messages/s over {report.attempted:,}"
+        f" messages, {args.connections} connections, ledger on SQLite"
+    )
+    print(f"ratio pipeline/baseline: {report.rate / naive_rate:.2f}")
+    print(f"(work files in {work}; cpu count {os.cpu_count()})")
+    return 0 if report.sent == len(deliveries) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
