@@ -61,7 +61,12 @@ class MailerGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt:
-            raise click.Abort() from None
+            # 130 as shells report SIGINT; 1 is reserved for bugs (SPEC §8)
+            click.echo(
+                "Interrupted: what the server confirmed is recorded; run again to resume.",
+                err=True,
+            )
+            sys.exit(130)
         except Exception as exc:  # a bug: the operator gets one line, the log the traceback
             _internal_error(exc)
 
@@ -479,6 +484,8 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
         )
     if p.hard_bounces:
         click.echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")
+    if p.relay_down:
+        click.echo(f"relay down: {p.relay_down}")
     for line in p.first_errors:
         click.echo(f"  {line}", err=True)
     _print_status(outcome.stats)

@@ -31,7 +31,7 @@ from jobs.ledger.queue import claim, record, release
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, RunRecord
 from jobs.progress import Progress
 from jobs.settings import SmtpSettings
-from jobs.smtp.envelope import Envelope, FinalResult, FinalStatus
+from jobs.smtp.envelope import SESSION_PHASES, Envelope, FinalResult, FinalStatus
 from jobs.smtp.retry import send_with_retry
 from jobs.smtp.transport import Transport
 
@@ -59,6 +59,7 @@ class PassReport:
     hard_bounces: int = 0
     seconds: float = 0.0
     first_errors: list[str] = field(default_factory=list)
+    relay_down: str = ""  # why the pass stopped early because the relay itself failed
     charset_fallbacks: list[str] = field(default_factory=list)  # delivery addresses
 
     @property
@@ -129,6 +130,10 @@ async def send_pass(
     # claimer was cancelled is not forgotten.
     held: dict[int, ClaimedDelivery] = {}
     done_sending = asyncio.Event()
+    # Consecutive deliveries deferred because the session itself failed (connect, TLS, AUTH):
+    # when every connection has seen it, the relay is down and every further delivery would
+    # spend all its attempts the same way. The pass stops; the rest stays pending (exit 3).
+    session_failures = 0
     bar = Progress("sending", total) if progress else None
     db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
     loop = asyncio.get_running_loop()
@@ -145,7 +150,7 @@ async def send_pass(
         return release(engine, list(held.values()))
 
     async def claimer() -> None:
-        while claims := await in_db(claim_and_hold):
+        while not report.relay_down and (claims := await in_db(claim_and_hold)):
             for c in claims:
                 await work.put(c)
         for _ in range(connections):
@@ -186,18 +191,31 @@ async def send_pass(
         else:
             report.failed += 1
         if result.status is not DeliveryStatus.SENT and len(report.first_errors) < 5:
+            reply = " ".join(str(part) for part in (result.smtp_code, result.smtp_text) if part)
             report.first_errors.append(
                 f"{c.delivery.email}: {result.status.value} after {final.attempts} attempt(s):"
-                f" {result.smtp_code or ''} {result.smtp_text or ''}".rstrip()
+                f" {reply}".rstrip()
             )
         report.possible_duplicates += int(final.possible_duplicate)
         report.hard_bounces += len(final.hard_bounces)
+        nonlocal session_failures
+        if result.status is DeliveryStatus.DEFERRED and final.phase in SESSION_PHASES:
+            session_failures += 1
+            if session_failures >= connections and not report.relay_down:
+                report.relay_down = (
+                    f"the relay failed {session_failures} deliveries in a row before any "
+                    f"message could be sent ({final.phase.value}: {final.text}); stopped this "
+                    "pass, the rest stays pending for the next run"
+                )
+        elif result.status is not DeliveryStatus.DEFERRED:
+            session_failures = 0
         if bar is not None:
             bar.advance()
 
     async def worker() -> None:
         while (c := await work.get()) is not None:
-            await send_one(c)
+            if not report.relay_down:  # else it stays held and is given back below
+                await send_one(c)
 
     async def committer() -> None:
         # Fixed cadence: each tick is due COMMIT_INTERVAL after the previous one started, not
@@ -240,6 +258,9 @@ async def send_pass(
             # the error being raised is the one to report; the next pass resets these anyway
             log.warning("could not give back %d claimed deliveries", len(held), exc_info=True)
         raise
+    else:
+        if report.relay_down:
+            await in_db(release_held)
     finally:
         db.shutdown(wait=True)
         if bar is not None:
