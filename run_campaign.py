@@ -147,6 +147,20 @@ def campaign_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+_WRITTEN_CSV = "Encoding of the CSV files written (utf-8 gets a BOM for Excel)."
+
+
+def encoding_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--encoding utf-8|cp932`: the two encodings Japanese Excel users need (SPEC §3, §5)."""
+    return click.option(
+        "--encoding",
+        type=click.Choice(["utf-8", "cp932"]),
+        default="utf-8",
+        show_default=True,
+        help=help_text,
+    )
+
+
 def _as_of(value: datetime | None) -> date:
     return value.date() if value is not None else _today_tokyo()
 
@@ -199,13 +213,7 @@ def db_init(app: App) -> None:
 
 @db.command("import")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--encoding",
-    type=click.Choice(["utf-8", "cp932"]),
-    default="utf-8",
-    show_default=True,
-    help="Encoding of the CSV files (cp932 for Excel exports).",
-)
+@encoding_option("Encoding of the CSV files (cp932 for Excel exports).")
 @pass_app
 def db_import(app: App, directory: Path, encoding: str) -> None:
     """Load the CSV files of DIRECTORY (SPEC §3), replacing the data set; all or nothing."""
@@ -296,13 +304,7 @@ def _run_key(run_key: str | None, day: date) -> str:
 )
 @click.option("--run-key", default=None, help="Run key (default: the as-of date).")
 @as_of_option
-@click.option(
-    "--encoding",
-    type=click.Choice(["utf-8", "cp932"]),
-    default="utf-8",
-    show_default=True,
-    help="Encoding of the CSV files (utf-8 is written with a BOM for Excel).",
-)
+@encoding_option(_WRITTEN_CSV)
 @pass_app
 def dry_run_cmd(
     app: App,
@@ -527,13 +529,7 @@ def audit() -> None:
 @audit.command("export")
 @click.option("--run", "run_id", required=True, metavar="RUN_ID", help="<campaign>/<run key>.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--encoding",
-    type=click.Choice(["utf-8", "cp932"]),
-    default="utf-8",
-    show_default=True,
-    help="utf-8 is written with a BOM for Excel.",
-)
+@encoding_option(_WRITTEN_CSV)
 @pass_app
 def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     """Write the audit CSV of a run (SPEC §5) with each delivery's status."""

@@ -21,7 +21,7 @@ from jobs.pipeline import resolve_campaign
 from jobs.source_models import Customer as CustomerRow
 from jobs.source_models import Partner as PartnerRow
 from resolver.candidates import is_legacy_admin
-from resolver.model import AccountKind, Decided, Decision, Delivery, User
+from resolver.model import AccountKind, Candidate, Decided, Decision, Delivery, Excluded, User
 from resolver.normalize import dedupe_key
 from resolver.resolve import AccountOutcome
 from resolver.rules import EXPLANATIONS
@@ -66,9 +66,7 @@ def _merged_into(delivery: Delivery) -> str:
     return f"{delivery.name} <{delivery.email}> (the message for {first.name}, {first.id})"
 
 
-def _trace_row(row: Decided) -> PersonTrace:
-    c = row.candidate
-    because = [EXPLANATIONS[r] for r in row.reasons]
+def _trace(c: Candidate, decision: str, reasons: list[str], because: list[str]) -> PersonTrace:
     return PersonTrace(
         account_kind=c.account_kind.value,
         account_id=c.account_id,
@@ -78,11 +76,26 @@ def _trace_row(row: Decided) -> PersonTrace:
         email=c.email,
         source=c.source.value,
         audience=c.audience.value,
-        decision=row.decision.value,
-        reasons=[r.value for r in row.reasons],
+        decision=decision,
+        reasons=reasons,
         because=because,
-        delivery_email=row.delivery_email or "",
     )
+
+
+def _trace_row(row: Decided) -> PersonTrace:
+    trace = _trace(
+        row.candidate,
+        row.decision.value,
+        [r.value for r in row.reasons],
+        [EXPLANATIONS[r] for r in row.reasons],
+    )
+    trace.delivery_email = row.delivery_email or ""
+    return trace
+
+
+def _trace_excluded(ex: Excluded) -> PersonTrace:
+    because = [f"outside the campaign's {ex.filter.value} filter: {ex.detail}"]
+    return _trace(ex.candidate, "outside_campaign", [], because)
 
 
 def _non_candidate(outcome: AccountOutcome, user: User, account_name: str) -> PersonTrace:
@@ -160,27 +173,8 @@ def explain(
             if matches(row.candidate.email):
                 traced.append((_trace_row(row), row.delivery_key))
         for ex in outcome.excluded:
-            c = ex.candidate
-            if matches(c.email):
-                traced.append(
-                    (
-                        PersonTrace(
-                            account_kind=c.account_kind.value,
-                            account_id=c.account_id,
-                            account_name=c.account_name,
-                            person_id=c.person_id,
-                            name=c.name,
-                            email=c.email,
-                            source=c.source.value,
-                            audience=c.audience.value,
-                            decision="outside_campaign",
-                            because=[
-                                f"outside the campaign's {ex.filter.value} filter: {ex.detail}"
-                            ],
-                        ),
-                        None,
-                    )
-                )
+            if matches(ex.candidate.email):
+                traced.append((_trace_excluded(ex), None))
         account_name = next(
             (r.candidate.account_name for r in outcome.rows),
             next((e.candidate.account_name for e in outcome.excluded), ""),

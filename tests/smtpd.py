@@ -168,10 +168,14 @@ class RecordingHandler:
         )
         index = len(self.bodies)
         self.bodies.append(received)  # the body arrived, whatever the reply will be
-        status = await self._answer(server, self._next("DATA", self.data))
+        status = await self._answer(server, self._data_reply(received))
         if status.startswith("250"):
             self.bodies[index] = replace(received, accepted=True)
         return status
+
+    def _data_reply(self, received: Received) -> Reply | None:
+        """The scripted reply to this body; subclasses may choose per recipient."""
+        return self._next("DATA", self.data)
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.commands["RSET"] += 1

@@ -20,7 +20,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from jobs.run import RunOutcome, run_campaign
 from jobs.settings import Settings, load_settings
 from jobs.source_models import init_source_schema
 from resolver.model import Decision
-from tests.smtpd import Received, RecordingHandler, Script, SmtpServer
+from tests.smtpd import Received, RecordingHandler, Reply, Script, SmtpServer
 
 __all__ = [
     "AS_OF",
@@ -97,26 +97,11 @@ class ScriptedHandler(RecordingHandler):
         self.rcpts.append(address)
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.commands["DATA"] += 1
-        received = Received(
-            mail_from=str(envelope.mail_from),
-            rcpt_tos=tuple(envelope.rcpt_tos),
-            data=bytes(envelope.original_content or b""),
-            accepted=False,
-            mail_options=tuple(envelope.mail_options),
-        )
-        index = len(self.bodies)
-        self.bodies.append(received)  # the body arrived, whatever the reply will be
+    def _data_reply(self, received: Received) -> Reply | None:
         recipient = received.rcpt_tos[0] if received.rcpt_tos else ""
         if recipient in self.data_for:
-            reply = self._next(f"DATA {recipient}", self.data_for[recipient])
-        else:
-            reply = self._next("DATA", self.data)
-        status = await self._answer(server, reply)
-        if status.startswith("250"):
-            self.bodies[index] = replace(received, accepted=True)
-        return status
+            return self._next(f"DATA {recipient}", self.data_for[recipient])
+        return super()._data_reply(received)
 
 
 def received_per_address(bodies: Iterable[Received]) -> Counter[str]:
