@@ -19,6 +19,8 @@ demo: $(STAMP)
 	bash tools/demo.sh
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 # Ratios against a baseline measured in the same run (see bench/); not part of `make test`.
@@ -27,6 +29,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf var/demo .pytest_cache .ruff_cache

@@ -77,17 +77,38 @@ DEMO_DOMAINS: Final = ("example.co.jp", "example.jp", "example.com", "mail.examp
 # §3: the files and their columns, in order.
 HEADERS: Final[Mapping[str, tuple[str, ...]]] = {
     "customers.csv": (
-        "corp_id", "company_name", "channel", "reseller_partner_id", "plan", "contract_status",
-        "applied_on", "is_oem", "mypage_postal_code", "mypage_address", "company_info_name",
+        "corp_id",
+        "company_name",
+        "channel",
+        "reseller_partner_id",
+        "plan",
+        "contract_status",
+        "applied_on",
+        "is_oem",
+        "mypage_postal_code",
+        "mypage_address",
+        "company_info_name",
         "company_info_address",
     ),
     "mypage_contacts.csv": ("corp_id", "role", "name", "email"),
     "users.csv": (
-        "corp_id", "user_id", "name", "email", "is_system_admin", "account_type", "status",
+        "corp_id",
+        "user_id",
+        "name",
+        "email",
+        "is_system_admin",
+        "account_type",
+        "status",
     ),
     "partners.csv": ("partner_id", "name", "kind", "status", "postal_code", "address"),
     "partner_contacts.csv": (
-        "partner_id", "contact_id", "name", "email", "role", "certified_until", "status",
+        "partner_id",
+        "contact_id",
+        "name",
+        "email",
+        "role",
+        "certified_until",
+        "status",
     ),
     "contracts.csv": ("corp_id", "product", "status"),
     "suppressions.csv": ("email", "reason", "created_on"),
@@ -161,93 +182,277 @@ _MIN_PARTNERS: Final = 40
 
 # (kanji, romaji): the most common Japanese surnames.
 _SURNAMES: Final = (
-    ("佐藤", "sato"), ("鈴木", "suzuki"), ("高橋", "takahashi"), ("田中", "tanaka"),
-    ("伊藤", "ito"), ("渡辺", "watanabe"), ("山本", "yamamoto"), ("中村", "nakamura"),
-    ("小林", "kobayashi"), ("加藤", "kato"), ("吉田", "yoshida"), ("山田", "yamada"),
-    ("佐々木", "sasaki"), ("山口", "yamaguchi"), ("松本", "matsumoto"), ("井上", "inoue"),
-    ("木村", "kimura"), ("林", "hayashi"), ("斎藤", "saito"), ("清水", "shimizu"),
-    ("山崎", "yamazaki"), ("森", "mori"), ("池田", "ikeda"), ("橋本", "hashimoto"),
-    ("阿部", "abe"), ("石川", "ishikawa"), ("前田", "maeda"), ("藤田", "fujita"),
-    ("小川", "ogawa"), ("岡田", "okada"), ("後藤", "goto"), ("長谷川", "hasegawa"),
-    ("村上", "murakami"), ("近藤", "kondo"), ("石井", "ishii"), ("坂本", "sakamoto"),
-    ("遠藤", "endo"), ("青木", "aoki"), ("藤井", "fujii"), ("西村", "nishimura"),
-    ("福田", "fukuda"), ("太田", "ota"), ("三浦", "miura"), ("藤原", "fujiwara"),
-    ("岡本", "okamoto"), ("松田", "matsuda"), ("中川", "nakagawa"), ("中野", "nakano"),
-    ("原田", "harada"), ("小野", "ono"),
+    ("佐藤", "sato"),
+    ("鈴木", "suzuki"),
+    ("高橋", "takahashi"),
+    ("田中", "tanaka"),
+    ("伊藤", "ito"),
+    ("渡辺", "watanabe"),
+    ("山本", "yamamoto"),
+    ("中村", "nakamura"),
+    ("小林", "kobayashi"),
+    ("加藤", "kato"),
+    ("吉田", "yoshida"),
+    ("山田", "yamada"),
+    ("佐々木", "sasaki"),
+    ("山口", "yamaguchi"),
+    ("松本", "matsumoto"),
+    ("井上", "inoue"),
+    ("木村", "kimura"),
+    ("林", "hayashi"),
+    ("斎藤", "saito"),
+    ("清水", "shimizu"),
+    ("山崎", "yamazaki"),
+    ("森", "mori"),
+    ("池田", "ikeda"),
+    ("橋本", "hashimoto"),
+    ("阿部", "abe"),
+    ("石川", "ishikawa"),
+    ("前田", "maeda"),
+    ("藤田", "fujita"),
+    ("小川", "ogawa"),
+    ("岡田", "okada"),
+    ("後藤", "goto"),
+    ("長谷川", "hasegawa"),
+    ("村上", "murakami"),
+    ("近藤", "kondo"),
+    ("石井", "ishii"),
+    ("坂本", "sakamoto"),
+    ("遠藤", "endo"),
+    ("青木", "aoki"),
+    ("藤井", "fujii"),
+    ("西村", "nishimura"),
+    ("福田", "fukuda"),
+    ("太田", "ota"),
+    ("三浦", "miura"),
+    ("藤原", "fujiwara"),
+    ("岡本", "okamoto"),
+    ("松田", "matsuda"),
+    ("中川", "nakagawa"),
+    ("中野", "nakano"),
+    ("原田", "harada"),
+    ("小野", "ono"),
 )
 # Variant kanji that real registers hold and ISO-2022-JP cannot encode (a To: name problem).
 _RARE_SURNAMES: Final = (("髙橋", "takahashi"), ("山﨑", "yamazaki"), ("𠮷田", "yoshida"))
 _RARE_SURNAME_RATE: Final = 0.004
 
 _GIVEN_NAMES: Final = (
-    ("太郎", "taro"), ("一郎", "ichiro"), ("健太", "kenta"), ("翔太", "shota"),
-    ("大輔", "daisuke"), ("誠", "makoto"), ("直樹", "naoki"), ("拓也", "takuya"),
-    ("健一", "kenichi"), ("浩", "hiroshi"), ("隆", "takashi"), ("亮", "ryo"), ("蓮", "ren"),
-    ("大翔", "hiroto"), ("悠真", "yuma"), ("修", "osamu"), ("学", "manabu"), ("和也", "kazuya"),
-    ("達也", "tatsuya"), ("雄一", "yuichi"), ("花子", "hanako"), ("陽子", "yoko"),
-    ("恵", "megumi"), ("由美", "yumi"), ("美咲", "misaki"), ("愛", "ai"), ("彩", "aya"),
-    ("真由美", "mayumi"), ("裕子", "yuko"), ("京子", "kyoko"), ("さくら", "sakura"),
-    ("結衣", "yui"), ("智子", "tomoko"), ("明美", "akemi"), ("直子", "naoko"),
-    ("千尋", "chihiro"), ("美穂", "miho"), ("香織", "kaori"), ("舞", "mai"), ("陽菜", "hina"),
+    ("太郎", "taro"),
+    ("一郎", "ichiro"),
+    ("健太", "kenta"),
+    ("翔太", "shota"),
+    ("大輔", "daisuke"),
+    ("誠", "makoto"),
+    ("直樹", "naoki"),
+    ("拓也", "takuya"),
+    ("健一", "kenichi"),
+    ("浩", "hiroshi"),
+    ("隆", "takashi"),
+    ("亮", "ryo"),
+    ("蓮", "ren"),
+    ("大翔", "hiroto"),
+    ("悠真", "yuma"),
+    ("修", "osamu"),
+    ("学", "manabu"),
+    ("和也", "kazuya"),
+    ("達也", "tatsuya"),
+    ("雄一", "yuichi"),
+    ("花子", "hanako"),
+    ("陽子", "yoko"),
+    ("恵", "megumi"),
+    ("由美", "yumi"),
+    ("美咲", "misaki"),
+    ("愛", "ai"),
+    ("彩", "aya"),
+    ("真由美", "mayumi"),
+    ("裕子", "yuko"),
+    ("京子", "kyoko"),
+    ("さくら", "sakura"),
+    ("結衣", "yui"),
+    ("智子", "tomoko"),
+    ("明美", "akemi"),
+    ("直子", "naoko"),
+    ("千尋", "chihiro"),
+    ("美穂", "miho"),
+    ("香織", "kaori"),
+    ("舞", "mai"),
+    ("陽菜", "hina"),
 )
 
 _STEMS: Final = (
-    ("さくら", "sakura"), ("東西", "tozai"), ("日の出", "hinode"), ("みらい", "mirai"),
-    ("丸の内", "marunouchi"), ("青空", "aozora"), ("大和", "yamato"), ("北斗", "hokuto"),
-    ("富士", "fuji"), ("光", "hikari"), ("中央", "chuo"), ("協和", "kyowa"), ("平和", "heiwa"),
-    ("三和", "sanwa"), ("日本橋", "nihonbashi"), ("常盤", "tokiwa"), ("朝日", "asahi"),
-    ("昭和", "showa"), ("明星", "myojo"), ("若葉", "wakaba"), ("瑞穂", "mizuho"),
-    ("東海", "tokai"), ("北陸", "hokuriku"), ("湘南", "shonan"), ("信州", "shinshu"),
-    ("浪速", "naniwa"), ("千代田", "chiyoda"), ("山手", "yamate"), ("白山", "hakusan"),
-    ("栄", "sakae"), ("博多", "hakata"), ("みどり", "midori"), ("ひまわり", "himawari"),
-    ("つばさ", "tsubasa"), ("あおい", "aoi"), ("やまびこ", "yamabiko"), ("サンライズ", "sunrise"),
-    ("ハーモニー", "harmony"), ("ユニオン", "union"), ("オリオン", "orion"), ("テクノ", "techno"),
-    ("アルファ", "alpha"), ("グローバル", "global"), ("エコー", "echo"), ("セントラル", "central"),
+    ("さくら", "sakura"),
+    ("東西", "tozai"),
+    ("日の出", "hinode"),
+    ("みらい", "mirai"),
+    ("丸の内", "marunouchi"),
+    ("青空", "aozora"),
+    ("大和", "yamato"),
+    ("北斗", "hokuto"),
+    ("富士", "fuji"),
+    ("光", "hikari"),
+    ("中央", "chuo"),
+    ("協和", "kyowa"),
+    ("平和", "heiwa"),
+    ("三和", "sanwa"),
+    ("日本橋", "nihonbashi"),
+    ("常盤", "tokiwa"),
+    ("朝日", "asahi"),
+    ("昭和", "showa"),
+    ("明星", "myojo"),
+    ("若葉", "wakaba"),
+    ("瑞穂", "mizuho"),
+    ("東海", "tokai"),
+    ("北陸", "hokuriku"),
+    ("湘南", "shonan"),
+    ("信州", "shinshu"),
+    ("浪速", "naniwa"),
+    ("千代田", "chiyoda"),
+    ("山手", "yamate"),
+    ("白山", "hakusan"),
+    ("栄", "sakae"),
+    ("博多", "hakata"),
+    ("みどり", "midori"),
+    ("ひまわり", "himawari"),
+    ("つばさ", "tsubasa"),
+    ("あおい", "aoi"),
+    ("やまびこ", "yamabiko"),
+    ("サンライズ", "sunrise"),
+    ("ハーモニー", "harmony"),
+    ("ユニオン", "union"),
+    ("オリオン", "orion"),
+    ("テクノ", "techno"),
+    ("アルファ", "alpha"),
+    ("グローバル", "global"),
+    ("エコー", "echo"),
+    ("セントラル", "central"),
 )
 _SUFFIXES: Final = (
-    "商事", "製作所", "工業", "建設", "運輸", "食品", "電機", "設計", "印刷", "不動産", "物産",
-    "企画", "システム", "商店", "精工", "興業", "産業", "工務店", "電設", "薬品", "化成", "住宅",
-    "物流", "技研", "開発", "観光", "水産", "デザイン", "ホールディングス", "サービス", "フーズ",
+    "商事",
+    "製作所",
+    "工業",
+    "建設",
+    "運輸",
+    "食品",
+    "電機",
+    "設計",
+    "印刷",
+    "不動産",
+    "物産",
+    "企画",
+    "システム",
+    "商店",
+    "精工",
+    "興業",
+    "産業",
+    "工務店",
+    "電設",
+    "薬品",
+    "化成",
+    "住宅",
+    "物流",
+    "技研",
+    "開発",
+    "観光",
+    "水産",
+    "デザイン",
+    "ホールディングス",
+    "サービス",
+    "フーズ",
 )
 _RESELLER_SUFFIXES: Final = (
-    "システム", "情報システム", "ビジネスサービス", "OA販売", "ITソリューションズ", "コンピュータ",
+    "システム",
+    "情報システム",
+    "ビジネスサービス",
+    "OA販売",
+    "ITソリューションズ",
+    "コンピュータ",
     "事務機",
 )
 _IMPLEMENTATION_SUFFIXES: Final = (
-    "導入支援", "クラウド導入センター", "ITコンサルティング", "システム導入サービス", "経営支援",
+    "導入支援",
+    "クラウド導入センター",
+    "ITコンサルティング",
+    "システム導入サービス",
+    "経営支援",
 )
 _INFO_NAME_SUFFIXES: Final = (
-    "本社", "東京本社", "本店", "経理部", "管理本部", "大阪支店", "名古屋営業所",
+    "本社",
+    "東京本社",
+    "本店",
+    "経理部",
+    "管理本部",
+    "大阪支店",
+    "名古屋営業所",
 )
 
 # (prefecture, city, first three digits of its postal codes, weight)
 _PLACES: Final = (
-    ("東京都", "千代田区", 100, 6), ("東京都", "中央区", 103, 6),
-    ("東京都", "港区", 105, 6), ("東京都", "新宿区", 160, 5),
-    ("東京都", "渋谷区", 150, 5), ("東京都", "品川区", 141, 4),
-    ("東京都", "世田谷区", 154, 4), ("東京都", "八王子市", 192, 2),
-    ("神奈川県", "横浜市西区", 220, 4), ("神奈川県", "川崎市中原区", 211, 3),
-    ("神奈川県", "相模原市中央区", 252, 2), ("埼玉県", "さいたま市大宮区", 330, 3),
-    ("千葉県", "千葉市中央区", 260, 3), ("茨城県", "水戸市", 310, 1),
-    ("栃木県", "宇都宮市", 320, 1), ("群馬県", "高崎市", 370, 1),
-    ("北海道", "札幌市中央区", 60, 3), ("宮城県", "仙台市青葉区", 980, 2),
-    ("福島県", "郡山市", 963, 1), ("新潟県", "新潟市中央区", 951, 1),
-    ("長野県", "松本市", 390, 1), ("静岡県", "静岡市葵区", 420, 2),
-    ("静岡県", "浜松市中央区", 430, 1), ("愛知県", "名古屋市中区", 460, 4),
-    ("愛知県", "豊田市", 471, 1), ("岐阜県", "岐阜市", 500, 1),
-    ("石川県", "金沢市", 920, 1), ("京都府", "京都市下京区", 600, 2),
-    ("大阪府", "大阪市北区", 530, 4), ("大阪府", "大阪市中央区", 540, 4),
-    ("大阪府", "堺市堺区", 590, 1), ("兵庫県", "神戸市中央区", 650, 2),
-    ("奈良県", "奈良市", 630, 1), ("岡山県", "岡山市北区", 700, 1),
-    ("広島県", "広島市中区", 730, 2), ("香川県", "高松市", 760, 1),
-    ("愛媛県", "松山市", 790, 1), ("福岡県", "福岡市博多区", 812, 3),
-    ("福岡県", "北九州市小倉北区", 802, 1), ("熊本県", "熊本市中央区", 860, 1),
-    ("鹿児島県", "鹿児島市", 890, 1), ("沖縄県", "那覇市", 900, 1),
+    ("東京都", "千代田区", 100, 6),
+    ("東京都", "中央区", 103, 6),
+    ("東京都", "港区", 105, 6),
+    ("東京都", "新宿区", 160, 5),
+    ("東京都", "渋谷区", 150, 5),
+    ("東京都", "品川区", 141, 4),
+    ("東京都", "世田谷区", 154, 4),
+    ("東京都", "八王子市", 192, 2),
+    ("神奈川県", "横浜市西区", 220, 4),
+    ("神奈川県", "川崎市中原区", 211, 3),
+    ("神奈川県", "相模原市中央区", 252, 2),
+    ("埼玉県", "さいたま市大宮区", 330, 3),
+    ("千葉県", "千葉市中央区", 260, 3),
+    ("茨城県", "水戸市", 310, 1),
+    ("栃木県", "宇都宮市", 320, 1),
+    ("群馬県", "高崎市", 370, 1),
+    ("北海道", "札幌市中央区", 60, 3),
+    ("宮城県", "仙台市青葉区", 980, 2),
+    ("福島県", "郡山市", 963, 1),
+    ("新潟県", "新潟市中央区", 951, 1),
+    ("長野県", "松本市", 390, 1),
+    ("静岡県", "静岡市葵区", 420, 2),
+    ("静岡県", "浜松市中央区", 430, 1),
+    ("愛知県", "名古屋市中区", 460, 4),
+    ("愛知県", "豊田市", 471, 1),
+    ("岐阜県", "岐阜市", 500, 1),
+    ("石川県", "金沢市", 920, 1),
+    ("京都府", "京都市下京区", 600, 2),
+    ("大阪府", "大阪市北区", 530, 4),
+    ("大阪府", "大阪市中央区", 540, 4),
+    ("大阪府", "堺市堺区", 590, 1),
+    ("兵庫県", "神戸市中央区", 650, 2),
+    ("奈良県", "奈良市", 630, 1),
+    ("岡山県", "岡山市北区", 700, 1),
+    ("広島県", "広島市中区", 730, 2),
+    ("香川県", "高松市", 760, 1),
+    ("愛媛県", "松山市", 790, 1),
+    ("福岡県", "福岡市博多区", 812, 3),
+    ("福岡県", "北九州市小倉北区", 802, 1),
+    ("熊本県", "熊本市中央区", 860, 1),
+    ("鹿児島県", "鹿児島市", 890, 1),
+    ("沖縄県", "那覇市", 900, 1),
 )
 _PLACE_WEIGHTS: Final = tuple(accumulate(p[3] for p in _PLACES))
 _TOWNS: Final = (
-    "本町", "栄町", "中央", "緑町", "旭町", "錦町", "大手町", "駅前", "新町", "東町", "西町",
-    "南町", "北町", "若葉町", "桜町", "幸町", "末広町", "寿町", "宮前", "青葉台",
+    "本町",
+    "栄町",
+    "中央",
+    "緑町",
+    "旭町",
+    "錦町",
+    "大手町",
+    "駅前",
+    "新町",
+    "東町",
+    "西町",
+    "南町",
+    "北町",
+    "若葉町",
+    "桜町",
+    "幸町",
+    "末広町",
+    "寿町",
+    "宮前",
+    "青葉台",
 )
 _BUILDINGS: Final = ("第一ビル", "センタービル", "ビジネスプラザ", "スクエア", "タワー", "会館")
 
@@ -261,12 +466,16 @@ _ROLE_USER_IDS: Final = ("keiri", "soumu", "jinji", "eigyo", "kanri", "shacho", 
 # `admin2` is a near miss: §4 matches the whole user id `admin`, so it is a plain system admin.
 _SYSADMIN_USER_IDS: Final = ("sysadm", "kanri", "admin2", "itkanri", "system")
 _GROUP_ACCOUNTS: Final = (
-    ("keiri-group", "経理部 共有"), ("tenpo01", "店舗 共有"), ("shiten", "支店 共有"),
+    ("keiri-group", "経理部 共有"),
+    ("tenpo01", "店舗 共有"),
+    ("shiten", "支店 共有"),
     ("soumu-group", "総務部 共有"),
 )
 _SUPPRESSION_WEIGHTS: Final = tuple(accumulate((70, 10, 20)))
 _SUPPRESSION_REASONS: Final = (
-    SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT, SuppressionReason.MANUAL,
+    SuppressionReason.HARD_BOUNCE,
+    SuppressionReason.COMPLAINT,
+    SuppressionReason.MANUAL,
 )
 
 # Background rates (per customer or per address) on top of the planted edge cases.
@@ -295,10 +504,14 @@ _FIRST_APPLIED: Final = date(2012, 4, 1)
 _FIRST_SUPPRESSION: Final = date(2020, 1, 1)
 _CONTROL_NAMES: Final = ("{sei} {mei}\r\nBcc: x@example.com", "{sei}\t{mei}", "{sei} {mei}\n")
 _NOT_ISO_2022_JP: Final = (
-    "株式会社髙橋{suffix}", "有限会社𠮷野{suffix}", "合同会社{stem}{suffix}①",
+    "株式会社髙橋{suffix}",
+    "有限会社𠮷野{suffix}",
+    "合同会社{stem}{suffix}①",
 )
 _HTML_SPECIAL: Final = (
-    "株式会社<エー&ビー>", '有限会社"{stem}"&{suffix}', "{stem}<{suffix}> & Co.株式会社",
+    "株式会社<エー&ビー>",
+    '有限会社"{stem}"&{suffix}',
+    "{stem}<{suffix}> & Co.株式会社",
 )
 _LONG_NAME: Final = (
     "株式会社{stem}インターナショナル・ビジネス・ソリューションズ・アンド・コンサルティング"
@@ -388,8 +601,10 @@ class _CustomerDraft:
 
     def sysadmins(self) -> list[_UserDraft]:
         return [
-            u for u in self.users
-            if u.is_system_admin and u.account_type is AccountType.NORMAL
+            u
+            for u in self.users
+            if u.is_system_admin
+            and u.account_type is AccountType.NORMAL
             and u.user_id.lower() != "admin"
         ]
 
@@ -444,8 +659,11 @@ def _title_case(address: str) -> str:
 
 def _deliverable(address: str) -> bool:
     """A clean address, as the ones a bounce or complaint can come back from."""
-    return address.isascii() and address.count("@") == 1 and address == address.strip() and (
-        not address.endswith(".") and address.partition("@")[2] in DEMO_DOMAINS
+    return (
+        address.isascii()
+        and address.count("@") == 1
+        and address == address.strip()
+        and (not address.endswith(".") and address.partition("@")[2] in DEMO_DOMAINS)
     )
 
 
@@ -513,7 +731,8 @@ class _Generator:
 
     def person(self) -> _Person:
         sei, sei_romaji = (
-            self.pick(_RARE_SURNAMES) if self.random() < _RARE_SURNAME_RATE
+            self.pick(_RARE_SURNAMES)
+            if self.random() < _RARE_SURNAME_RATE
             else self.pick(_SURNAMES)
         )
         mei, mei_romaji = self.pick(_GIVEN_NAMES)
@@ -571,8 +790,15 @@ class _Generator:
             return email
         return self.pick(
             (
-                "", " ", email.replace("@", "."), email + ".", _full_width(email),
-                _upper_domain(email), _upper_domain(email), f" {email}", f"{email} ",
+                "",
+                " ",
+                email.replace("@", "."),
+                email + ".",
+                _full_width(email),
+                _upper_domain(email),
+                _upper_domain(email),
+                f" {email}",
+                f"{email} ",
             )
         )
 
@@ -584,7 +810,8 @@ class _Generator:
         resellers = round(count * 0.35)
         partners = round(count * 0.30)
         kinds = (
-            [PartnerKind.RESELLER] * resellers + [PartnerKind.PARTNER] * partners
+            [PartnerKind.RESELLER] * resellers
+            + [PartnerKind.PARTNER] * partners
             + [PartnerKind.IMPLEMENTATION] * (count - resellers - partners)
         )
         rng.shuffle(kinds)
@@ -611,17 +838,18 @@ class _Generator:
             self.partners.append(draft)
         self.plant_partners()
         self.resellers = [
-            p.partner_id for p in self.partners
+            p.partner_id
+            for p in self.partners
             if p.kind is PartnerKind.RESELLER and p.status is PartnerStatus.ACTIVE
         ]
         usable = [
-            c for p in self.partners if p.status is PartnerStatus.ACTIVE
+            c
+            for p in self.partners
+            if p.status is PartnerStatus.ACTIVE
             for c in p.contacts
             if c.status is ContactStatus.ACTIVE and c.role is ContactRole.CONTACT
         ]
-        firm_ids = {
-            c.contact_id for p in self.partners if p.is_accounting_firm for c in p.contacts
-        }
+        firm_ids = {c.contact_id for p in self.partners if p.is_accounting_firm for c in p.contacts}
         self.advisors = [c for c in usable if c.contact_id in firm_ids] or usable
         self.write_partners()
 
@@ -673,7 +901,10 @@ class _Generator:
             self.partners[i].status = PartnerStatus.TERMINATED
             self.planted[EdgeCase.PARTNER_TERMINATED] += 1
         clean = [
-            c for p in self.partners if p.status is PartnerStatus.ACTIVE for c in p.contacts
+            c
+            for p in self.partners
+            if p.status is PartnerStatus.ACTIVE
+            for c in p.contacts
             if c.status is ContactStatus.ACTIVE
         ]
         contacts = [c for c in clean if c.role is ContactRole.CONTACT]
@@ -700,15 +931,25 @@ class _Generator:
     def write_partners(self) -> None:
         self.sinks.write(
             "partners.csv",
-            [[p.partner_id, p.name, p.kind, p.status, p.postal_code, p.address]
-             for p in self.partners],
+            [
+                [p.partner_id, p.name, p.kind, p.status, p.postal_code, p.address]
+                for p in self.partners
+            ],
         )
         self.sinks.write(
             "partner_contacts.csv",
             [
-                [p.partner_id, c.contact_id, c.name, c.email, c.role,
-                 c.certified_until.isoformat() if c.certified_until else "", c.status]
-                for p in self.partners for c in p.contacts
+                [
+                    p.partner_id,
+                    c.contact_id,
+                    c.name,
+                    c.email,
+                    c.role,
+                    c.certified_until.isoformat() if c.certified_until else "",
+                    c.status,
+                ]
+                for p in self.partners
+                for c in p.contacts
             ],
         )
 
@@ -729,7 +970,7 @@ class _Generator:
         """Which customer positions carry which planted edge case (distinct positions)."""
         reps = max(_MIN_PLANTED, self.customers // _CUSTOMERS_PER_PLANT)
         edges = list(CUSTOMER_EDGE_CASES) * reps
-        del edges[self.customers:]  # a tiny demo holds what fits; the summary says so
+        del edges[self.customers :]  # a tiny demo holds what fits; the summary says so
         positions = self.rng.sample(range(self.customers), len(edges))
         return dict(zip(positions, edges, strict=True))
 
@@ -753,8 +994,10 @@ class _Generator:
         channel = Channel.RESELLER if self.random() < _RESELLER_RATE else Channel.DIRECT
         r = self.random()
         status = (
-            ContractStatus.TERMINATED if r < _TERMINATED_RATE
-            else ContractStatus.SUSPENDED if r < _TERMINATED_RATE + _SUSPENDED_RATE
+            ContractStatus.TERMINATED
+            if r < _TERMINATED_RATE
+            else ContractStatus.SUSPENDED
+            if r < _TERMINATED_RATE + _SUSPENDED_RATE
             else ContractStatus.ACTIVE
         )
         postal, street = self.address()
@@ -876,7 +1119,10 @@ class _Generator:
             if not clean and user_id != "admin":
                 r = self.random()
                 user.status = (
-                    UserStatus.LOCKED if r < 0.04 else UserStatus.DELETED if r < 0.08
+                    UserStatus.LOCKED
+                    if r < 0.04
+                    else UserStatus.DELETED
+                    if r < 0.08
                     else UserStatus.ACTIVE
                 )
             draft.users.append(user)
@@ -927,7 +1173,8 @@ class _Generator:
             statuses = [ProductStatus.TERMINATED] * count
         else:
             statuses = [
-                ProductStatus.TERMINATED if self.random() < _PRODUCT_TERMINATED_RATE
+                ProductStatus.TERMINATED
+                if self.random() < _PRODUCT_TERMINATED_RATE
                 else ProductStatus.ACTIVE
                 for _ in products
             ]
@@ -1013,8 +1260,7 @@ class _Generator:
         """Keep a planted user within the 1-8 users a customer has, dropping a plain one."""
         if len(draft.users) >= _MAX_USERS:
             plain = [
-                u for u in draft.users
-                if not u.is_system_admin and u.user_id.lower() != "admin"
+                u for u in draft.users if not u.is_system_admin and u.user_id.lower() != "admin"
             ]
             draft.users.remove(plain[-1])
 
@@ -1031,12 +1277,23 @@ class _Generator:
         sinks = self.sinks
         sinks.write(
             "customers.csv",
-            [[
-                d.corp_id, d.company_name, d.channel, d.reseller_partner_id, d.plan, d.status,
-                d.applied_on.isoformat(), "1" if d.is_oem else "0", d.postal_code, d.address,
-                # §2: company info differs from My Page on purpose; it must never be mailed.
-                f"{d.company_name} {d.info_name_suffix}", d.info_address,
-            ]],
+            [
+                [
+                    d.corp_id,
+                    d.company_name,
+                    d.channel,
+                    d.reseller_partner_id,
+                    d.plan,
+                    d.status,
+                    d.applied_on.isoformat(),
+                    "1" if d.is_oem else "0",
+                    d.postal_code,
+                    d.address,
+                    # §2: company info differs from My Page on purpose; it must never be mailed.
+                    f"{d.company_name} {d.info_name_suffix}",
+                    d.info_address,
+                ]
+            ],
         )
         sinks.write(
             "mypage_contacts.csv", [[d.corp_id, c.role, c.name, c.email] for c in d.contacts]
@@ -1044,8 +1301,15 @@ class _Generator:
         sinks.write(
             "users.csv",
             [
-                [d.corp_id, u.user_id, u.name, u.email, "1" if u.is_system_admin else "0",
-                 u.account_type, u.status]
+                [
+                    d.corp_id,
+                    u.user_id,
+                    u.name,
+                    u.email,
+                    "1" if u.is_system_admin else "0",
+                    u.account_type,
+                    u.status,
+                ]
                 for u in d.users
             ],
         )
@@ -1092,7 +1356,10 @@ def generate(
 @click.command(help="Write a realistic demo data set (SPEC §3 CSV files) into OUT_DIR.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
-    "--customers", type=click.IntRange(min=1), default=DEFAULT_CUSTOMERS, show_default=True,
+    "--customers",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CUSTOMERS,
+    show_default=True,
     help="How many customers to generate.",
 )
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Random seed.")

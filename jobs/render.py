@@ -227,8 +227,11 @@ class _Loader(jinja2.FileSystemLoader):
             return super().get_source(environment, template)
         except UnicodeDecodeError as exc:
             where = next(
-                (str(Path(root, template)) for root in self.searchpath
-                 if Path(root, template).is_file()),
+                (
+                    str(Path(root, template))
+                    for root in self.searchpath
+                    if Path(root, template).is_file()
+                ),
                 template,
             )
             raise TemplateError(

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = (REPO.parent / "shared" / "sample-data").resolve()
 
-PG_ADMIN_URL = os.environ.get("SWMAIL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "SWMAIL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 MARIADB_ADMIN_URL = os.environ.get(
     "SWMAIL_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/?charset=utf8mb4"
 )
@@ -45,13 +47,14 @@ def sqlite_url(tmp_path: Path) -> str:
 def pg_url() -> Iterator[str]:
     if not _port_open(5432):
         _unavailable(
-            "PostgreSQL", 5432,
+            "PostgreSQL",
+            5432,
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
         )
     name = f"swmail_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0'))
+        conn.execute(sa.text(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield url
@@ -65,7 +68,8 @@ def pg_url() -> Iterator[str]:
 def mariadb_url() -> Iterator[str]:
     if not _port_open(3306):
         _unavailable(
-            "MariaDB", 3306,
+            "MariaDB",
+            3306,
             "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
         )
     name = f"swmail_test_{uuid.uuid4().hex[:12]}"
@@ -93,9 +97,7 @@ def mariadb_url() -> Iterator[str]:
 )
 def db_url(request: pytest.FixtureRequest) -> str:
     """A fresh, empty database of each kind: the same test runs on all three."""
-    name = {"sqlite": "sqlite_url", "postgresql": "pg_url", "mariadb": "mariadb_url"}[
-        request.param
-    ]
+    name = {"sqlite": "sqlite_url", "postgresql": "pg_url", "mariadb": "mariadb_url"}[request.param]
     return str(request.getfixturevalue(name))
 
 

@@ -57,8 +57,11 @@ def _direct_with_contacts(d: DemoSet, status: str) -> int:
     reachable = _customers_with(d, "mypage_contacts.csv", lambda r: bool(r["email"].strip()))
     return _count(
         d["customers.csv"],
-        lambda c: c["channel"] == "direct" and c["contract_status"] == status
-        and c["corp_id"] in reachable,
+        lambda c: (
+            c["channel"] == "direct"
+            and c["contract_status"] == status
+            and c["corp_id"] in reachable
+        ),
     )
 
 
@@ -79,8 +82,11 @@ def unreachable(d: DemoSet) -> int:
     )
     return _count(
         d["customers.csv"],
-        lambda c: c["channel"] == "direct" and c["contract_status"] != "terminated"
-        and c["corp_id"] not in contacts | admins,
+        lambda c: (
+            c["channel"] == "direct"
+            and c["contract_status"] != "terminated"
+            and c["corp_id"] not in contacts | admins
+        ),
     )
 
 
@@ -121,7 +127,8 @@ def duplicate_in_customer(d: DemoSet) -> int:
     for r in d["mypage_contacts.csv"]:
         by_corp[r["corp_id"]][r["role"]] = _key(r["email"])
     return sum(
-        1 for roles in by_corp.values()
+        1
+        for roles in by_corp.values()
         if roles.get("contract_manager") and roles.get("contract_manager") == roles.get("billing")
     )
 
@@ -141,9 +148,7 @@ def duplicate_customer_partner(d: DemoSet) -> int:
 
 
 def name_control_characters(d: DemoSet) -> int:
-    return _count(
-        _people(d), lambda r: any(unicodedata.category(ch) == "Cc" for ch in r["name"])
-    )
+    return _count(_people(d), lambda r: any(unicodedata.category(ch) == "Cc" for ch in r["name"]))
 
 
 def _not_iso_2022_jp(name: str) -> bool:

@@ -136,7 +136,9 @@ def test_company_info_never_equals_my_page(demo: DemoSet) -> None:
 
 def test_every_address_is_under_an_example_domain(demo: DemoSet) -> None:
     people = (
-        demo["mypage_contacts.csv"] + demo["users.csv"] + demo["partner_contacts.csv"]
+        demo["mypage_contacts.csv"]
+        + demo["users.csv"]
+        + demo["partner_contacts.csv"]
         + demo["suppressions.csv"]
     )
     for row in people:
@@ -149,7 +151,8 @@ def test_every_address_is_under_an_example_domain(demo: DemoSet) -> None:
 
 def test_people_have_japanese_names_with_a_space(demo: DemoSet) -> None:
     people = [
-        r for r in demo["mypage_contacts.csv"] + demo["users.csv"] + demo["partner_contacts.csv"]
+        r
+        for r in demo["mypage_contacts.csv"] + demo["users.csv"] + demo["partner_contacts.csv"]
         if r.get("account_type") != "group" and r["name"].isprintable()
     ]
     spaced = sum(1 for r in people if re.fullmatch(r"\S+ \S+", r["name"]))
@@ -173,7 +176,8 @@ def test_proportions_look_like_production(demo_3000: DemoSet) -> None:
     assert set(users.values()) <= set(range(1, 9))
     assert len(users) == n
     admins = Counter(
-        r["corp_id"] for r in demo_3000["users.csv"]
+        r["corp_id"]
+        for r in demo_3000["users.csv"]
         if r["is_system_admin"] == "1" and r["account_type"] == "normal"
     )
     assert sum(1 for c in admins.values() if c in (1, 2)) / n > 0.9
@@ -182,15 +186,15 @@ def test_proportions_look_like_production(demo_3000: DemoSet) -> None:
     assert len(products) == n
     assert 30 <= len(demo_3000["partners.csv"]) <= 60
     assert {r["kind"] for r in demo_3000["partners.csv"]} == {
-        "reseller", "partner", "implementation",
+        "reseller",
+        "partner",
+        "implementation",
     }
 
 
 def test_terminated_customers_have_no_active_contract(demo: DemoSet) -> None:
     ended = {r["corp_id"] for r in demo["customers.csv"] if r["contract_status"] == "terminated"}
-    live_products = Counter(
-        r["corp_id"] for r in demo["contracts.csv"] if r["status"] == "active"
-    )
+    live_products = Counter(r["corp_id"] for r in demo["contracts.csv"] if r["status"] == "active")
     assert ended and not ended & set(live_products)
     live = {r["corp_id"] for r in demo["customers.csv"]} - ended
     assert live <= set(live_products)

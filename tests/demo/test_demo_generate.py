@@ -83,7 +83,11 @@ def test_cli_reports_an_unwritable_folder(tmp_path: Path) -> None:
 def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "jobs.demo_data", str(tmp_path), "--customers", "50"],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
     assert completed.returncode == 0, completed.stderr

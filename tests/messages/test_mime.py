@@ -29,8 +29,16 @@ SUBJECT = "【SmileWorks】定期メンテナンス実施のお知らせ（2026�
 
 # Header names of a two-part message, in order: nothing more may ever appear.
 TOP_HEADERS = [
-    "Date", "From", "Reply-To", "To", "Subject", "Message-ID", "MIME-Version",
-    "Auto-Submitted", "X-SmileWorks-Campaign", "Content-Type",
+    "Date",
+    "From",
+    "Reply-To",
+    "To",
+    "Subject",
+    "Message-ID",
+    "MIME-Version",
+    "Auto-Submitted",
+    "X-SmileWorks-Campaign",
+    "Content-Type",
 ]
 
 
@@ -102,7 +110,8 @@ def test_utf8_two_part_message_parses_back() -> None:
     ]
     sender = message["From"].addresses[0]
     assert (sender.display_name, sender.addr_spec) == (
-        "SmileWorks事務局", "info@smileworks.example.jp",
+        "SmileWorks事務局",
+        "info@smileworks.example.jp",
     )
     assert message["Reply-To"].addresses[0].addr_spec == REPLY_TO
     assert message["Message-ID"] == MID
@@ -191,7 +200,7 @@ def test_plain_ascii_values_stay_readable() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ['Yamada, Taro', 'Taro "T" Yamada', "back\\slash", "a.b", "=?utf-8?q?x?="]
+    "name", ["Yamada, Taro", 'Taro "T" Yamada', "back\\slash", "a.b", "=?utf-8?q?x?="]
 )
 def test_ascii_names_with_specials_round_trip(name: str) -> None:
     message = parse(build(to_name=name).data)
@@ -318,8 +327,14 @@ def test_line_break_in_from_display_name_is_removed() -> None:
 def test_naive_date_is_refused() -> None:
     with pytest.raises(ValueError, match="aware datetime"):
         build_message(
-            Rendered(SUBJECT, TEXT, None), to_name="", to_addr="a@example.jp", from_=FROM,
-            reply_to="", message_id=MID, date=datetime(2026, 12, 1), charset="utf-8",
+            Rendered(SUBJECT, TEXT, None),
+            to_name="",
+            to_addr="a@example.jp",
+            from_=FROM,
+            reply_to="",
+            message_id=MID,
+            date=datetime(2026, 12, 1),
+            charset="utf-8",
             campaign_id="c",
         )
 
@@ -354,6 +369,7 @@ def test_message_id_domain_must_be_plain(domain: str) -> None:
 
 
 # --- properties -------------------------------------------------------------------------------
+
 
 def stdlib_reads_exactly(name: str) -> bool:
     """policy.default folds an ASCII space with its whitespace neighbours in a display name.

@@ -79,7 +79,10 @@ def test_context_has_exactly_the_spec_names_as_plain_values() -> None:
     a0, a1 = r.accounts
     assert isinstance(a0, AccountView)
     assert (a0.kind, a0.id, a0.name, a0.roles) == (
-        "customer", "C070000001", "株式会社東西青空", ("mypage_billing", "system_admin"),
+        "customer",
+        "C070000001",
+        "株式会社東西青空",
+        ("mypage_billing", "system_admin"),
     )
     assert (a0.postal_code, a0.address) == ("664-7955", "東京都千代田区2-8-19")
     assert type(a0.kind) is str and all(type(role) is str for role in a0.roles)
@@ -334,8 +337,14 @@ def test_sample_contexts_cover_every_include_code_and_audience() -> None:
     audiences = {ctx["recipient"].audience for ctx in contexts}
     kinds = {a.kind for ctx in contexts for a in ctx["recipient"].accounts}
     assert reasons == {
-        r.value for r in (Reason.MYPAGE_CONTACT, Reason.SYSTEM_ADMIN, Reason.LEGACY_ADMIN,
-                          Reason.PARTNER_CONTACT, Reason.CERTIFIED_IMPLEMENTER)
+        r.value
+        for r in (
+            Reason.MYPAGE_CONTACT,
+            Reason.SYSTEM_ADMIN,
+            Reason.LEGACY_ADMIN,
+            Reason.PARTNER_CONTACT,
+            Reason.CERTIFIED_IMPLEMENTER,
+        )
     }
     assert audiences == {a.value for a in Audience}
     assert kinds == {"customer", "partner"}
