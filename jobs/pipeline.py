@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -24,7 +24,7 @@ from jobs.source_models import Customer as CustomerRow
 from resolver.model import Decided, Delivery, Warning
 from resolver.resolve import AccountOutcome, Resolver, resolution_order
 
-__all__ = ["Resolved", "Summary", "resolve_campaign"]
+__all__ = ["Resolved", "Summary", "resolve_campaign", "stream_resolution"]
 
 
 @dataclass
@@ -72,12 +72,68 @@ class Summary:
 
 @dataclass
 class Resolved:
-    deliveries: list[Delivery]
-    warnings: list[Warning]
-    summary: Summary
+    """What a resolution produced besides its audit rows; complete once the rows are consumed."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    warnings: list[Warning] = field(default_factory=list)
+    summary: Summary = field(default_factory=Summary)
 
 
 OutcomeSink = Callable[[AccountOutcome], None]
+
+
+def stream_resolution(
+    engine: sa.Engine,
+    campaign: Campaign,
+    as_of: date,
+    into: Resolved,
+    *,
+    extra_suppressed: Iterable[str] = (),
+    on_outcome: OutcomeSink | None = None,
+    progress: bool = True,
+) -> Iterator[Decided]:
+    """Yield every audit row of `campaign` as of `as_of`, in resolution order.
+
+    The rows are never all in memory: the first `run` writes them straight into the ledger.
+    `into` receives the deliveries, warnings and counts; they are complete when the generator
+    is exhausted. `extra_suppressed` are dedupe keys suppressed by the job itself (the ledger's
+    hard bounces): §7, the effective suppression list is the union with the source data's.
+    """
+    started = time.perf_counter()
+    summary = into.summary
+
+    def take(outcome: AccountOutcome) -> None:
+        summary.add(outcome)
+        into.warnings.extend(outcome.warnings)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    with snapshot(engine) as conn:
+        suppressed = load_suppression_keys(conn)
+        suppressed.update(extra_suppressed)
+        resolver = Resolver(campaign.policy, as_of, suppressed)
+        total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
+        bar = Progress("resolving customers", total) if progress else None
+        for account in iter_customer_accounts(conn):
+            outcome = resolver.feed_customer(account)
+            take(outcome)
+            yield from outcome.rows
+            if bar is not None:
+                bar.advance()
+        if bar is not None:
+            bar.close()
+        partner_outcomes = resolver.feed_partners(iter_partner_accounts(conn))
+    for outcome in partner_outcomes:
+        take(outcome)
+    # Audit rows of partners in resolution order (every partner contact before any certified
+    # implementer), as the deliveries are numbered.
+    yield from sorted(
+        (row for outcome in partner_outcomes for row in outcome.rows),
+        key=lambda row: resolution_order(row.candidate),
+    )
+    into.deliveries = resolver.finish()
+    summary.deliveries = len(into.deliveries)
+    summary.seconds = time.perf_counter() - started
 
 
 def resolve_campaign(
@@ -90,50 +146,17 @@ def resolve_campaign(
     on_row: Callable[[Decided], None] | None = None,
     progress: bool = True,
 ) -> Resolved:
-    """Resolve `campaign` against the source data as of `as_of`.
-
-    `extra_suppressed` are dedupe keys suppressed by the job itself (the ledger's hard bounces):
-    §7, the effective suppression list is the union with the source data's.
-    """
-    started = time.perf_counter()
-    summary = Summary()
-    warnings: list[Warning] = []
-
-    def take(outcome: AccountOutcome, rows: Iterable[Decided]) -> None:
-        summary.add(outcome)
-        warnings.extend(outcome.warnings)
-        if on_outcome is not None:
-            on_outcome(outcome)
+    """Resolve `campaign` as of `as_of`, handing each audit row to `on_row` as it is decided."""
+    resolved = Resolved()
+    for row in stream_resolution(
+        engine,
+        campaign,
+        as_of,
+        resolved,
+        extra_suppressed=extra_suppressed,
+        on_outcome=on_outcome,
+        progress=progress,
+    ):
         if on_row is not None:
-            for row in rows:
-                on_row(row)
-
-    with snapshot(engine) as conn:
-        suppressed = load_suppression_keys(conn)
-        suppressed.update(extra_suppressed)
-        resolver = Resolver(campaign.policy, as_of, suppressed)
-        total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
-        bar = Progress("resolving customers", total) if progress else None
-        for account in iter_customer_accounts(conn):
-            outcome = resolver.feed_customer(account)
-            take(outcome, outcome.rows)
-            if bar is not None:
-                bar.advance()
-        if bar is not None:
-            bar.close()
-        partner_outcomes = resolver.feed_partners(iter_partner_accounts(conn))
-    # Audit rows of partners in resolution order (every partner contact before any certified
-    # implementer), as the deliveries are numbered.
-    partner_rows = sorted(
-        (row for outcome in partner_outcomes for row in outcome.rows),
-        key=lambda row: resolution_order(row.candidate),
-    )
-    for outcome in partner_outcomes:
-        take(outcome, ())
-    if on_row is not None:
-        for row in partner_rows:
             on_row(row)
-    deliveries = resolver.finish()
-    summary.deliveries = len(deliveries)
-    summary.seconds = time.perf_counter() - started
-    return Resolved(deliveries=deliveries, warnings=warnings, summary=summary)
+    return resolved

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -39,11 +40,11 @@ from jobs.ledger import (
     stats,
 )
 from jobs.ledger.report import load_suppression_keys
-from jobs.pipeline import Summary, resolve_campaign
+from jobs.pipeline import Resolved, Summary, stream_resolution
 from jobs.sender import PassReport, send_pass
 from jobs.settings import SmtpSettings
 from jobs.smtp.pool import SmtpPool
-from resolver.model import Decided
+from resolver.model import Delivery, Warning
 
 __all__ = ["RunOutcome", "check_ledger", "ledger_exists", "ledger_suppressions", "run_campaign"]
 
@@ -121,16 +122,24 @@ def run_campaign(
         created = run is None
         summary: Summary | None = None
         if run is None:
-            rows: list[Decided] = []
-            resolved = resolve_campaign(
+            resolved = Resolved()
+            rows = stream_resolution(
                 source,
                 campaign,
                 as_of,
+                resolved,
                 extra_suppressed=ledger_suppressions(ledger),
-                on_row=rows.append,
                 progress=progress,
             )
-            summary = resolved.summary
+
+            def after_rows() -> Iterator[Delivery]:
+                yield from resolved.deliveries  # complete once `rows` is exhausted
+
+            def warnings_after_rows() -> Iterator[Warning]:
+                yield from resolved.warnings
+
+            # The audit rows stream from the source into the freezing transaction: a large
+            # run never holds them all in memory.
             run = create_run(
                 ledger,
                 campaign_id=campaign.id,
@@ -139,11 +148,11 @@ def run_campaign(
                 dedupe=campaign.policy.dedupe,
                 template=campaign.template,
                 audit_rows=rows,
-                deliveries=resolved.deliveries,
-                warnings=resolved.warnings,
+                deliveries=after_rows(),
+                warnings=warnings_after_rows(),
                 message_id_for=composer.message_id,
             )
-            del rows
+            summary = resolved.summary
         elif run.as_of != composer.as_of:
             # the frozen run renders with its own as-of date, whatever was passed now
             composer = Composer(

@@ -204,7 +204,7 @@ async def send_pass(
             if session_failures >= connections and not report.relay_down:
                 report.relay_down = (
                     f"the relay failed {session_failures} deliveries in a row before any "
-                    f"message could be sent ({final.phase.value}: {final.text}); stopped this "
+                    f"message could be sent ({final.text}); stopped this "
                     "pass, the rest stays pending for the next run"
                 )
         elif result.status is not DeliveryStatus.DEFERRED:

@@ -168,7 +168,8 @@ def create_run(
     """Freeze a run's resolution in one transaction; an existing run is returned untouched.
 
     §7: a run is resolved once. When the run exists, the iterables are not consumed at all, so a
-    caller may pass lazy generators and check `get_run` first to skip resolving.
+    caller may pass lazy generators and check `get_run` first to skip resolving. `audit_rows` is
+    consumed completely before `deliveries` and `warnings` are started.
     """
     run_id = make_run_id(campaign_id, run_key)
     with engine.connect() as conn:
@@ -196,10 +197,12 @@ def create_run(
                 raise _RunExists from exc
             run_pk = int(inserted.inserted_primary_key[0])
             decisions: Counter[Decision] = Counter()
+            # Audit rows first: a caller may stream them straight out of a resolution whose
+            # deliveries are complete only once the last row has been decided.
+            candidates = _insert_all(conn, AuditRowRow, _audit_rows(run_pk, audit_rows, decisions))
             delivery_count = _insert_all(
                 conn, DeliveryRow, _delivery_rows(run_pk, deliveries, message_id_for)
             )
-            candidates = _insert_all(conn, AuditRowRow, _audit_rows(run_pk, audit_rows, decisions))
             warning_count = _insert_all(conn, WarningRow, _warning_rows(run_pk, warnings))
             conn.execute(
                 sa.update(RunRow)

@@ -276,3 +276,35 @@ def test_racing_freezes_of_one_run_agree_on_the_first(db_url: str, ledger: sa.En
     assert results["first"].deliveries == 3
     with ledger.connect() as conn:
         assert stats(conn, results["first"]).total == 3
+
+
+def test_audit_rows_are_consumed_before_deliveries_so_a_resolution_can_stream_in(
+    ledger: sa.Engine,
+) -> None:
+    # `run` passes the audit rows of a resolution still in progress and its deliveries lazily:
+    # they are only complete once the last audit row has been decided.
+    rows_done = False
+
+    def rows() -> Iterator[Decided]:
+        nonlocal rows_done
+        yield from factory.audit_rows(30)
+        rows_done = True
+
+    def deliveries_after_rows() -> Iterator[Delivery]:
+        assert rows_done, "deliveries were read before the audit rows were exhausted"
+        yield from factory.deliveries(30)
+
+    run = create_run(
+        ledger,
+        campaign_id="maintenance-notice",
+        run_key="streamed",
+        as_of=factory.AS_OF,
+        dedupe=DedupeMode.ADDRESS,
+        template="maintenance",
+        audit_rows=rows(),
+        deliveries=deliveries_after_rows(),
+        warnings=factory.warnings(3),
+        message_id_for=factory.message_id_for,
+    )
+    assert run.deliveries == 30
+    assert run.candidates == factory.counts(30).audit
