@@ -30,12 +30,12 @@ ERROR_LOG = Path("var/log/swmail-errors.log")
 log = logging.getLogger("swmail")
 
 
-class _ExitWith(click.ClickException):
+def _exit_with(error: MailerError) -> click.ClickException:
     """A `MailerError` as click shows it: `Error: <message>` and the error's exit code."""
-
-    def __init__(self, error: MailerError) -> None:
-        super().__init__(error.message)
-        self.exit_code = error.exit_code
+    shown: type[click.ClickException] = type(
+        f"{type(error).__name__}Exit", (click.ClickException,), {"exit_code": error.exit_code}
+    )
+    return shown(error.message)
 
 
 def _internal_error(exc: BaseException) -> NoReturn:
@@ -57,7 +57,7 @@ class MailerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MailerError as exc:
-            raise _ExitWith(exc) from exc
+            raise _exit_with(exc) from exc
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt:

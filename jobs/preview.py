@@ -57,7 +57,7 @@ def render_preview(composed: Composed) -> str:
     )
     body = msg.get_body(preferencelist=("plain",))
     lines.append("")
-    lines.append(body.get_content() if body is not None else "(no text part)")  # type: ignore[attr-defined]
+    lines.append(body.get_content() if body is not None else "(no text part)")
     html = msg.get_body(preferencelist=("html",))
     if html is not None:
         lines.append("[an HTML alternative is attached; use --raw to see the whole message]")

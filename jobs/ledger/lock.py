@@ -265,7 +265,7 @@ class _MariaDbLock(_ServerLock):
         conn.exec_driver_sql("SET SESSION wait_timeout = 31536000")
 
     def _try_lock(self, conn: sa.Connection) -> bool:
-        return conn.execute(sa.select(sa.func.get_lock(self._name, 0))).scalar_one() == 1
+        return bool(conn.execute(sa.select(sa.func.get_lock(self._name, 0))).scalar_one() == 1)
 
     def _unlock(self, conn: sa.Connection) -> None:
         conn.execute(sa.select(sa.func.release_lock(self._name)))

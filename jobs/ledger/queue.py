@@ -26,6 +26,8 @@ from resolver.model import Delivery, SuppressionReason
 
 __all__ = ["begin_pass", "claim", "record", "release"]
 
+AnyRow = sa.Row[*tuple[Any, ...]]
+
 _CLAIM_COLUMNS = (
     DeliveryRow.id,
     DeliveryRow.seq,
@@ -79,7 +81,7 @@ def begin_pass(engine: sa.Engine, run: RunRecord, *, coordinator: str | None = N
     return PassInfo(pass_no=pass_no, reset=reset, retried=retried)
 
 
-def _claimed(row: sa.Row[Any], run: RunRecord, worker_id: str, pass_no: int) -> ClaimedDelivery:
+def _claimed(row: AnyRow, run: RunRecord, worker_id: str, pass_no: int) -> ClaimedDelivery:
     return ClaimedDelivery(
         delivery_id=row.id,
         run_id=run.run_id,
@@ -128,13 +130,15 @@ def claim(
     )
     if engine.dialect.name == "sqlite":
         with engine.begin() as conn:
-            rows = conn.execute(
+            returned = conn.execute(
                 sa.update(DeliveryRow)
                 .where(DeliveryRow.id.in_(pending.with_only_columns(DeliveryRow.id)))
                 .values(**marks)
                 .returning(*_CLAIM_COLUMNS)
             ).all()
-        rows.sort(key=lambda row: row.seq)  # RETURNING order is unspecified
+        rows: Sequence[AnyRow] = sorted(
+            returned, key=lambda row: row.seq
+        )  # RETURNING order is unspecified
     else:
         # READ COMMITTED: MariaDB's default REPEATABLE READ would add gap locks to the range
         with (

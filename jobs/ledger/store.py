@@ -195,7 +195,10 @@ def create_run(
                 )
             except sa.exc.IntegrityError as exc:
                 raise _RunExists from exc
-            run_pk = int(inserted.inserted_primary_key[0])
+            key = inserted.inserted_primary_key
+            if key is None:
+                raise RuntimeError("the database returned no key for the new run")
+            run_pk = int(key[0])
             decisions: Counter[Decision] = Counter()
             # Audit rows first: a caller may stream them straight out of a resolution whose
             # deliveries are complete only once the last row has been decided.

@@ -11,6 +11,7 @@ snapshot, and later edits to the models must not change what an old revision cre
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -33,7 +34,7 @@ def _id(length: int) -> sa.types.TypeEngine[str]:
     )
 
 
-def _timestamp() -> sa.types.TypeEngine[object]:
+def _timestamp() -> sa.types.TypeEngine[datetime]:
     """Naive UTC; microseconds on MariaDB too (`models.UtcDateTime`)."""
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
