@@ -77,11 +77,14 @@ class Composer:
             self.campaign_id, self.run_key, delivery_key, self.message.message_id_domain
         )
 
-    def compose(self, delivery: Delivery, now: datetime | None = None) -> Composed:
+    def compose(
+        self, delivery: Delivery, now: datetime | None = None, *, message_id: str | None = None
+    ) -> Composed:
+        """`message_id`: the one the ledger froze for this delivery (default: derived now)."""
         rendered = self.templates.render(
             build_context(delivery, self.campaign_id, self.run_key, self.as_of)
         )
-        mid = self.message_id(delivery.key)
+        mid = message_id if message_id is not None else self.message_id(delivery.key)
         built = build_message(
             rendered,
             to_name=delivery.name,

@@ -83,6 +83,13 @@ def _reply(final: FinalResult) -> tuple[int | None, str]:
     return final.code, final.text
 
 
+def _possible_duplicate(claimed: ClaimedDelivery, final: FinalResult) -> bool:
+    """This send may repeat one the server already kept (same Message-ID either way)."""
+    # an earlier run ended this delivery with its body sent and no reply: sending it again now
+    # may be the second copy, like a retry after a failure past DATA within this run
+    return final.possible_duplicate or (claimed.outcome_unknown and final.attempts > 0)
+
+
 def _result(claimed: ClaimedDelivery, final: FinalResult) -> DeliveryResult:
     status = _STATUS[final.status]
     code, text = _reply(final)
@@ -93,7 +100,7 @@ def _result(claimed: ClaimedDelivery, final: FinalResult) -> DeliveryResult:
         smtp_code=code,
         smtp_text=text or None,
         sent_at=datetime.now(UTC) if status is DeliveryStatus.SENT else None,
-        possible_duplicate=final.possible_duplicate,
+        possible_duplicate=_possible_duplicate(claimed, final),
         outcome_unknown=final.unknown_outcome,
         hard_bounces=final.hard_bounces,
     )
@@ -157,14 +164,8 @@ async def send_pass(
             await work.put(None)
 
     async def send_one(c: ClaimedDelivery) -> None:
-        composed = composer.compose(c.delivery)
-        if composed.message_id != c.message_id:
-            # the ledger froze the Message-ID at resolution; a different one means the settings
-            # (message_id_domain) changed under a run in progress: keep the frozen one's promise
-            raise RuntimeError(
-                f"Message-ID of delivery {c.delivery.seq} changed from {c.message_id} to "
-                f"{composed.message_id}: was message.message_id_domain edited mid-run?"
-            )
+        # §7: the Message-ID frozen at resolution, even if message_id_domain changed since
+        composed = composer.compose(c.delivery, message_id=c.message_id)
         if composed.fallback:
             report.charset_fallbacks.append(c.delivery.email)
         envelope = Envelope(
@@ -196,7 +197,7 @@ async def send_pass(
                 f"{c.delivery.email}: {result.status.value} after {final.attempts} attempt(s):"
                 f" {reply}".rstrip()
             )
-        report.possible_duplicates += int(final.possible_duplicate)
+        report.possible_duplicates += int(result.possible_duplicate)
         report.hard_bounces += len(final.hard_bounces)
         nonlocal session_failures
         if result.status is DeliveryStatus.DEFERRED and final.phase in SESSION_PHASES:

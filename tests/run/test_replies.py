@@ -180,3 +180,31 @@ def test_deferred_is_retried_by_the_next_run_until_the_server_accepts(
         OK_2: ("sent", "1", "250"),
     }
     assert received_per_address(handler.messages) == {OK_1: 1, BUSY: 1, OK_2: 1}
+
+
+def test_resending_a_delivery_whose_outcome_was_unknown_counts_as_a_possible_duplicate(
+    make_site: Callable[..., Site],
+    smtp_server: Callable[..., SmtpServer],
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    # every attempt of the first run: the body arrives, then the connection drops
+    handler = ScriptedHandler(data_for={DROPPED_AFTER_BODY: DROP})
+    server = smtp_server(handler)
+    site = make_site(sqlite_url)
+    site.prepare(write_people(tmp_path / "data", (OK_1, DROPPED_AFTER_BODY)))
+
+    first = site.run(server, max_attempts=MAX_ATTEMPTS)
+    assert first.exit_code == 3
+    assert site.deliveries()[DROPPED_AFTER_BODY].status is DeliveryStatus.DEFERRED
+
+    handler.data_for.clear()  # the server answers again
+    second = site.run(server, max_attempts=MAX_ATTEMPTS)
+
+    assert second.exit_code == 0
+    assert second.pass_report.sent == 1
+    # the server may have kept one of the first run's copies: this send may be the second
+    assert second.pass_report.possible_duplicates == 1
+    copies = [b for b in handler.bodies if b.rcpt_tos == (DROPPED_AFTER_BODY,)]
+    assert len(copies) == MAX_ATTEMPTS + 1
+    assert len({c.message_id for c in copies}) == 1
