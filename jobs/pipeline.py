@@ -21,6 +21,7 @@ from jobs.db import snapshot
 from jobs.loader import iter_customer_accounts, iter_partner_accounts, load_suppression_keys
 from jobs.progress import Progress
 from jobs.source_models import Customer as CustomerRow
+from jobs.source_models import check_source_schema
 from resolver.model import Decided, Delivery, Warning
 from resolver.resolve import AccountOutcome, Resolver, resolution_order
 
@@ -101,6 +102,7 @@ def stream_resolution(
     """
     started = time.perf_counter()
     summary = into.summary
+    check_source_schema(engine)
 
     def take(outcome: AccountOutcome) -> None:
         summary.add(outcome)

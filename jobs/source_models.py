@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from jobs.db import id_type
+from jobs.errors import ConfigError
 from resolver.model import (
     AccountType,
     Channel,
@@ -41,6 +42,7 @@ __all__ = [
     "SourceBase",
     "Suppression",
     "User",
+    "check_source_schema",
     "init_source_schema",
     "source_tables",
 ]
@@ -194,3 +196,15 @@ def source_tables() -> tuple[sa.Table, ...]:
 def init_source_schema(engine: sa.Engine) -> None:
     """Create the source tables that do not exist yet (`db init`; safe to repeat)."""
     SourceBase.metadata.create_all(engine)
+
+
+def check_source_schema(engine: sa.Engine) -> None:
+    """Refuse to resolve against a database without the §3 tables (exit 2, not a traceback)."""
+    present = set(sa.inspect(engine).get_table_names())
+    missing = [t.name for t in source_tables() if t.name not in present]
+    if missing:
+        shown = engine.url.render_as_string(hide_password=True)
+        raise ConfigError(
+            f"the source database {shown} has no table {', '.join(missing)}: run `swmail db init`"
+            " and `swmail db import DIR` first (or point database.url at the SmileWorks data)"
+        )

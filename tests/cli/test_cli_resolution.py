@@ -335,3 +335,9 @@ def test_subprocess_bad_import_exit_2_without_traceback(
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["candidates"] == 0  # the bad import changed nothing
+
+
+def test_resolving_before_db_init_says_what_to_do(env: dict[str, str]) -> None:
+    code, _, err = invoke("resolve", "--campaign", CAMPAIGN)
+    assert code == 2
+    assert "no table" in err and "swmail db init" in err and "Traceback" not in err
