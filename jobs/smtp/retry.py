@@ -77,14 +77,26 @@ async def send_with_retry(
             pending = envelope.only(still_open)
         return result
 
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(max_attempts),
-        wait=wait_random_exponential(multiplier=backoff_initial, max=backoff_max),
-        retry=retry_if_result(_transient),
-        retry_error_callback=_last_result,
-        sleep=sleep,
-    )
-    last: SendResult = await retrying(attempt)
+    # Nearly every delivery is settled by its first attempt, which is therefore made directly:
+    # tenacity's machinery costs about 40 µs per delivery, a few percent of the whole send path.
+    # A result worth retrying is handed to tenacity as its own first attempt's result, so the
+    # attempt count, the backoff and the give-up rule are exactly those of a plain tenacity loop.
+    # An exception propagates as tenacity would let it (it never retries on one).
+    last = await attempt()
+    if _transient(last):
+        first: list[SendResult] = [last]
+
+        async def replay_then_attempt() -> SendResult:
+            return first.pop() if first else await attempt()
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max_attempts),
+            wait=wait_random_exponential(multiplier=backoff_initial, max=backoff_max),
+            retry=retry_if_result(_transient),
+            retry_error_callback=_last_result,
+            sleep=sleep,
+        )
+        last = await retrying(replay_then_attempt)
     recipients = tuple(final[address] for address in envelope.recipients)
     return FinalResult(
         key=envelope.key,

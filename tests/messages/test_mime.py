@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import re
 from datetime import datetime, timedelta, timezone
@@ -428,3 +429,23 @@ def test_jis_text_round_trips_in_iso_2022_jp(name: str, subject: str, text: str)
     assert message["Subject"] == subject
     assert message["To"].addresses[0].display_name == name.strip()
     assert body(message, "plain") == text + "\n"
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=800))
+def test_base64_body_lines_are_those_of_encodebytes(data: bytes) -> None:
+    # A UTF-8 body is encoded in one pass and cut into lines; the stdlib encodes line by line.
+    built = build(text=data.decode("utf-8", "replace"), html=None)
+    canonical = data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    if not canonical.endswith("\n"):
+        canonical += "\n"
+    encoded = base64.encodebytes(canonical.replace("\n", "\r\n").encode()).replace(b"\n", b"\r\n")
+    assert built.data.endswith(b"\r\n\r\n" + encoded)
+
+
+def test_a_bad_from_setting_fails_every_time_not_only_the_first() -> None:
+    # The encoded From/Reply-To lines are cached; a failure must never be.
+    for _ in range(2):
+        with pytest.raises(ConfigError, match=r"message\.from"):
+            build(from_="SmileWorks事務局")
+    assert b"\r\nFrom: " in build().data

@@ -261,6 +261,39 @@ def test_sandbox_escape_is_refused(root: Path, expression: str) -> None:
         ts.check(context(delivery()))
 
 
+def test_subscript_reads_view_fields_and_refuses_internals(root: Path) -> None:
+    # `x["name"]` and `map(attribute=...)` go through the sandbox's getitem, which reads the
+    # views' fields directly; anything else still takes the vetted path.
+    ts = simple_set(
+        root,
+        '{{ recipient["name"] }}|{{ recipient.accounts | map(attribute="kind") | join(",") }}'
+        '|{{ recipient.accounts[0]["roles"] | join(",") }}|{{ campaign["as_of"] }}',
+    )
+    d = delivery(customer_account(roles=(Source.MYPAGE_BILLING,)), partner_account())
+    assert ts.render(context(d)).text == "斎藤 誠|customer,partner|mypage_billing|2026-12-01"
+
+    escape = simple_set(root, 'x\n{{ recipient["__class__"] }}\n')
+    with pytest.raises(TemplateError, match="line 2"):
+        escape.render(context(delivery()))
+
+
+def test_globals_reach_imported_and_included_templates(root: Path) -> None:
+    write_templates(
+        root,
+        "_layouts",
+        {
+            "lib.j2": "{% set ns = namespace(n=0) %}{% for i in range(3) %}"
+            "{% set ns.n = ns.n + i %}{% endfor %}{% set total = ns.n %}",
+            "part.txt.j2": "{{ range(2) | list }}",
+        },
+    )
+    ts = simple_set(
+        root,
+        '{% from "_layouts/lib.j2" import total %}{{ total }} {% include "_layouts/part.txt.j2" %}',
+    )
+    assert ts.render(context(delivery())).text == "3 [0, 1]"
+
+
 def test_context_cannot_be_modified(root: Path) -> None:
     ts = simple_set(root, "{{ recipient.reasons.append('X') }}")
 

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobs.smtp import Envelope, FinalResult, FinalStatus, Outcome, RecipientResult, SendResult
-from jobs.smtp.envelope import crlf, wire_body
+from jobs.smtp.envelope import crlf, dot_stuffed, wire_body
+
+# The definitions as regular expressions (how they were first written): CRLF, lone LF and lone
+# CR are each one line break; a dot that begins a line is doubled.
+_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def reference_crlf(data: bytes) -> bytes:
+    body = _LINE_ENDINGS.sub(b"\r\n", data)
+    return body if body.endswith(b"\r\n") else body + b"\r\n"
+
+
+def reference_wire_body(data: bytes) -> bytes:
+    return _LEADING_DOT.sub(b"..", reference_crlf(data)) + b".\r\n"
+
+
+# Bytes made of the pieces that matter here, so that every mix of line breaks and dots occurs.
+line_soup = st.lists(
+    st.sampled_from(
+        [b"\r", b"\n", b"\r\n", b"\n\r", b".", b"..", b"a", b" ", b"\x00", b"\xe3\x81\x82"]
+    ),
+    max_size=40,
+).map(b"".join)
 
 
 def test_wire_body_dot_stuffs_and_terminates() -> None:
@@ -18,6 +45,34 @@ def test_wire_body_normalizes_bare_line_endings() -> None:
 
 def test_crlf_counts_the_size_announced_to_the_server() -> None:
     assert len(crlf(b"a\nb")) == len(b"a\r\nb\r\n")
+
+
+@settings(max_examples=500)
+@given(st.one_of(line_soup, st.binary(max_size=300)))
+def test_wire_form_matches_its_definition(data: bytes) -> None:
+    assert crlf(data) == reference_crlf(data)
+    assert wire_body(data) == reference_wire_body(data)
+    assert dot_stuffed(crlf(data)) == wire_body(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "wire"),
+    [
+        (b"", b"\r\n.\r\n"),
+        (b".", b"..\r\n.\r\n"),
+        (b"\r\n.\r\n", b"\r\n..\r\n.\r\n"),  # a lone dot line would end DATA early
+        (b"a\r\r\nb", b"a\r\n\r\nb\r\n.\r\n"),
+        (b"a\n\r.b", b"a\r\n\r\n..b\r\n.\r\n"),
+        (b"a.\r\n.", b"a.\r\n..\r\n.\r\n"),  # only a dot at the start of a line
+    ],
+)
+def test_wire_body_edge_cases(data: bytes, wire: bytes) -> None:
+    assert wire_body(data) == wire
+
+
+def test_crlf_returns_a_message_already_in_crlf_form_unchanged() -> None:
+    data = b"Subject: x\r\n\r\nbody\r\n"
+    assert crlf(data) is data  # the common case copies nothing
 
 
 @pytest.mark.parametrize("address", ["a@example.jp\r\nRCPT TO:<x@evil>", "a\x00@example.jp"])

@@ -196,3 +196,52 @@ async def test_setup_errors_are_raised_not_retried(
     with pytest.raises(SmtpSetupError, match="does not offer STARTTLS"):
         await deliver(settings, make_envelope())
     assert server.handler.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "attempts", "sleeps"),
+    [
+        ("250 2.1.5 OK", FinalStatus.SENT, 1, 0),
+        ("550 5.1.1 user unknown", FinalStatus.FAILED, 1, 0),
+        (["451 4.7.1 greylisted"], FinalStatus.SENT, 2, 1),
+        (["451 4.7.1 greylisted"] * 2, FinalStatus.SENT, 3, 2),
+        ("451 4.7.1 greylisted", FinalStatus.DEFERRED, 3, 2),
+    ],
+)
+async def test_backoff_only_between_attempts(
+    smtp_server: Server,
+    smtp_settings: Settings,
+    make_envelope: MakeEnvelope,
+    script: str | list[str],
+    status: FinalStatus,
+    attempts: int,
+    sleeps: int,
+) -> None:
+    # The first attempt is made outside tenacity: whatever it returns, the count of attempts and
+    # of waits must be what a tenacity loop of max_attempts gives.
+    handler = RecordingHandler(rcpt={"*": script})
+    server = smtp_server(handler)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with SmtpPool(smtp_settings(server), None) as pool:
+        result = await send_with_retry(
+            pool, make_envelope(), max_attempts=3, backoff_initial=1.0, backoff_max=4.0, sleep=sleep
+        )
+    assert (result.status, result.attempts, len(waits)) == (status, attempts, sleeps)
+    assert handler.commands["RCPT"] == attempts
+
+
+async def test_a_single_attempt_allowed_is_not_retried(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope
+) -> None:
+    handler = RecordingHandler(rcpt={"*": "451 4.7.1 greylisted"})
+    server = smtp_server(handler)
+    async with SmtpPool(smtp_settings(server), None) as pool:
+        result = await send_with_retry(
+            pool, make_envelope(), max_attempts=1, backoff_initial=1.0, backoff_max=4.0
+        )
+    assert (result.status, result.attempts, result.code) == (FinalStatus.DEFERRED, 1, 451)
+    assert handler.commands["RCPT"] == 1
