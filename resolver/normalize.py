@@ -2,13 +2,29 @@
 
 Both are pure text functions so that the resolver, the suppression list and the MIME builder
 agree on one spelling of an address and on what counts as a control character.
+
+email-validator decides what is a valid address. It costs 60-100 µs per address, most of it
+Unicode and IDNA checks of the domain that a plain ASCII address cannot fail, and a resolution
+normalizes every candidate's address. So an address that is plainly valid — ASCII, a dot-atom
+local part, LDH labels under an all-letter top-level domain, within every length limit — is
+normalized here directly, to exactly what email-validator would return for it; everything else
+(and every invalid address, so every error message) still goes through email-validator.
+tests/resolver/test_normalize_fast_path.py holds the two to the same results.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import (
+    CASE_INSENSITIVE_MAILBOX_NAMES,
+    DNS_LABEL_LENGTH_LIMIT,
+    EMAIL_MAX_LENGTH,
+    LOCAL_PART_MAX_LENGTH,
+)
 
 from resolver.model import Normalized
 
@@ -29,20 +45,75 @@ def strip_controls(text: str) -> tuple[str, bool]:
     return kept, kept != text
 
 
+# RFC 5322 3.2.3 atext, as email-validator's DOT_ATOM_TEXT; no character of it is a dot.
+_ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+# RFC 952/1123 LDH label; a hyphen never starts or ends one (email-validator's HOSTNAME_LABEL).
+_LABEL = f"[A-Za-z0-9](?:[A-Za-z0-9-]{{0,{DNS_LABEL_LENGTH_LIMIT - 2}}}[A-Za-z0-9])?"
+# Letters only: email-validator wants the domain to end with a letter (globally_deliverable);
+# a Punycode TLD (xn--...) is left to it.
+_TLD = f"[A-Za-z]{{2,{DNS_LABEL_LENGTH_LIMIT}}}"
+_PLAIN_ADDRESS = re.compile(rf"([{_ATEXT}]+(?:\.[{_ATEXT}]+)*)@((?:{_LABEL}\.)+{_TLD})")
+# RFC 2142 role mailboxes: email-validator lower-cases their local part.
+_CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+
+
+def _special_use(domain: str) -> bool:
+    # Read on every call: email-validator documents the list as settable by its users.
+    for name in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+        if domain == name or domain.endswith("." + name):
+            return True
+    return False
+
+
+def _plain_address(text: str) -> str | None:
+    """The normalized address when `text` is plainly valid; None: ask email-validator."""
+    # A pure ASCII address is as long in UTF-8 octets as in characters, and the original, the
+    # normalized and the IDNA ASCII forms are one length, all checked against 254 by it.
+    if len(text) > EMAIL_MAX_LENGTH:
+        return None
+    match = _PLAIN_ADDRESS.fullmatch(text)
+    if match is None:
+        return None
+    local, domain = match.groups()
+    # email-validator checks the 64-octet local-part limit only in strict mode; within it,
+    # the fast path is right in either mode. "--": an R-LDH label ("ab--c") is invalid and an
+    # xn-- label needs an IDNA decode.
+    if len(local) > LOCAL_PART_MAX_LENGTH or "--" in domain:
+        return None
+    # UTS-46 mapping lower-cases an ASCII domain before the special-use check.
+    lowered = domain.lower()
+    if _special_use(lowered):
+        return None
+    if local.lower() in _CASE_INSENSITIVE:
+        return f"{local.lower()}@{lowered}"
+    # Usually nothing changes: keep the source's string rather than build an equal one.
+    return text if lowered == domain else f"{local}@{lowered}"
+
+
+def _validated_address(text: str) -> str:
+    """The normalized address by email-validator, without DNS; raises EmailNotValidError."""
+    valid = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    # allow_smtputf8=False guarantees an ASCII local part; an IDN domain arrives as punycode.
+    return f"{valid.local_part}@{valid.ascii_domain.lower()}"
+
+
 def normalize_email(raw: str) -> Normalized:
     """Trim, NFKC, validate without DNS; the dedupe key is the address lower-cased (§4)."""
     trimmed = raw.strip()  # str.strip also trims U+3000 (full-width space)
     if not trimmed:
         return Normalized(original=raw, address=None, key=None, missing=True)
-    # §4: full-width ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ becomes ASCII (warning EMAIL_NORMALIZED).
-    folded = unicodedata.normalize("NFKC", trimmed).strip()
-    changed = folded != trimmed
-    try:
-        valid = validate_email(folded, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        return Normalized(original=raw, address=None, key=None, error=str(exc), changed=changed)
-    # allow_smtputf8=False guarantees an ASCII local part; an IDN domain arrives as punycode.
-    address = f"{valid.local_part}@{valid.ascii_domain.lower()}"
+    if trimmed.isascii():
+        folded, changed = trimmed, False  # NFKC maps every ASCII character to itself
+    else:
+        # §4: full-width ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ becomes ASCII (warning EMAIL_NORMALIZED).
+        folded = unicodedata.normalize("NFKC", trimmed).strip()
+        changed = folded != trimmed
+    address = _plain_address(folded)
+    if address is None:
+        try:
+            address = _validated_address(folded)
+        except EmailNotValidError as exc:
+            return Normalized(original=raw, address=None, key=None, error=str(exc), changed=changed)
     key = address.lower()
     # Share one string when the address is already lower-case: millions are kept for dedupe.
     return Normalized(

@@ -1,0 +1,402 @@
+"""Benchmark: resolution against a raw scan of the same rows, measured in the same run.
+
+    .venv/bin/python bench/resolve.py [--customers 100000] [--data DIR] [--runs 1]
+                                      [--tracemalloc] [--profile 25]
+
+Two phases over one source database, each in a fresh subprocess so that neither inherits the
+other's heap, caches or peak memory:
+
+- scan: the rows the loader reads (customers, mypage_contacts, users, active contracts,
+  partners, partner_contacts, suppressions), with plain SQL on the DB-API cursor into tuples, in
+  the loader's keyset pages (`jobs.loader.PAGE_SIZE` parents, then the children of that id range);
+- resolve: `jobs.pipeline.resolve_campaign` (progress off), every audit row consumed.
+
+Prints each phase's seconds and peak resident memory, and the ratio resolve/scan: a ratio, not
+an absolute figure, is what can be compared across machines and runs (the target of later work
+is 1M customers within 3x the scan and under 300 MB). `--data DIR` keeps the generated CSV files
+and SQLite database in DIR and reuses them on the next run; without it they live in a temporary
+folder that is removed at the end. `--url` benchmarks an existing database instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from jobs.campaign import load_campaign  # noqa: E402
+from jobs.db import make_engine  # noqa: E402
+from jobs.demo_data import DEMO_AS_OF, generate  # noqa: E402
+from jobs.importer import import_dir  # noqa: E402
+from jobs.loader import PAGE_SIZE  # noqa: E402
+from jobs.source_models import (  # noqa: E402
+    Contract,
+    Customer,
+    MyPageContact,
+    Partner,
+    PartnerContact,
+    Suppression,
+    User,
+    init_source_schema,
+)
+from resolver.model import ProductStatus  # noqa: E402
+
+DB_FILE = "source.sqlite3"
+CSV_DIR = "csv"
+MARKER = "bench-resolve.json"  # what the database in --data was built from
+
+
+# --- the raw scan -------------------------------------------------------------------------------
+
+
+def _columns(table: sa.Table, names: Sequence[str]) -> str:
+    # Names come from the models, so the scan follows a renamed column like the loader does.
+    return ", ".join(table.c[name].name for name in names)
+
+
+class _RawScan:
+    """The loader's reads as plain SQL strings; placeholders in the driver's paramstyle."""
+
+    def __init__(self, paramstyle: str) -> None:
+        mark = "?" if paramstyle == "qmark" else "%s"
+        cust = Customer.__table__
+        my = MyPageContact.__table__
+        users = User.__table__
+        contracts = Contract.__table__
+        partners = Partner.__table__
+        pcs = PartnerContact.__table__
+        assert isinstance(cust, sa.Table) and isinstance(my, sa.Table)
+        assert isinstance(users, sa.Table) and isinstance(contracts, sa.Table)
+        assert isinstance(partners, sa.Table) and isinstance(pcs, sa.Table)
+        customer_cols = _columns(
+            cust,
+            (
+                "corp_id",
+                "company_name",
+                "channel",
+                "reseller_partner_id",
+                "plan",
+                "contract_status",
+                "applied_on",
+                "is_oem",
+                "mypage_postal_code",
+                "mypage_address",
+            ),
+        )
+        self.customers_first = (
+            f"SELECT {customer_cols} FROM {cust.name} ORDER BY corp_id LIMIT {PAGE_SIZE}"
+        )
+        self.customers_next = (
+            f"SELECT {customer_cols} FROM {cust.name} WHERE corp_id > {mark}"
+            f" ORDER BY corp_id LIMIT {PAGE_SIZE}"
+        )
+        between = f"BETWEEN {mark} AND {mark}"
+        self.customer_children = (
+            f"SELECT {_columns(my, ('corp_id', 'role', 'name', 'email'))} FROM {my.name}"
+            f" WHERE corp_id {between} ORDER BY corp_id",
+            f"SELECT {_columns(users, _USER_COLUMNS)} FROM {users.name}"
+            f" WHERE corp_id {between} ORDER BY corp_id, user_id",
+        )
+        self.contracts = (
+            f"SELECT corp_id, product FROM {contracts.name}"
+            f" WHERE status = {mark} AND corp_id {between} ORDER BY corp_id, product"
+        )
+        partner_cols = _columns(
+            partners, ("partner_id", "name", "kind", "status", "postal_code", "address")
+        )
+        self.partners_first = (
+            f"SELECT {partner_cols} FROM {partners.name} ORDER BY partner_id LIMIT {PAGE_SIZE}"
+        )
+        self.partners_next = (
+            f"SELECT {partner_cols} FROM {partners.name} WHERE partner_id > {mark}"
+            f" ORDER BY partner_id LIMIT {PAGE_SIZE}"
+        )
+        self.partner_contacts = (
+            f"SELECT {_columns(pcs, _PARTNER_CONTACT_COLUMNS)} FROM {pcs.name}"
+            f" WHERE partner_id {between} ORDER BY partner_id, contact_id"
+        )
+        self.suppressions = f"SELECT email FROM {Suppression.__tablename__}"
+        self.count = f"SELECT count(*) FROM {cust.name}"
+
+
+_USER_COLUMNS = (
+    "corp_id",
+    "user_id",
+    "name",
+    "email",
+    "is_system_admin",
+    "account_type",
+    "status",
+)
+_PARTNER_CONTACT_COLUMNS = (
+    "partner_id",
+    "contact_id",
+    "name",
+    "email",
+    "role",
+    "certified_until",
+    "status",
+)
+
+
+def _keyset(cursor: Any, first: str, following: str) -> Iterator[list[tuple[Any, ...]]]:
+    """Pages of parent rows, `key > last` like `jobs.loader._pages`."""
+    cursor.execute(first)
+    while True:
+        page: list[tuple[Any, ...]] = cursor.fetchall()
+        if not page:
+            return
+        yield page
+        if len(page) < PAGE_SIZE:
+            return
+        cursor.execute(following, (page[-1][0],))
+
+
+def raw_scan(engine: sa.Engine) -> int:
+    """Read every row the resolution reads into tuples; the number of rows."""
+    sql = _RawScan(engine.dialect.paramstyle)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        rows = 0
+        cursor.execute(sql.suppressions)
+        rows += len(cursor.fetchall())
+        cursor.execute(sql.count)
+        cursor.fetchall()
+        for page in _keyset(cursor, sql.customers_first, sql.customers_next):
+            span = (page[0][0], page[-1][0])
+            rows += len(page)
+            for stmt in sql.customer_children:
+                cursor.execute(stmt, span)
+                rows += len(cursor.fetchall())
+            cursor.execute(sql.contracts, (ProductStatus.ACTIVE.value, *span))
+            rows += len(cursor.fetchall())
+        for page in _keyset(cursor, sql.partners_first, sql.partners_next):
+            rows += len(page)
+            cursor.execute(sql.partner_contacts, (page[0][0], page[-1][0]))
+            rows += len(cursor.fetchall())
+        cursor.close()
+        return rows
+    finally:
+        raw.rollback()
+        raw.close()
+
+
+# --- one phase, in its own process --------------------------------------------------------------
+
+
+def _maxrss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    # VmHWM belongs to this process's address space. ru_maxrss is not enough on Linux: it keeps
+    # the peak of the process before exec, i.e. of the parent that forked it (the data build).
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def run_phase(phase: str, url: str, campaign_id: str, as_of: date, trace: bool) -> dict[str, Any]:
+    """Measure one phase in this process: seconds, rows, peak RSS (and tracemalloc peak)."""
+    from jobs.pipeline import resolve_campaign
+
+    engine = make_engine(url)
+    campaign = load_campaign(REPO / "config" / "campaigns" / f"{campaign_id}.toml")
+    before = _maxrss_mb()
+    if trace:
+        import tracemalloc
+
+        tracemalloc.start()
+    started = time.perf_counter()
+    if phase == "scan":
+        rows = raw_scan(engine)
+    else:
+        resolved = resolve_campaign(engine, campaign, as_of, progress=False)
+        rows = resolved.summary.candidates
+    seconds = time.perf_counter() - started
+    result: dict[str, Any] = {
+        "phase": phase,
+        "seconds": seconds,
+        "rows": rows,
+        "rss_before_mb": before,
+        "rss_peak_mb": _maxrss_mb(),
+    }
+    if trace:
+        result["traced_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    if phase == "resolve":
+        result["deliveries"] = resolved.summary.deliveries
+    engine.dispose()
+    return result
+
+
+def profile_phase(url: str, campaign_id: str, as_of: date, top: int) -> None:
+    """cProfile the resolution in this process; print the top entries by own time."""
+    import cProfile
+    import pstats
+
+    from jobs.pipeline import resolve_campaign
+
+    engine = make_engine(url)
+    campaign = load_campaign(REPO / "config" / "campaigns" / f"{campaign_id}.toml")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    resolve_campaign(engine, campaign, as_of, progress=False)
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+def _child(args: argparse.Namespace, phase: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        __file__,
+        "--phase",
+        phase,
+        "--url",
+        args.url,
+        "--campaign",
+        args.campaign,
+        "--as-of",
+        args.as_of.isoformat(),
+        *extra,
+    ]
+    return subprocess.run(command, check=True, text=True, stdout=subprocess.PIPE)
+
+
+def measure(args: argparse.Namespace, phase: str, trace: bool = False) -> dict[str, Any]:
+    """One phase in a fresh interpreter, so peaks and caches never mix between phases."""
+    done = _child(args, phase, *(["--tracemalloc"] if trace else []))
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- the data set -------------------------------------------------------------------------------
+
+
+def prepare(data: Path, customers: int) -> str:
+    """The SQLite URL of a demo data set of `customers` in `data`, built unless already there."""
+    db = data / DB_FILE
+    marker = data / MARKER
+    if db.is_file() and marker.is_file():
+        built = json.loads(marker.read_text(encoding="utf-8"))
+        if built.get("customers") == customers:
+            print(f"reusing {db} ({customers:,} customers)", file=sys.stderr)
+            return f"sqlite:///{db}"
+        print(f"{db} holds {built.get('customers')} customers: rebuilding", file=sys.stderr)
+        db.unlink()
+    started = time.perf_counter()
+    generate(data / CSV_DIR, customers=customers)
+    url = f"sqlite:///{db}"
+    engine = make_engine(url)
+    init_source_schema(engine)
+    import_dir(engine, data / CSV_DIR)
+    engine.dispose()
+    marker.write_text(json.dumps({"customers": customers}), encoding="utf-8")
+    print(
+        f"built {db} ({customers:,} customers) in {time.perf_counter() - started:.1f}s",
+        file=sys.stderr,
+    )
+    return url
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def _span(values: Sequence[float], fmt: str) -> str:
+    low, high = min(values), max(values)
+    return format(low, fmt) if len(values) == 1 else f"{low:{fmt}}–{high:{fmt}}"
+
+
+def report(runs: list[tuple[dict[str, Any], dict[str, Any]]], traced: float | None) -> None:
+    for i, (scan, resolve) in enumerate(runs, 1):
+        print(
+            f"run {i}: scan {scan['seconds']:6.2f}s ({scan['rows']:,} rows, peak"
+            f" {scan['rss_peak_mb']:.0f} MB) | resolve {resolve['seconds']:6.2f}s"
+            f" ({resolve['rows']:,} candidates, {resolve['deliveries']:,} deliveries, peak"
+            f" {resolve['rss_peak_mb']:.0f} MB) | ratio {resolve['seconds'] / scan['seconds']:.2f}"
+        )
+    scans = [s["seconds"] for s, _ in runs]
+    resolves = [r["seconds"] for _, r in runs]
+    ratios = [r["seconds"] / s["seconds"] for s, r in runs]
+    peaks = [r["rss_peak_mb"] for _, r in runs]
+    bases = [r["rss_before_mb"] for _, r in runs]
+    print(f"raw scan:           {_span(scans, '.2f')} s")
+    print(f"resolution:         {_span(resolves, '.2f')} s")
+    best = min(resolves) / min(scans)
+    print(f"ratio resolve/scan: {_span(ratios, '.2f')} (best runs: {best:.2f})")
+    print(
+        f"resolution peak RSS: {_span(peaks, '.0f')} MB"
+        f" (of which {_span(bases, '.0f')} MB interpreter, imports and engine before it started)"
+    )
+    if traced is not None:
+        print(f"resolution peak traced Python heap (tracemalloc): {traced:.0f} MB")
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--data", type=Path, help="keep (and reuse) the data set in this folder")
+    parser.add_argument("--url", help="benchmark this existing database instead of a demo set")
+    parser.add_argument("--campaign", default="maintenance-notice")
+    parser.add_argument("--as-of", type=date.fromisoformat, default=DEMO_AS_OF)
+    parser.add_argument("--runs", type=int, default=1, help="scan/resolve pairs to measure")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="also one traced resolution (slower)"
+    )
+    parser.add_argument("--profile", type=int, metavar="N", help="print cProfile top N entries")
+    parser.add_argument("--phase", choices=("scan", "resolve", "profile"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.phase == "profile":
+        profile_phase(args.url, args.campaign, args.as_of, args.profile or 25)
+        return 0
+    if args.phase is not None:
+        result = run_phase(args.phase, args.url, args.campaign, args.as_of, args.tracemalloc)
+        print(json.dumps(result))
+        return 0
+
+    temporary = None
+    if args.url is None:
+        data = args.data
+        if data is None:
+            temporary = data = Path(tempfile.mkdtemp(prefix="swmail-bench-resolve-"))
+        data.mkdir(parents=True, exist_ok=True)
+        args.url = prepare(data, args.customers)
+    try:
+        runs = [(measure(args, "scan"), measure(args, "resolve")) for _ in range(args.runs)]
+        traced = None
+        if args.tracemalloc:
+            traced = float(measure(args, "resolve", trace=True)["traced_peak_mb"])
+        report(runs, traced)
+        if args.profile:
+            print(_child(args, "profile", "--profile", str(args.profile)).stdout)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
