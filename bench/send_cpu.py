@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import timeit
 from collections.abc import Callable
@@ -29,44 +27,22 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from benchlib import REPO, demo_database, discarding_sink  # puts the project on sys.path
 
-import jobs.run  # noqa: E402
-import jobs.sender  # noqa: E402
-from jobs.campaign import load_campaign  # noqa: E402
-from jobs.compose import TOKYO, Composer  # noqa: E402
-from jobs.db import make_engine  # noqa: E402
-from jobs.demo_data import generate  # noqa: E402
-from jobs.importer import import_dir  # noqa: E402
-from jobs.ledger import upgrade  # noqa: E402
-from jobs.mime import build_message  # noqa: E402
-from jobs.pipeline import resolve_campaign  # noqa: E402
-from jobs.render import build_context, load_template_set  # noqa: E402
-from jobs.run import run_campaign  # noqa: E402
-from jobs.sender import PassReport  # noqa: E402
-from jobs.settings import MessageSettings, SmtpSettings  # noqa: E402
-from jobs.smtp.envelope import crlf, dot_stuffed  # noqa: E402
-from jobs.source_models import init_source_schema  # noqa: E402
-from resolver.model import Delivery  # noqa: E402
+import jobs.run
+import jobs.sender
+from jobs.campaign import load_campaign
+from jobs.compose import TOKYO, Composer
+from jobs.mime import build_message
+from jobs.pipeline import resolve_campaign
+from jobs.render import build_context, load_template_set
+from jobs.run import run_campaign
+from jobs.sender import PassReport
+from jobs.settings import MessageSettings, SmtpSettings
+from jobs.smtp.envelope import crlf, dot_stuffed
+from resolver.model import Delivery
 
 AS_OF = date(2026, 12, 1)
-# The discarding sink of bench/send_pipeline.py, in its own process and core.
-SINK = """
-import socket, sys
-from aiosmtpd.controller import Controller
-class Discard:
-    async def handle_DATA(self, server, session, envelope):
-        return "250 2.0.0 OK"
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-c = Controller(Discard(), hostname="127.0.0.1", port=port)
-c.start()
-print(port, flush=True)
-sys.stdin.read()
-c.stop()
-"""
 
 
 def per_message(fn: Callable[[], object], count: int) -> float:
@@ -144,12 +120,7 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=2)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="swmail-cpu-"))
-    generate(work / "data", customers=args.customers)
-    engine = make_engine(f"sqlite:///{work / 'bench.sqlite3'}")
-    init_source_schema(engine)
-    import_dir(engine, work / "data")
-    upgrade(engine)
+    work, engine = demo_database(args.customers, "swmail-cpu-")
 
     campaign = load_campaign(REPO / "config/campaigns/maintenance-notice.toml")
     templates = load_template_set(REPO / "templates", campaign.template, campaign.folder)
@@ -170,13 +141,8 @@ def main() -> int:
 
     vars(jobs.run)["send_pass"] = timed_pass  # what `run_campaign` calls
 
-    sink = subprocess.Popen(
-        [sys.executable, "-c", SINK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert sink.stdout is not None
-        port = int(sink.stdout.readline())
-        smtp = SmtpSettings(host="127.0.0.1", port=port, connections=args.connections)
+    with discarding_sink() as sink:
+        smtp = SmtpSettings(host="127.0.0.1", port=sink.port, connections=args.connections)
         for n in range(args.passes):
             composer = Composer(campaign.id, f"cpu-{n}", AS_OF, templates, message)
             cpu.clear()
@@ -189,10 +155,6 @@ def main() -> int:
                 f" client CPU {cpu[0] / sent * 1e6:6.0f} µs/message,"
                 f" sink CPU {sink_cpu / sent * 1e6:6.0f} µs/message"
             )
-    finally:
-        if sink.stdin is not None:
-            sink.stdin.close()
-        sink.wait(timeout=10)
     print(f"(work files in {work}; cpu count {os.cpu_count()})")
     return 0
 

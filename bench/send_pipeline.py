@@ -18,51 +18,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from pathlib import Path
 
 import aiosmtplib
+from benchlib import REPO, demo_database, discarding_sink  # puts the project on sys.path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from jobs.campaign import load_campaign  # noqa: E402
-from jobs.compose import TOKYO, Composer  # noqa: E402
-from jobs.db import make_engine  # noqa: E402
-from jobs.demo_data import generate  # noqa: E402
-from jobs.importer import import_dir  # noqa: E402
-from jobs.ledger import upgrade  # noqa: E402
-from jobs.pipeline import resolve_campaign  # noqa: E402
-from jobs.render import build_context, load_template_set  # noqa: E402
-from jobs.run import run_campaign  # noqa: E402
-from jobs.settings import MessageSettings, SmtpSettings  # noqa: E402
-from jobs.source_models import init_source_schema  # noqa: E402
-from resolver.model import Delivery  # noqa: E402
+from jobs.campaign import load_campaign
+from jobs.compose import TOKYO, Composer
+from jobs.pipeline import resolve_campaign
+from jobs.render import build_context, load_template_set
+from jobs.run import run_campaign
+from jobs.settings import MessageSettings, SmtpSettings
+from resolver.model import Delivery
 
 AS_OF = date(2026, 12, 1)
-
-SINK = """
-import asyncio, sys
-from aiosmtpd.controller import Controller
-class Discard:
-    async def handle_DATA(self, server, session, envelope):
-        return "250 2.0.0 OK"
-import socket
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-c = Controller(Discard(), hostname="127.0.0.1", port=port)
-c.start()
-print(port, flush=True)
-sys.stdin.read()
-c.stop()
-"""
 
 
 def naive_message(composer: Composer, d: Delivery, message: MessageSettings) -> EmailMessage:
@@ -97,35 +70,21 @@ def main() -> int:
     parser.add_argument("--baseline-messages", type=int, default=1500)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="swmail-bench-"))
-    generate(work / "data", customers=args.customers)
-    engine = make_engine(f"sqlite:///{work / 'bench.sqlite3'}")
-    init_source_schema(engine)
-    import_dir(engine, work / "data")
-    upgrade(engine)
+    work, engine = demo_database(args.customers, "swmail-bench-")
 
     campaign = load_campaign(REPO / "config/campaigns/maintenance-notice.toml")
     templates = load_template_set(REPO / "templates", campaign.template, campaign.folder)
     message = MessageSettings()
     composer = Composer(campaign.id, "bench", AS_OF, templates, message)
 
-    sink = subprocess.Popen(
-        [sys.executable, "-c", SINK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert sink.stdout is not None
-        port = int(sink.stdout.readline())
+    with discarding_sink() as sink:
         deliveries = resolve_campaign(engine, campaign, AS_OF, progress=False).deliveries
         sample = deliveries[: args.baseline_messages]
-        naive_rate = asyncio.run(baseline(port, composer, sample))
+        naive_rate = asyncio.run(baseline(sink.port, composer, sample))
 
-        smtp = SmtpSettings(host="127.0.0.1", port=port, connections=args.connections)
+        smtp = SmtpSettings(host="127.0.0.1", port=sink.port, connections=args.connections)
         outcome = run_campaign(engine, engine, campaign, composer, smtp, as_of=AS_OF)
         report = outcome.pass_report
-    finally:
-        if sink.stdin is not None:
-            sink.stdin.close()
-        sink.wait(timeout=10)
 
     print(f"deliveries:            {len(deliveries):,} ({args.customers:,} customers)")
     print(f"baseline (naive path): {naive_rate:8,.0f} messages/s over {len(sample):,} messages")
