@@ -31,6 +31,7 @@ from typing import Any, Final, TypeVar
 
 import click
 
+from jobs.source_models import source_tables
 from resolver.model import (
     AccountType,
     Channel,
@@ -74,44 +75,10 @@ ADMIN_CUTOFF: Final = date(2019, 9, 24)  # §2/§4: `admin` was issued before th
 # The only domains that ever appear: reserved example domains, never a real one.
 DEMO_DOMAINS: Final = ("example.co.jp", "example.jp", "example.com", "mail.example.ne.jp")
 
-# §3: the files and their columns, in order.
+# §3: the files and their columns, in order — the source tables mirror the CSV format, and
+# the importer reads its rules from them, so the generator takes its headers there too.
 HEADERS: Final[Mapping[str, tuple[str, ...]]] = {
-    "customers.csv": (
-        "corp_id",
-        "company_name",
-        "channel",
-        "reseller_partner_id",
-        "plan",
-        "contract_status",
-        "applied_on",
-        "is_oem",
-        "mypage_postal_code",
-        "mypage_address",
-        "company_info_name",
-        "company_info_address",
-    ),
-    "mypage_contacts.csv": ("corp_id", "role", "name", "email"),
-    "users.csv": (
-        "corp_id",
-        "user_id",
-        "name",
-        "email",
-        "is_system_admin",
-        "account_type",
-        "status",
-    ),
-    "partners.csv": ("partner_id", "name", "kind", "status", "postal_code", "address"),
-    "partner_contacts.csv": (
-        "partner_id",
-        "contact_id",
-        "name",
-        "email",
-        "role",
-        "certified_until",
-        "status",
-    ),
-    "contracts.csv": ("corp_id", "product", "status"),
-    "suppressions.csv": ("email", "reason", "created_on"),
+    f"{table.name}.csv": tuple(column.name for column in table.columns) for table in source_tables()
 }
 FILES: Final = tuple(HEADERS)
 
