@@ -10,9 +10,12 @@ from resolver.model import (
     Audience,
     Candidate,
     ContactRole,
+    Customer,
     CustomerAccount,
     MyPageRole,
+    Partner,
     PartnerAccount,
+    PartnerContact,
     Source,
     User,
 )
@@ -63,46 +66,71 @@ def _order(candidate: Candidate) -> tuple[int, str]:
     return SOURCE_ORDER[candidate.source], candidate.person_id
 
 
+def _candidate(
+    audience: Audience,
+    source: Source,
+    account_id: str,
+    account_name: str,
+    person_id: str,
+    raw_name: str,
+    email: str,
+    *,
+    customer: Customer | None = None,
+    user: User | None = None,
+    partner: Partner | None = None,
+    contact: PartnerContact | None = None,
+) -> Candidate:
+    """One candidate, its name cleaned of control characters and its address normalized."""
+    name, sanitized = strip_controls(raw_name)  # HEADER_SANITIZED when anything was removed
+    return Candidate(
+        audience=audience,
+        source=source,
+        account_id=account_id,
+        account_name=account_name,
+        person_id=person_id,
+        name=name,
+        email=email,
+        normalized=normalize_email(email),
+        customer=customer,
+        user=user,
+        partner=partner,
+        contact=contact,
+        name_sanitized=sanitized,
+    )
+
+
 def customer_candidates(account: CustomerAccount) -> tuple[Candidate, ...]:
     """My Page contacts, `admin` and system administrators of one customer, in §4 order."""
     customer = account.customer
-    found: list[Candidate] = []
-    for contact in account.contacts:
-        name, sanitized = strip_controls(contact.name)
-        found.append(
-            Candidate(
-                audience=Audience.CUSTOMER,
-                source=_MYPAGE_SOURCE[contact.role],
-                account_id=customer.corp_id,
-                account_name=customer.company_name,
-                person_id="",
-                name=name,
-                email=contact.email,
-                normalized=normalize_email(contact.email),
-                customer=customer,
-                name_sanitized=sanitized,
-            )
+    found = [
+        _candidate(
+            Audience.CUSTOMER,
+            _MYPAGE_SOURCE[contact.role],
+            customer.corp_id,
+            customer.company_name,
+            "",
+            contact.name,
+            contact.email,
+            customer=customer,
         )
+        for contact in account.contacts
+    ]
     for user in account.users:
         source = _user_source(user)
-        if source is None:
-            continue
-        name, sanitized = strip_controls(user.name)
-        found.append(
-            Candidate(
-                audience=Audience.CUSTOMER,
-                source=source,
-                account_id=customer.corp_id,
-                account_name=customer.company_name,
-                person_id=user.user_id,
-                name=name,
-                email=user.email,
-                normalized=normalize_email(user.email),
-                customer=customer,
-                user=user,
-                name_sanitized=sanitized,
+        if source is not None:
+            found.append(
+                _candidate(
+                    Audience.CUSTOMER,
+                    source,
+                    customer.corp_id,
+                    customer.company_name,
+                    user.user_id,
+                    user.name,
+                    user.email,
+                    customer=customer,
+                    user=user,
+                )
             )
-        )
     found.sort(key=_order)
     return tuple(found)
 
@@ -123,20 +151,17 @@ def partner_candidates(account: PartnerAccount) -> tuple[Candidate, ...]:
     found: list[Candidate] = []
     for contact in account.contacts:
         source, audience = _CONTACT_SOURCE[contact.role]
-        name, sanitized = strip_controls(contact.name)
         found.append(
-            Candidate(
-                audience=audience,
-                source=source,
-                account_id=partner.partner_id,
-                account_name=partner.name,
-                person_id=contact.contact_id,
-                name=name,
-                email=contact.email,
-                normalized=normalize_email(contact.email),
+            _candidate(
+                audience,
+                source,
+                partner.partner_id,
+                partner.name,
+                contact.contact_id,
+                contact.name,
+                contact.email,
                 partner=partner,
                 contact=contact,
-                name_sanitized=sanitized,
             )
         )
     found.sort(key=_order)
