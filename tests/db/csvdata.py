@@ -10,33 +10,18 @@ import random
 import shutil
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from jobs.source_models import source_tables
 from resolver.model import (
-    AccountType,
-    Channel,
-    ContactRole,
-    ContactStatus,
-    ContractStatus,
-    Customer,
     CustomerAccount,
-    MyPageContact,
     MyPageRole,
-    Partner,
     PartnerAccount,
-    PartnerContact,
-    PartnerKind,
-    PartnerStatus,
-    Plan,
-    Product,
-    User,
-    UserStatus,
 )
+from tests.resolver.sample import load
 
 __all__ = [
     "Table",
@@ -100,93 +85,33 @@ def write_table(
     return path
 
 
-def _records(folder: Path, name: str) -> list[dict[str, str]]:
-    path = folder / f"{name}.csv"
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _date(text: str) -> date | None:
-    return date.fromisoformat(text) if text else None
-
-
 _ROLE_ORDER = {MyPageRole.CONTRACT_MANAGER: 0, MyPageRole.BILLING: 1}
 
 
 def expected_customers(folder: Path) -> list[CustomerAccount]:
     """The accounts of a data set in the loader's order: corp_id, then role / user_id."""
-    contacts: defaultdict[str, list[MyPageContact]] = defaultdict(list)
-    for r in _records(folder, "mypage_contacts"):
-        contacts[r["corp_id"]].append(MyPageContact(MyPageRole(r["role"]), r["name"], r["email"]))
-    users: defaultdict[str, list[User]] = defaultdict(list)
-    for r in _records(folder, "users"):
-        users[r["corp_id"]].append(
-            User(
-                r["user_id"],
-                r["name"],
-                r["email"],
-                r["is_system_admin"] == "1",
-                AccountType(r["account_type"]),
-                UserStatus(r["status"]),
+    return sorted(
+        (
+            replace(
+                account,
+                contacts=tuple(sorted(account.contacts, key=lambda c: _ROLE_ORDER[c.role])),
+                users=tuple(sorted(account.users, key=lambda u: u.user_id)),
             )
-        )
-    products: defaultdict[str, set[Product]] = defaultdict(set)
-    for r in _records(folder, "contracts"):
-        if r["status"] == "active":
-            products[r["corp_id"]].add(Product(r["product"]))
-    accounts = [
-        CustomerAccount(
-            customer=Customer(
-                corp_id=r["corp_id"],
-                company_name=r["company_name"],
-                channel=Channel(r["channel"]),
-                reseller_partner_id=r["reseller_partner_id"] or None,
-                plan=Plan(r["plan"]),
-                contract_status=ContractStatus(r["contract_status"]),
-                applied_on=_date(r["applied_on"]),
-                is_oem=r["is_oem"] == "1",
-                postal_code=r["mypage_postal_code"],
-                address=r["mypage_address"],
-            ),
-            contacts=tuple(sorted(contacts[r["corp_id"]], key=lambda c: _ROLE_ORDER[c.role])),
-            users=tuple(sorted(users[r["corp_id"]], key=lambda u: u.user_id)),
-            active_products=frozenset(products[r["corp_id"]]),
-        )
-        for r in _records(folder, "customers")
-    ]
-    return sorted(accounts, key=lambda a: a.customer.corp_id)
+            for account in load(folder).customers
+        ),
+        key=lambda a: a.customer.corp_id,
+    )
 
 
 def expected_partners(folder: Path) -> list[PartnerAccount]:
-    contacts: defaultdict[str, list[PartnerContact]] = defaultdict(list)
-    for r in _records(folder, "partner_contacts"):
-        contacts[r["partner_id"]].append(
-            PartnerContact(
-                r["contact_id"],
-                r["name"],
-                r["email"],
-                ContactRole(r["role"]),
-                _date(r["certified_until"]),
-                ContactStatus(r["status"]),
-            )
-        )
-    accounts = [
-        PartnerAccount(
-            Partner(
-                r["partner_id"],
-                r["name"],
-                PartnerKind(r["kind"]),
-                PartnerStatus(r["status"]),
-                r["postal_code"],
-                r["address"],
-            ),
-            tuple(sorted(contacts[r["partner_id"]], key=lambda c: c.contact_id)),
-        )
-        for r in _records(folder, "partners")
-    ]
-    return sorted(accounts, key=lambda a: a.partner.partner_id)
+    """The partners of a data set in the loader's order: partner_id, then contact_id."""
+    return sorted(
+        (
+            replace(account, contacts=tuple(sorted(account.contacts, key=lambda c: c.contact_id)))
+            for account in load(folder).partners
+        ),
+        key=lambda a: a.partner.partner_id,
+    )
 
 
 def db_state(engine: sa.Engine) -> dict[str, list[tuple[object, ...]]]:
