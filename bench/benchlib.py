@@ -20,13 +20,15 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from jobs.campaign import Campaign, load_campaign  # noqa: E402
 from jobs.db import make_engine  # noqa: E402
 from jobs.demo_data import generate  # noqa: E402
 from jobs.importer import import_dir  # noqa: E402
 from jobs.ledger import upgrade  # noqa: E402
+from jobs.render import TemplateSet, load_template_set  # noqa: E402
 from jobs.source_models import init_source_schema  # noqa: E402
 
-__all__ = ["REPO", "Sink", "demo_database", "discarding_sink"]
+__all__ = ["REPO", "Sink", "demo_database", "discarding_sink", "shipped_campaign"]
 
 _SINK = """
 import socket, sys
@@ -54,6 +56,12 @@ def demo_database(customers: int, prefix: str) -> tuple[Path, sa.Engine]:
     import_dir(engine, work / "data")
     upgrade(engine)
     return work, engine
+
+
+def shipped_campaign() -> tuple[Campaign, TemplateSet]:
+    """The maintenance notice as shipped, with its compiled templates."""
+    campaign = load_campaign(REPO / "config/campaigns/maintenance-notice.toml")
+    return campaign, load_template_set(REPO / "templates", campaign.template, campaign.folder)
 
 
 @dataclass(frozen=True)

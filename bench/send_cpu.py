@@ -27,15 +27,18 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import REPO, demo_database, discarding_sink  # puts the project on sys.path
+from benchlib import (  # puts the project on sys.path
+    demo_database,
+    discarding_sink,
+    shipped_campaign,
+)
 
 import jobs.run
 import jobs.sender
-from jobs.campaign import load_campaign
 from jobs.compose import TOKYO, Composer
 from jobs.mime import build_message
 from jobs.pipeline import resolve_campaign
-from jobs.render import build_context, load_template_set
+from jobs.render import build_context
 from jobs.run import run_campaign
 from jobs.sender import PassReport
 from jobs.settings import MessageSettings, SmtpSettings
@@ -122,8 +125,7 @@ def main() -> int:
 
     work, engine = demo_database(args.customers, "swmail-cpu-")
 
-    campaign = load_campaign(REPO / "config/campaigns/maintenance-notice.toml")
-    templates = load_template_set(REPO / "templates", campaign.template, campaign.folder)
+    campaign, templates = shipped_campaign()
     message = MessageSettings()
     deliveries = resolve_campaign(engine, campaign, AS_OF, progress=False).deliveries
     stages(Composer(campaign.id, "stages", AS_OF, templates, message), deliveries[:1000])

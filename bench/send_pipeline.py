@@ -25,12 +25,15 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 
 import aiosmtplib
-from benchlib import REPO, demo_database, discarding_sink  # puts the project on sys.path
+from benchlib import (  # puts the project on sys.path
+    demo_database,
+    discarding_sink,
+    shipped_campaign,
+)
 
-from jobs.campaign import load_campaign
 from jobs.compose import TOKYO, Composer
 from jobs.pipeline import resolve_campaign
-from jobs.render import build_context, load_template_set
+from jobs.render import build_context
 from jobs.run import run_campaign
 from jobs.settings import MessageSettings, SmtpSettings
 from resolver.model import Delivery
@@ -72,8 +75,7 @@ def main() -> int:
 
     work, engine = demo_database(args.customers, "swmail-bench-")
 
-    campaign = load_campaign(REPO / "config/campaigns/maintenance-notice.toml")
-    templates = load_template_set(REPO / "templates", campaign.template, campaign.folder)
+    campaign, templates = shipped_campaign()
     message = MessageSettings()
     composer = Composer(campaign.id, "bench", AS_OF, templates, message)
 
