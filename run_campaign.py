@@ -21,8 +21,8 @@ from typing import Any, NoReturn
 import click
 import sqlalchemy as sa
 
+from jobs.config.settings import Settings, load_settings
 from jobs.errors import MailerError
-from jobs.settings import Settings, load_settings
 
 __all__ = ["cli", "main"]
 
@@ -83,7 +83,7 @@ class App:
         return load_settings(self.config)
 
     def engine(self, url: str | None = None) -> sa.Engine:
-        from jobs.db import make_engine
+        from jobs.source.engine import make_engine
 
         url = url or self.settings.database.url
         if url not in self._engines:
@@ -94,13 +94,13 @@ class App:
         return self.engine(self.settings.database.effective_ledger_url)
 
     def campaign(self, value: str) -> Any:
-        from jobs.campaign import load_campaign, resolve_campaign_path
+        from jobs.config.campaign import load_campaign, resolve_campaign_path
 
         return load_campaign(resolve_campaign_path(value, Path(self.settings.paths.campaigns)))
 
     def composer(self, campaign: Any, run_key: str, as_of: date) -> Any:
-        from jobs.compose import Composer
-        from jobs.render import load_template_set
+        from jobs.messages.compose import Composer
+        from jobs.messages.render import load_template_set
 
         templates = load_template_set(
             Path(self.settings.paths.templates), campaign.template, campaign.folder
@@ -109,7 +109,7 @@ class App:
 
     def ledger_suppressions(self) -> frozenset[str]:
         """Hard bounces the job recorded (§7): part of the effective suppression list."""
-        from jobs.run import ledger_suppressions
+        from jobs.ledger import ledger_suppressions
 
         return ledger_suppressions(self.ledger_engine())
 
@@ -122,7 +122,7 @@ pass_app = click.make_pass_decorator(App)
 
 
 def _today_tokyo() -> date:
-    from jobs.compose import TOKYO
+    from jobs.messages.compose import TOKYO
 
     return datetime.now(TOKYO).date()
 
@@ -201,7 +201,7 @@ def db() -> None:
 def db_init(app: App) -> None:
     """Create the source tables (SPEC §3) and the job's own ledger tables; safe to repeat."""
     from jobs.ledger.migrate import upgrade
-    from jobs.source_models import init_source_schema
+    from jobs.source.models import init_source_schema
 
     init_source_schema(app.engine())
     upgrade(app.ledger_engine())
@@ -218,8 +218,8 @@ def db_init(app: App) -> None:
 def db_import(app: App, directory: Path, encoding: str) -> None:
     """Load the CSV files of DIRECTORY (SPEC §3), replacing the data set; all or nothing."""
     from jobs.errors import InputError
-    from jobs.importer import import_dir
-    from jobs.source_models import init_source_schema
+    from jobs.source.importer import import_dir
+    from jobs.source.models import init_source_schema
 
     if not directory.is_dir():
         raise InputError(f"{directory}: no such folder")
@@ -265,7 +265,7 @@ def _print_summary(summary: Any) -> None:
 @pass_app
 def resolve(app: App, campaign: str, as_of: datetime | None, as_json: bool) -> None:
     """Count who would receive a campaign: by decision, audience and reason."""
-    from jobs.pipeline import resolve_campaign
+    from jobs.resolution.pipeline import resolve_campaign
 
     chosen = app.campaign(campaign)
     day = _as_of(as_of)
@@ -315,7 +315,7 @@ def dry_run_cmd(
     encoding: str,
 ) -> None:
     """Resolve and render every message to DIR as `run` would send them; send nothing."""
-    from jobs.dryrun import dry_run
+    from jobs.reports.dryrun import dry_run
 
     chosen = app.campaign(campaign)
     day = _as_of(as_of)
@@ -375,8 +375,8 @@ def explain(
 ) -> None:
     """Why a person or account does or does not receive a campaign, rule by rule."""
     from jobs.errors import InputError
-    from jobs.explain import explain as run_explain
-    from jobs.explain import render_text
+    from jobs.resolution.explain import explain as run_explain
+    from jobs.resolution.explain import render_text
 
     chosen = [v for v in (email, corp_id, partner_id) if v]
     if len(chosen) != 1:
@@ -412,7 +412,7 @@ def preview(
     raw: bool,
 ) -> None:
     """Show the rendered message one recipient would receive."""
-    from jobs.preview import preview_messages, render_preview
+    from jobs.messages.preview import preview_messages, render_preview
 
     chosen = app.campaign(campaign)
     day = _as_of(as_of)
@@ -450,7 +450,7 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
     Exit 0 when every delivery is sent or failed, 3 when deferred deliveries are left for the
     next run, 4 when another coordinator holds the run.
     """
-    from jobs.run import run_campaign
+    from jobs.delivery.coordinator import run_campaign
 
     chosen = app.campaign(campaign)
     day = _as_of(as_of)
@@ -509,7 +509,7 @@ def _print_status(st: Any) -> None:
 @pass_app
 def status(app: App, run_id: str | None, as_json: bool) -> None:
     """Progress of runs: deliveries per status, what is left, how fast it went."""
-    from jobs.status import run_status
+    from jobs.reports.status import run_status
 
     rows = run_status(app.ledger_engine(), run_id)
     if as_json:
@@ -533,7 +533,7 @@ def audit() -> None:
 @pass_app
 def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     """Write the audit CSV of a run (SPEC §5) with each delivery's status."""
-    from jobs.status import export_audit
+    from jobs.reports.status import export_audit
 
     written = export_audit(app.ledger_engine(), run_id, out, encoding)
     click.echo(f"wrote {written.rows:,} rows to {out}")

@@ -20,13 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from jobs.campaign import Campaign, load_campaign  # noqa: E402
-from jobs.db import make_engine  # noqa: E402
-from jobs.demo_data import generate  # noqa: E402
-from jobs.importer import import_dir  # noqa: E402
+from jobs.config.campaign import Campaign, load_campaign  # noqa: E402
 from jobs.ledger import upgrade  # noqa: E402
-from jobs.render import TemplateSet, load_template_set  # noqa: E402
-from jobs.source_models import init_source_schema  # noqa: E402
+from jobs.messages.render import TemplateSet, load_template_set  # noqa: E402
+from jobs.source.engine import make_engine  # noqa: E402
+from jobs.source.importer import import_dir  # noqa: E402
+from jobs.source.models import init_source_schema  # noqa: E402
+from tools.demo_data import generate  # noqa: E402
 
 __all__ = ["REPO", "Sink", "demo_database", "discarding_sink", "shipped_campaign"]
 

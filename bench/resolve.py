@@ -8,8 +8,9 @@ other's heap, caches or peak memory:
 
 - scan: the rows the loader reads (customers, mypage_contacts, users, active contracts,
   partners, partner_contacts, suppressions), with plain SQL on the DB-API cursor into tuples, in
-  the loader's keyset pages (`jobs.loader.PAGE_SIZE` parents, then the children of that id range);
-- resolve: `jobs.pipeline.resolve_campaign` (progress off), every audit row consumed.
+  the loader's keyset pages (`jobs.source.loader.PAGE_SIZE` parents, then the children of that
+  id range);
+- resolve: `jobs.resolution.pipeline.resolve_campaign` (progress off), every audit row consumed.
 
 Prints each phase's seconds and peak resident memory, and the ratio resolve/scan: a ratio, not
 an absolute figure, is what can be compared across machines and runs (the target of later work
@@ -38,12 +39,11 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from jobs.campaign import load_campaign  # noqa: E402
-from jobs.db import make_engine  # noqa: E402
-from jobs.demo_data import DEMO_AS_OF, generate  # noqa: E402
-from jobs.importer import import_dir  # noqa: E402
-from jobs.loader import PAGE_SIZE  # noqa: E402
-from jobs.source_models import (  # noqa: E402
+from jobs.config.campaign import load_campaign  # noqa: E402
+from jobs.source.engine import make_engine  # noqa: E402
+from jobs.source.importer import import_dir  # noqa: E402
+from jobs.source.loader import PAGE_SIZE  # noqa: E402
+from jobs.source.models import (  # noqa: E402
     Contract,
     Customer,
     MyPageContact,
@@ -54,6 +54,7 @@ from jobs.source_models import (  # noqa: E402
     init_source_schema,
 )
 from resolver.model import ProductStatus  # noqa: E402
+from tools.demo_data import DEMO_AS_OF, generate  # noqa: E402
 
 DB_FILE = "source.sqlite3"
 CSV_DIR = "csv"
@@ -154,7 +155,7 @@ _PARTNER_CONTACT_COLUMNS = (
 
 
 def _keyset(cursor: Any, first: str, following: str) -> Iterator[list[tuple[Any, ...]]]:
-    """Pages of parent rows, `key > last` like `jobs.loader._pages`."""
+    """Pages of parent rows, `key > last` like `jobs.source.loader._pages`."""
     cursor.execute(first)
     while True:
         page: list[tuple[Any, ...]] = cursor.fetchall()
@@ -215,7 +216,7 @@ def _maxrss_mb() -> float:
 
 def run_phase(phase: str, url: str, campaign_id: str, as_of: date, trace: bool) -> dict[str, Any]:
     """Measure one phase in this process: seconds, rows, peak RSS (and tracemalloc peak)."""
-    from jobs.pipeline import resolve_campaign
+    from jobs.resolution.pipeline import resolve_campaign
 
     engine = make_engine(url)
     campaign = load_campaign(REPO / "config" / "campaigns" / f"{campaign_id}.toml")
@@ -252,7 +253,7 @@ def profile_phase(url: str, campaign_id: str, as_of: date, top: int) -> None:
     import cProfile
     import pstats
 
-    from jobs.pipeline import resolve_campaign
+    from jobs.resolution.pipeline import resolve_campaign
 
     engine = make_engine(url)
     campaign = load_campaign(REPO / "config" / "campaigns" / f"{campaign_id}.toml")

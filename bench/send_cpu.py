@@ -33,15 +33,15 @@ from benchlib import (  # puts the project on sys.path
     shipped_campaign,
 )
 
-import jobs.run
-import jobs.sender
-from jobs.compose import TOKYO, Composer
-from jobs.mime import build_message
-from jobs.pipeline import resolve_campaign
-from jobs.render import build_context
-from jobs.run import run_campaign
-from jobs.sender import PassReport
-from jobs.settings import MessageSettings, SmtpSettings
+import jobs.delivery.coordinator
+import jobs.delivery.sender
+from jobs.config.settings import MessageSettings, SmtpSettings
+from jobs.delivery.coordinator import run_campaign
+from jobs.delivery.sender import PassReport
+from jobs.messages.compose import TOKYO, Composer
+from jobs.messages.mime import build_message
+from jobs.messages.render import build_context
+from jobs.resolution.pipeline import resolve_campaign
 from jobs.smtp.envelope import crlf, dot_stuffed
 from resolver.model import Delivery
 
@@ -132,7 +132,7 @@ def main() -> int:
 
     # The pass alone, without the first run's resolution: CPU is read around `send_pass`.
     cpu: list[float] = []
-    send_pass = jobs.sender.send_pass
+    send_pass = jobs.delivery.sender.send_pass
 
     async def timed_pass(*a: Any, **k: Any) -> PassReport:
         started = time.process_time()
@@ -141,7 +141,7 @@ def main() -> int:
         finally:
             cpu.append(time.process_time() - started)
 
-    vars(jobs.run)["send_pass"] = timed_pass  # what `run_campaign` calls
+    vars(jobs.delivery.coordinator)["send_pass"] = timed_pass  # what `run_campaign` calls
 
     with discarding_sink() as sink:
         smtp = SmtpSettings(host="127.0.0.1", port=sink.port, connections=args.connections)

@@ -31,11 +31,11 @@ from benchlib import (  # puts the project on sys.path
     shipped_campaign,
 )
 
-from jobs.compose import TOKYO, Composer
-from jobs.pipeline import resolve_campaign
-from jobs.render import build_context
-from jobs.run import run_campaign
-from jobs.settings import MessageSettings, SmtpSettings
+from jobs.config.settings import MessageSettings, SmtpSettings
+from jobs.delivery.coordinator import run_campaign
+from jobs.messages.compose import TOKYO, Composer
+from jobs.messages.render import build_context
+from jobs.resolution.pipeline import resolve_campaign
 from resolver.model import Delivery
 
 AS_OF = date(2026, 12, 1)

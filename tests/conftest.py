@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_DATA = (REPO.parent / "shared" / "sample-data").resolve()
+SAMPLE_DATA = REPO / "tests" / "data" / "sample"
 
 PG_ADMIN_URL = os.environ.get(
     "SWMAIL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -104,5 +104,5 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def sample_data() -> Path:
     if not SAMPLE_DATA.is_dir():
-        pytest.fail(f"the shared sample data set is missing at {SAMPLE_DATA}")
+        pytest.fail(f"the sample data set is missing at {SAMPLE_DATA}")
     return SAMPLE_DATA

@@ -23,7 +23,7 @@ rm -rf "$DEMO"
 mkdir -p "$DEMO"
 
 echo "== 1. demo data: a few thousand customers with every edge case of SPEC §4"
-"$BIN/python" -m jobs.demo_data "$DEMO/data" --customers 3000
+"$BIN/python" -m tools.demo_data "$DEMO/data" --customers 3000
 
 echo "== 2. database: create the tables and import the CSV files"
 swmail db init
@@ -42,7 +42,7 @@ if [ -n "$first_merged" ]; then
 fi
 
 echo "== 6. send for real into a local SMTP sink (Maildir under $DEMO/maildir)"
-"$BIN/python" -m jobs.smtp.sink --host 127.0.0.1 --port "$SINK_PORT" --maildir "$DEMO/maildir" \
+"$BIN/python" -m tools.sink --host 127.0.0.1 --port "$SINK_PORT" --maildir "$DEMO/maildir" \
     > "$DEMO/sink.log" 2>&1 &
 SINK_PID=$!
 trap 'kill "$SINK_PID" 2>/dev/null || true; wait "$SINK_PID" 2>/dev/null || true' EXIT

@@ -4,13 +4,30 @@ A run freezes its resolution here once; senders then claim deliveries, send them
 confirmed outcome, so that a crash loses nothing and a resume never resends a `sent` delivery.
 Modules: `models` (tables), `migrate` (Alembic, from code), `store` (runs and the freeze),
 `queue` (passes, claims, results), `report` (status, audit export), `lock` (one coordinator).
+
+Owns: every read and write of the `swmail_*` tables, and the run locks.
+Must not import: `jobs.resolution`, `jobs.messages`, `jobs.smtp`, `jobs.delivery`, `jobs.reports`
+(it stores what those stages decided; it never decides).
 """
 
 from jobs.ledger.codec import make_run_id
 from jobs.ledger.lock import RunLock, acquire_run_lock, holder_description
-from jobs.ledger.migrate import current_revision, head_revision, schema_diff, upgrade
+from jobs.ledger.migrate import (
+    check_ledger,
+    current_revision,
+    head_revision,
+    ledger_exists,
+    schema_diff,
+    upgrade,
+)
 from jobs.ledger.queue import begin_pass, claim, record, release
-from jobs.ledger.report import iter_audit, iter_warnings, load_suppression_keys, stats
+from jobs.ledger.report import (
+    iter_audit,
+    iter_warnings,
+    ledger_suppressions,
+    load_suppression_keys,
+    stats,
+)
 from jobs.ledger.store import create_run, finish_run, get_run, list_runs
 from jobs.ledger.values import (
     FINAL_STATUSES,
@@ -37,6 +54,7 @@ __all__ = [
     "RunStats",
     "acquire_run_lock",
     "begin_pass",
+    "check_ledger",
     "claim",
     "create_run",
     "current_revision",
@@ -46,6 +64,8 @@ __all__ = [
     "holder_description",
     "iter_audit",
     "iter_warnings",
+    "ledger_exists",
+    "ledger_suppressions",
     "list_runs",
     "load_suppression_keys",
     "make_run_id",

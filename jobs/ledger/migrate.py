@@ -17,15 +17,18 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from jobs.errors import ConfigError
 from jobs.ledger.models import LedgerBase
 
 __all__ = [
     "MIGRATIONS",
     "VERSION_TABLE",
+    "check_ledger",
     "current_revision",
     "downgrade",
     "head_revision",
     "include_name",
+    "ledger_exists",
     "schema_diff",
     "upgrade",
 ]
@@ -92,3 +95,18 @@ def schema_diff(engine: sa.Engine) -> list[Any]:
             },
         )
         return list(compare_metadata(context, LedgerBase.metadata))
+
+
+def ledger_exists(engine: sa.Engine) -> bool:
+    return current_revision(engine) is not None
+
+
+def check_ledger(engine: sa.Engine) -> None:
+    """Refuse to run on a ledger that is missing or at another schema version (exit 2)."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        state = "has no ledger tables" if current is None else f"is at schema {current}"
+        raise ConfigError(
+            f"the ledger database {state}; this version needs {head}: run `swmail db init`"
+        )

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from jobs.db import id_type
 from jobs.ledger.values import DeliveryStatus
+from jobs.source.engine import id_type
 from resolver.model import (
     Audience,
     Decision,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 
 from jobs.ledger.codec import split_codes
+from jobs.ledger.migrate import ledger_exists
 from jobs.ledger.models import AuditRowRow, DeliveryRow, SuppressionRow, WarningRow
 from jobs.ledger.values import AuditExportRow, DeliveryStatus, RunRecord, RunStats
 from resolver.model import Warning
@@ -131,3 +132,11 @@ def iter_warnings(conn: sa.Connection, run: RunRecord) -> Iterator[Warning]:
 def load_suppression_keys(conn: sa.Connection) -> set[str]:
     """Addresses the job suppressed itself (§7: unioned with the imported list by the caller)."""
     return set(conn.execute(sa.select(SuppressionRow.email)).scalars())
+
+
+def ledger_suppressions(engine: sa.Engine) -> frozenset[str]:
+    """The job's own hard bounces (§7), or nothing when the ledger does not exist yet."""
+    if not ledger_exists(engine):
+        return frozenset()
+    with engine.connect() as conn:
+        return frozenset(load_suppression_keys(conn))

@@ -2,6 +2,10 @@
 
 The sender stage builds an `Envelope` per delivery, calls `send_with_retry(pool, envelope, ...)`
 and records the `FinalResult`; it never touches aiosmtplib.
+
+Owns: connections to the relay, TLS, AUTH, pacing, reply classification and the retry policy.
+Must not import: `jobs.source`, `jobs.resolution`, `jobs.messages`, `jobs.ledger`,
+`jobs.delivery`, `jobs.reports` (it moves bytes; it knows nothing of campaigns or the ledger).
 """
 
 from __future__ import annotations

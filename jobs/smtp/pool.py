@@ -22,7 +22,7 @@ from types import TracebackType
 
 import aiosmtplib
 
-from jobs.settings import SmtpSettings
+from jobs.config.settings import SmtpSettings
 from jobs.smtp.classify import Verdict, classify, one_line
 from jobs.smtp.envelope import (
     Envelope,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from jobs.settings import SmtpSettings
+from jobs.config.settings import SmtpSettings
 from jobs.smtp.errors import SmtpSetupError
 
 __all__ = ["client_tls_context"]

@@ -1,6 +1,6 @@
 """CSV data sets for the database tests: copies of the sample with one change, synthetic sets,
 and the accounts a data set should load as — built with the csv module only, independently of
-`jobs.importer` and `jobs.loader`, so that a bug there cannot hide in the expectation.
+`jobs.source.importer` and `jobs.source.loader`, so that a bug there cannot hide in the expectation.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from jobs.source_models import source_tables
+from jobs.source.models import source_tables
 from resolver.model import (
     CustomerAccount,
     MyPageRole,

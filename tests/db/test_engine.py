@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from jobs.db import make_engine, snapshot
 from jobs.errors import ConfigError
+from jobs.source.engine import make_engine, snapshot
 
 
 def test_sqlite_creates_the_folder_and_sets_pragmas(tmp_path: Path) -> None:

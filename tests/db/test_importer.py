@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobs.db import make_engine
 from jobs.errors import InputError
-from jobs.importer import import_dir
-from jobs.source_models import (
+from jobs.source.engine import make_engine
+from jobs.source.importer import import_dir
+from jobs.source.models import (
     Customer,
     PartnerContact,
     Suppression,

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from jobs.db import make_engine, snapshot
 from jobs.errors import ConfigError
-from jobs.importer import import_dir
-from jobs.loader import (
+from jobs.source.engine import make_engine, snapshot
+from jobs.source.importer import import_dir
+from jobs.source.loader import (
     find_accounts_by_email,
     iter_customer_accounts,
     iter_partner_accounts,
     load_suppression_keys,
 )
-from jobs.source_models import Customer, MyPageContact, init_source_schema
+from jobs.source.models import Customer, MyPageContact, init_source_schema
 from resolver.model import Product
 from tests.db.csvdata import (
     Table,

@@ -1,6 +1,6 @@
 """The sample data set through the real pipeline (import → streaming loader → resolver) on every
 database, in both dedupe modes: each candidate's decision, reasons and delivery group must equal
-the expected files of ../shared/sample-data.
+the expected files of tests/data/sample.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.campaign import load_campaign
-from jobs.db import make_engine
-from jobs.importer import import_dir
-from jobs.pipeline import resolve_campaign
-from jobs.source_models import init_source_schema
+from jobs.config.campaign import load_campaign
+from jobs.resolution.pipeline import resolve_campaign
+from jobs.source.engine import make_engine
+from jobs.source.importer import import_dir
+from jobs.source.models import init_source_schema
 from resolver.model import Decided, DedupeMode
 from tests.conftest import REPO
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.demo_data import generate
 from tests.demo.demo_set import DemoSet, read_demo
+from tools.demo_data import generate
 
 
 @pytest.fixture(scope="session")

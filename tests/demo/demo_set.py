@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.demo_data import FILES
+from tools.demo_data import FILES
 
 
 @dataclass(frozen=True)

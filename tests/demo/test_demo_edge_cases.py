@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from jobs.demo_data import ADMIN_CUTOFF, DEMO_AS_OF, EdgeCase
 from tests.demo.demo_set import DemoSet
+from tools.demo_data import ADMIN_CUTOFF, DEMO_AS_OF, EdgeCase
 
 SEVERAL = 3
 CUTOFF = ADMIN_CUTOFF.isoformat()

@@ -8,8 +8,8 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from jobs.demo_data import DEMO_AS_OF, DEMO_DOMAINS, FILES
 from tests.demo.demo_set import DemoSet
+from tools.demo_data import DEMO_AS_OF, DEMO_DOMAINS, FILES
 
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 POSTAL = re.compile(r"\d{3}-\d{4}")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from jobs.demo_data import FILES, EdgeCase, generate, main
 from tests.conftest import REPO
 from tests.demo.demo_set import read_demo
+from tools.demo_data import FILES, EdgeCase, generate, main
 
 
 def _bytes(directory: Path) -> dict[str, bytes]:
@@ -82,7 +82,7 @@ def test_cli_reports_an_unwritable_folder(tmp_path: Path) -> None:
 
 def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "jobs.demo_data", str(tmp_path), "--customers", "50"],
+        [sys.executable, "-m", "tools.demo_data", str(tmp_path), "--customers", "50"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from jobs.db import make_engine
-from jobs.demo_data import FILES, generate
-from jobs.importer import import_dir
-from jobs.source_models import init_source_schema
+from jobs.source.engine import make_engine
+from jobs.source.importer import import_dir
+from jobs.source.models import init_source_schema
 from tests.demo.demo_set import read_demo
+from tools.demo_data import FILES, generate
 
 
 def test_demo_of_300_customers_imports(db_url: str, tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from jobs.db import make_engine
 from jobs.ledger import RunRecord, create_run, upgrade
+from jobs.source.engine import make_engine
 from resolver.model import DedupeMode
 from tests.ledger import factory
 

@@ -9,8 +9,8 @@ import os
 import sys
 import time
 
-from jobs.db import make_engine
 from jobs.ledger import acquire_run_lock
+from jobs.source.engine import make_engine
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
-from jobs.db import make_engine
 from jobs.ledger import DeliveryResult, DeliveryStatus, begin_pass, claim, record, stats, upgrade
 from jobs.ledger.models import DeliveryRow
+from jobs.source.engine import make_engine
 from tests.ledger.conftest import freeze
 
 SERVERS = [

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from jobs.db import make_engine
 from jobs.errors import InputError
 from jobs.ledger import (
     DeliveryStatus,
@@ -24,6 +23,7 @@ from jobs.ledger import (
 )
 from jobs.ledger.models import DeliveryRow
 from jobs.ledger.queue import claim
+from jobs.source.engine import make_engine
 from resolver.model import (
     Decided,
     Decision,

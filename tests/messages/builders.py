@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from jobs.render import build_context
+from jobs.messages.render import build_context
 from resolver.model import AccountKind, AccountRef, Audience, Delivery, Reason, Source
 
 AS_OF = date(2026, 12, 1)

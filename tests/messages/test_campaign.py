@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.campaign import load_campaign
-from jobs.mime import build_message
-from jobs.render import Rendered, TemplateSet, load_template_set, sample_contexts
+from jobs.config.campaign import load_campaign
+from jobs.messages.mime import build_message
+from jobs.messages.render import Rendered, TemplateSet, load_template_set, sample_contexts
 from resolver.model import AccountRef, Audience, Reason, Source
 from tests.messages.builders import (
     AS_OF,

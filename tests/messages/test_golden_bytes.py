@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.compose import TOKYO, Composer
-from jobs.render import load_template_set
-from jobs.settings import MessageSettings
+from jobs.config.settings import MessageSettings
+from jobs.messages.compose import TOKYO, Composer
+from jobs.messages.render import load_template_set
 from jobs.smtp.envelope import wire_body
 from resolver.model import Audience, Reason, Source
 from tests.messages.builders import (

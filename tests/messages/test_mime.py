@@ -1,4 +1,4 @@
-"""jobs.mime: the bytes parse back with the stdlib to what was rendered, in both charsets."""
+"""jobs.messages.mime: the bytes parse back with the stdlib to what was rendered, both charsets."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from jobs.config.settings import Charset
 from jobs.errors import ConfigError
-from jobs.mime import BuiltMessage, build_message, message_id, sanitize_header
-from jobs.render import Rendered
-from jobs.settings import Charset
+from jobs.messages.mime import BuiltMessage, build_message, message_id, sanitize_header
+from jobs.messages.render import Rendered
 
 JST = timezone(timedelta(hours=9))
 WHEN = datetime(2026, 12, 1, 9, 30, tzinfo=JST)

@@ -1,4 +1,4 @@
-"""jobs.render: the sandboxed template set, its context, and errors that name file and line."""
+"""jobs.messages.render: the sandboxed template set, its context, errors naming file and line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobs.errors import TemplateError
-from jobs.render import (
+from jobs.messages.render import (
     AccountView,
     CampaignView,
     RecipientView,

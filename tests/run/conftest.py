@@ -2,9 +2,10 @@
 
 A `Site` is one installation under test: a source database (and the ledger in it, or in
 `ledger_url`), a working folder, and the settings an operator would give through the environment.
-It drives the same code two ways: in-process (`Site.run` calls `jobs.run.run_campaign`, so a test
-can read the `RunOutcome`) and as the operator does (`Site.cli`/`Site.spawn` start
-`run_campaign.py` in a subprocess, so exit codes and kill -9 are the real ones).
+It drives the same code two ways: in-process (`Site.run` calls
+`jobs.delivery.coordinator.run_campaign`, so a test can read the `RunOutcome`) and as the
+operator does (`Site.cli`/`Site.spawn` start `run_campaign.py` in a subprocess, so exit codes
+and kill -9 are the real ones).
 
 `ScriptedHandler` extends the shared `RecordingHandler` with the two things these tests need:
 DATA replies scripted per recipient, and every RCPT address in the order the server saw it.
@@ -29,17 +30,17 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from jobs.campaign import Campaign, load_campaign, resolve_campaign_path
-from jobs.compose import Composer
-from jobs.db import make_engine
-from jobs.importer import import_dir
+from jobs.config.campaign import Campaign, load_campaign, resolve_campaign_path
+from jobs.config.settings import Settings, load_settings
+from jobs.delivery.coordinator import RunOutcome, run_campaign
 from jobs.ledger import AuditExportRow, get_run, iter_audit, load_suppression_keys, stats, upgrade
 from jobs.ledger.models import DeliveryRow, RunRow
 from jobs.ledger.values import DeliveryStatus, RunStats
-from jobs.render import load_template_set
-from jobs.run import RunOutcome, run_campaign
-from jobs.settings import Settings, load_settings
-from jobs.source_models import init_source_schema
+from jobs.messages.compose import Composer
+from jobs.messages.render import load_template_set
+from jobs.source.engine import make_engine
+from jobs.source.importer import import_dir
+from jobs.source.models import init_source_schema
 from resolver.model import Decision
 from tests.smtpd import Received, RecordingHandler, Reply, Script, SmtpServer
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jobs.settings import SmtpSettings
+from jobs.config.settings import SmtpSettings
 from jobs.smtp import Envelope
 from tests.smtpd import RecordingHandler, SmtpServer, TlsFiles, tls_files
 

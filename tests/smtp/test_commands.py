@@ -17,7 +17,7 @@ from aiosmtplib.email import quote_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.settings import SmtpSettings
+from jobs.config.settings import SmtpSettings
 from jobs.smtp import Envelope, Outcome, SmtpPool
 from jobs.smtp.envelope import crlf, wire_body
 from jobs.smtp.pool import _PLAIN_ADDRESS

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from jobs.settings import SmtpSettings
+from jobs.config.settings import SmtpSettings
 from jobs.smtp import Envelope, Outcome, Phase, RateLimiter, SmtpPool
 from tests.smtpd import DROP, RecordingHandler, SmtpServer, Stall
 

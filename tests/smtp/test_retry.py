@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from jobs.settings import SmtpSettings
+from jobs.config.settings import SmtpSettings
 from jobs.smtp import (
     Envelope,
     FinalResult,

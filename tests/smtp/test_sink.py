@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.settings import SmtpSettings
+from jobs.config.settings import SmtpSettings
 from jobs.smtp import Envelope, Outcome, SmtpPool
-from jobs.smtp.sink import serve_sink
+from tools.sink import serve_sink
 
 REPO = Path(__file__).resolve().parents[2]
 MakeEnvelope = Callable[..., Envelope]
@@ -55,7 +55,7 @@ def test_sink_command_listens_and_stops_on_sigterm(tmp_path: Path) -> None:
     maildir = tmp_path / "demo" / "maildir"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "jobs.smtp.sink", "--port", "0", "--maildir", str(maildir)],
+        [sys.executable, "-m", "tools.sink", "--port", "0", "--maildir", str(maildir)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

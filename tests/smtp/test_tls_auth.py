@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.settings import SmtpSettings
+from jobs.config.settings import SmtpSettings
 from jobs.smtp import Envelope, Outcome, SmtpPool, SmtpSetupError
 from tests.smtpd import Credentials, RecordingHandler, SmtpServer, TlsFiles, tls_files
 

@@ -26,7 +26,7 @@ ENUM = sa.String(32)  # non-native enums: the members' values as plain strings
 
 
 def _id(length: int) -> sa.types.TypeEngine[str]:
-    """A key compared case-sensitively in code-point order (as `jobs.db.id_type`)."""
+    """A key compared case-sensitively in code-point order (as `jobs.source.engine.id_type`)."""
     return (
         sa.String(length)
         .with_variant(sa.String(length, collation="C"), "postgresql")

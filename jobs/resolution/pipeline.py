@@ -16,12 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from jobs.campaign import Campaign
-from jobs.db import snapshot
-from jobs.loader import iter_customer_accounts, iter_partner_accounts, load_suppression_keys
+from jobs.config.campaign import Campaign
 from jobs.progress import Progress
-from jobs.source_models import Customer as CustomerRow
-from jobs.source_models import check_source_schema
+from jobs.source.engine import snapshot
+from jobs.source.loader import iter_customer_accounts, iter_partner_accounts, load_suppression_keys
+from jobs.source.models import Customer as CustomerRow
+from jobs.source.models import check_source_schema
 from resolver.model import Decided, Delivery, Warning
 from resolver.resolve import AccountOutcome, Resolver, resolution_order
 

@@ -11,7 +11,7 @@ Rows are streamed: one customer's rows are drafted and written before the next i
 million customers need no more memory than three thousand. The output depends only on the seed
 (one `random.Random`), byte for byte.
 
-Usage: `python -m jobs.demo_data OUT_DIR [--customers N] [--seed S]`.
+Usage: `python -m tools.demo_data OUT_DIR [--customers N] [--seed S]`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Final, TypeVar
 
 import click
 
-from jobs.source_models import source_tables
+from jobs.source.models import source_tables
 from resolver.model import (
     AccountType,
     Channel,
@@ -1331,7 +1331,7 @@ def generate(
 )
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Random seed.")
 def main(out_dir: Path, customers: int, seed: int) -> None:
-    """`python -m jobs.demo_data`: generate and print one summary line."""
+    """`python -m tools.demo_data`: generate and print one summary line."""
     started = time.perf_counter()
     try:
         summary = generate(out_dir, customers=customers, seed=seed)

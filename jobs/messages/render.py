@@ -81,7 +81,7 @@ class CampaignView:
 
 
 # Names for StrictUndefined messages: "'recipient' has no attribute 'nmae'" reads better for an
-# operator than "'jobs.render.RecipientView object' has no attribute 'nmae'".
+# operator than "'jobs.messages.render.RecipientView object' has no attribute 'nmae'".
 _VIEW_LABELS: dict[type, str] = {
     RecipientView: "recipient",
     AccountView: "recipient.accounts[…]",

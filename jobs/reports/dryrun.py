@@ -15,17 +15,17 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from jobs.audit import (
+from jobs.config.campaign import Campaign
+from jobs.messages.compose import TOKYO, Composer
+from jobs.progress import Progress
+from jobs.reports.audit import (
     AUDIT_COLUMNS,
     CsvOut,
     UnencodableCell,
     audit_line_from_decided,
     write_warnings,
 )
-from jobs.campaign import Campaign
-from jobs.compose import TOKYO, Composer
-from jobs.pipeline import Summary, resolve_campaign
-from jobs.progress import Progress
+from jobs.resolution.pipeline import Summary, resolve_campaign
 from resolver.model import Decided
 
 __all__ = ["DRY_RUN_STATUS", "DryRunReport", "dry_run", "run_id_of"]

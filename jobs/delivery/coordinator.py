@@ -21,58 +21,33 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from jobs.campaign import Campaign
-from jobs.compose import Composer
-from jobs.errors import ConfigError
+from jobs.config.campaign import Campaign
+from jobs.config.settings import SmtpSettings
+from jobs.delivery.sender import PassReport, send_pass
 from jobs.ledger import (
     DeliveryStatus,
     RunRecord,
     RunStats,
     acquire_run_lock,
     begin_pass,
+    check_ledger,
     create_run,
-    current_revision,
     finish_run,
     get_run,
-    head_revision,
     holder_description,
+    ledger_suppressions,
     make_run_id,
     stats,
 )
-from jobs.ledger.report import load_suppression_keys
-from jobs.pipeline import Resolved, Summary, stream_resolution
-from jobs.sender import PassReport, send_pass
-from jobs.settings import SmtpSettings
+from jobs.messages.compose import Composer
+from jobs.resolution.pipeline import Resolved, Summary, stream_resolution
 from jobs.smtp.pool import SmtpPool
 from resolver.model import Delivery, Warning
 
-__all__ = ["RunOutcome", "check_ledger", "ledger_exists", "ledger_suppressions", "run_campaign"]
+__all__ = ["RunOutcome", "run_campaign"]
 
 EXIT_DONE = 0
 EXIT_DEFERRED = 3
-
-
-def ledger_exists(engine: sa.Engine) -> bool:
-    return current_revision(engine) is not None
-
-
-def check_ledger(engine: sa.Engine) -> None:
-    """Refuse to run on a ledger that is missing or at another schema version (exit 2)."""
-    current = current_revision(engine)
-    head = head_revision()
-    if current != head:
-        state = "has no ledger tables" if current is None else f"is at schema {current}"
-        raise ConfigError(
-            f"the ledger database {state}; this version needs {head}: run `swmail db init`"
-        )
-
-
-def ledger_suppressions(engine: sa.Engine) -> frozenset[str]:
-    """The job's own hard bounces (§7), or nothing when the ledger does not exist yet."""
-    if not ledger_exists(engine):
-        return frozenset()
-    with engine.connect() as conn:
-        return frozenset(load_suppression_keys(conn))
 
 
 @dataclass

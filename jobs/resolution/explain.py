@@ -14,12 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from jobs.campaign import Campaign
+from jobs.config.campaign import Campaign
 from jobs.errors import NotFound
-from jobs.loader import find_accounts_by_email
-from jobs.pipeline import resolve_campaign
-from jobs.source_models import Customer as CustomerRow
-from jobs.source_models import Partner as PartnerRow
+from jobs.resolution.pipeline import resolve_campaign
+from jobs.source.loader import find_accounts_by_email
+from jobs.source.models import Customer as CustomerRow
+from jobs.source.models import Partner as PartnerRow
 from resolver.candidates import is_legacy_admin
 from resolver.model import AccountKind, Candidate, Decided, Decision, Delivery, Excluded, User
 from resolver.normalize import dedupe_key

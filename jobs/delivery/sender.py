@@ -26,11 +26,11 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from jobs.compose import Composer, envelope_sender
+from jobs.config.settings import SmtpSettings
 from jobs.ledger.queue import claim, record, release
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, RunRecord
+from jobs.messages.compose import Composer, envelope_sender
 from jobs.progress import Progress
-from jobs.settings import SmtpSettings
 from jobs.smtp.envelope import SESSION_PHASES, Envelope, FinalResult, FinalStatus
 from jobs.smtp.retry import send_with_retry
 from jobs.smtp.transport import Transport

@@ -6,7 +6,7 @@ error, and identically on SQLite, PostgreSQL and MariaDB. Only then is the old d
 and the new one inserted in chunks, in one transaction: a failure at any point leaves the
 database exactly as it was.
 
-The column rules are derived from the table definitions of `jobs.source_models`, so the CSV
+The column rules are derived from the table definitions of `jobs.source.models`, so the CSV
 format, the validation and the schema cannot drift apart.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobs.errors import InputError
-from jobs.source_models import Suppression, init_source_schema, source_tables
+from jobs.source.models import Suppression, init_source_schema, source_tables
 from resolver.normalize import dedupe_key
 
 __all__ = ["CHUNK_ROWS", "REQUIRED_FILES", "ImportReport", "import_dir"]
@@ -37,7 +37,7 @@ REQUIRED_FILES = frozenset({"customers.csv"})  # §3: other files may be absent
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _BOOLEANS = {"0": False, "1": True}
 # Ids sort in code-point order on every database only without spaces and controls: MariaDB's
-# utf8mb4_bin pads with spaces when it compares (jobs.db.id_type). `\s` is str.isspace().
+# utf8mb4_bin pads with spaces when it compares (jobs.source.engine.id_type). `\s` is str.isspace().
 _NOT_IN_ID = re.compile(r"[\s\x00-\x20\x7f-\x9f]")
 
 

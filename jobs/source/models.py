@@ -15,8 +15,8 @@ from typing import Annotated
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from jobs.db import id_type
 from jobs.errors import ConfigError
+from jobs.source.engine import id_type
 from resolver.model import (
     AccountType,
     Channel,

@@ -9,12 +9,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from jobs.audit import AUDIT_COLUMNS, AuditLine, CsvOut
 from jobs.errors import NotFound
-from jobs.ledger import DeliveryStatus, RunRecord, RunStats, get_run, iter_audit, list_runs, stats
+from jobs.ledger import (
+    DeliveryStatus,
+    RunRecord,
+    RunStats,
+    check_ledger,
+    get_run,
+    iter_audit,
+    list_runs,
+    stats,
+)
 from jobs.ledger.models import DeliveryRow
 from jobs.ledger.values import AuditExportRow
-from jobs.run import check_ledger
+from jobs.reports.audit import AUDIT_COLUMNS, AuditLine, CsvOut
 
 __all__ = ["RunStatus", "export_audit", "run_status"]
 

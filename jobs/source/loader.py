@@ -7,8 +7,8 @@ it work alike on SQLite, on psycopg (server-side cursors need their own transact
 PyMySQL (an unbuffered cursor blocks its connection until drained).
 
 The resolver compares ids with Python `str` order, so accounts come out in code-point order of
-their id; the schema's binary collations (`jobs.db.id_type`) make the database agree, and a
-source whose collation disagrees (a replica's own views) is refused rather than mis-merged.
+their id; the schema's binary collations (`jobs.source.engine.id_type`) make the database agree,
+and a source whose collation disagrees (a replica's own views) is refused rather than mis-merged.
 Text columns that are NULL in the database arrive as "" so that the resolver sees plain `str`.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobs.errors import ConfigError
-from jobs.source_models import (
+from jobs.source.models import (
     Contract,
     Customer,
     MyPageContact,

@@ -1,6 +1,6 @@
 """A local SMTP sink for `make demo` and end-to-end tests: every message lands in a Maildir.
 
-    python -m jobs.smtp.sink --port 2525 --maildir var/demo/maildir
+    python -m tools.sink --port 2525 --maildir var/demo/maildir
 
 It accepts everything, speaks plain SMTP on loopback, and stops cleanly on SIGTERM/SIGINT.
 Each message is stored as received, preceded by the `Return-Path` and `Delivered-To` lines an
@@ -75,8 +75,8 @@ async def run_sink(host: str, port: int, maildir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m jobs.smtp.sink`."""
-    parser = argparse.ArgumentParser(prog="python -m jobs.smtp.sink", description=__doc__)
+    """Entry point of `python -m tools.sink`."""
+    parser = argparse.ArgumentParser(prog="python -m tools.sink", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--maildir", type=Path, default=Path("var/demo/maildir"))

@@ -8,10 +8,10 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from jobs.campaign import Campaign
-from jobs.compose import Composed, Composer
+from jobs.config.campaign import Campaign
 from jobs.errors import NotFound
-from jobs.pipeline import resolve_campaign
+from jobs.messages.compose import Composed, Composer
+from jobs.resolution.pipeline import resolve_campaign
 from resolver.normalize import dedupe_key
 
 __all__ = ["preview_messages", "render_preview"]

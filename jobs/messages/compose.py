@@ -11,10 +11,10 @@ from datetime import date, datetime
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
+from jobs.config.settings import MessageSettings
 from jobs.errors import ConfigError
-from jobs.mime import build_message, message_id
-from jobs.render import TemplateSet, build_context, sample_contexts
-from jobs.settings import MessageSettings
+from jobs.messages.mime import build_message, message_id
+from jobs.messages.render import TemplateSet, build_context, sample_contexts
 from resolver.model import Delivery
 
 __all__ = ["TOKYO", "Composed", "Composer", "envelope_sender"]

@@ -36,9 +36,9 @@ from email.headerregistry import Address, AddressHeader, BaseHeader
 from email.utils import format_datetime
 from functools import lru_cache
 
+from jobs.config.settings import Charset
 from jobs.errors import ConfigError
-from jobs.render import Rendered
-from jobs.settings import Charset
+from jobs.messages.render import Rendered
 from resolver.normalize import strip_controls
 
 __all__ = ["BuiltMessage", "build_message", "message_id", "sanitize_header"]
