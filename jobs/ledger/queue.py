@@ -23,6 +23,7 @@ from jobs.ledger.codec import accounts_from_json, utc_now
 from jobs.ledger.models import DeliveryRow, RunRow, SuppressionRow
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, PassInfo, RunRecord
 from resolver.model import Delivery, SuppressionReason, split_reasons
+from resolver.normalize import dedupe_key
 
 __all__ = ["begin_pass", "claim", "record", "release"]
 
@@ -229,7 +230,9 @@ def record(
     suppressions: dict[str, dict[str, Any]] = {}
     for r in results:
         for address in r.hard_bounces:
-            key = address.strip().lower()  # §4: the dedupe key, the form suppressions compare
+            key = dedupe_key(address)  # §4: the form suppressions compare
+            if key is None:
+                continue
             suppressions.setdefault(
                 key,
                 {

@@ -33,7 +33,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 class Outcome(StrEnum):
     """What one attempt (or the whole retry sequence) achieved for a recipient."""
 
-    SENT = "sent"
+    SENT = DeliveryStatus.SENT.value
     TRANSIENT = "transient"  # 4xx, connection trouble, timeout: worth another attempt
     PERMANENT = "permanent"  # 5xx: the server will say the same thing again
 
