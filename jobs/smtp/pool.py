@@ -108,7 +108,7 @@ class SmtpPool:
         # the password crosses the wire at most once when it is wrong, whatever `connections`.
         self._auth_gate = asyncio.Lock()
         self._authenticated = not settings.username
-        self._auth_refused: SmtpSetupError | None = None
+        self._setup_refused: SmtpSetupError | None = None
 
     @classmethod
     def from_settings(cls, settings: SmtpSettings) -> SmtpPool:
@@ -185,12 +185,12 @@ class SmtpPool:
         if self._authenticated:
             return await self._open_session(slot)
         async with self._auth_gate:
-            if self._auth_refused is not None:
-                raise SmtpSetupError(self._auth_refused.message)
+            if self._setup_refused is not None:
+                raise SmtpSetupError(self._setup_refused.message)
             try:
                 failure = await self._open_session(slot)
             except SmtpSetupError as exc:
-                self._auth_refused = exc
+                self._setup_refused = exc
                 raise
             self._authenticated = failure is None
             return failure
