@@ -25,6 +25,37 @@ MakeEnvelope = Callable[..., Envelope]
 PASSWORD_ENV = "SWMAIL_TEST_SMTP_PASSWORD"
 
 
+@pytest.fixture
+def auth_relay(
+    smtp_server: Server, smtp_settings: Settings, tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[RecordingHandler, SmtpSettings]]:
+    """A STARTTLS relay that accepts mailer/right (PLAIN and LOGIN), and settings for it."""
+
+    def build(password: str, **overrides: object) -> tuple[RecordingHandler, SmtpSettings]:
+        monkeypatch.setenv(PASSWORD_ENV, password)
+        handler = RecordingHandler()
+        server = smtp_server(
+            handler,
+            tls_context=tls.server_context,
+            authenticator=Credentials(handler, "mailer", "right"),
+            auth_required=True,
+        )
+        settings = smtp_settings(
+            server,
+            security="starttls",
+            ca_file=str(tls.ca_file),
+            username="mailer",
+            password_env=PASSWORD_ENV,
+            **overrides,
+        )
+        return handler, settings
+
+    return build
+
+
+AuthRelay = Callable[..., tuple[RecordingHandler, SmtpSettings]]
+
+
 async def test_starttls_with_the_ca_file_sends(
     smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope, tls: TlsFiles
 ) -> None:
@@ -145,27 +176,9 @@ async def test_auth_with_the_password_from_the_environment(
 
 
 async def test_wrong_password_is_a_setup_error(
-    smtp_server: Server,
-    smtp_settings: Settings,
-    make_envelope: MakeEnvelope,
-    tls: TlsFiles,
-    monkeypatch: pytest.MonkeyPatch,
+    auth_relay: AuthRelay, make_envelope: MakeEnvelope
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, "wrong")
-    handler = RecordingHandler()
-    server = smtp_server(
-        handler,
-        tls_context=tls.server_context,
-        authenticator=Credentials(handler, "mailer", "right"),
-        auth_required=True,
-    )
-    settings = smtp_settings(
-        server,
-        security="starttls",
-        ca_file=str(tls.ca_file),
-        username="mailer",
-        password_env=PASSWORD_ENV,
-    )
+    handler, settings = auth_relay("wrong")
     async with SmtpPool.from_settings(settings) as pool:
         with pytest.raises(SmtpSetupError, match=r"refused authentication.*: 535 "):
             await pool.send(make_envelope())
@@ -194,29 +207,11 @@ def test_username_without_a_password_is_refused_up_front() -> None:
 
 
 async def test_a_refused_password_crosses_the_wire_once(
-    smtp_server: Server,
-    smtp_settings: Settings,
-    make_envelope: MakeEnvelope,
-    tls: TlsFiles,
-    monkeypatch: pytest.MonkeyPatch,
+    auth_relay: AuthRelay, make_envelope: MakeEnvelope
 ) -> None:
     """Issue 6: after a 535 no second mechanism is tried, and no other connection tries again."""
-    monkeypatch.setenv(PASSWORD_ENV, "wrong")
-    handler = RecordingHandler()
-    server = smtp_server(
-        handler,
-        tls_context=tls.server_context,
-        authenticator=Credentials(handler, "mailer", "right"),
-        auth_required=True,  # offers PLAIN and LOGIN: aiosmtplib's login() would try both
-    )
-    settings = smtp_settings(
-        server,
-        security="starttls",
-        ca_file=str(tls.ca_file),
-        username="mailer",
-        password_env=PASSWORD_ENV,
-        connections=4,
-    )
+    # the relay offers PLAIN and LOGIN: aiosmtplib's login() would try both, on each connection
+    handler, settings = auth_relay("wrong", connections=4)
     async with SmtpPool.from_settings(settings) as pool:
         results = await asyncio.gather(
             *(pool.send(make_envelope()) for _ in range(8)), return_exceptions=True
@@ -228,28 +223,9 @@ async def test_a_refused_password_crosses_the_wire_once(
 
 
 async def test_a_good_password_is_checked_once_then_every_connection_logs_in(
-    smtp_server: Server,
-    smtp_settings: Settings,
-    make_envelope: MakeEnvelope,
-    tls: TlsFiles,
-    monkeypatch: pytest.MonkeyPatch,
+    auth_relay: AuthRelay, make_envelope: MakeEnvelope
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, "right")
-    handler = RecordingHandler()
-    server = smtp_server(
-        handler,
-        tls_context=tls.server_context,
-        authenticator=Credentials(handler, "mailer", "right"),
-        auth_required=True,
-    )
-    settings = smtp_settings(
-        server,
-        security="starttls",
-        ca_file=str(tls.ca_file),
-        username="mailer",
-        password_env=PASSWORD_ENV,
-        connections=3,
-    )
+    handler, settings = auth_relay("right", connections=3)
     async with SmtpPool.from_settings(settings) as pool:
         results = await asyncio.gather(*(pool.send(make_envelope()) for _ in range(6)))
     assert all(r.outcome is Outcome.SENT for r in results)
