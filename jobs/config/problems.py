@@ -48,6 +48,10 @@ def first_problem(
     loc: tuple[int | str, ...] = (*prefix, *first["loc"])
     if origins and len(loc) >= 2:
         where = origins.get((str(loc[0]), str(loc[1])), where)
+    elif origins and len(loc) == 1:  # a rule across keys: name every variable that took part
+        variables = sorted(v for (section, _), v in origins.items() if section == loc[0])
+        if variables:
+            where = f"{where} with {', '.join(variables)}"
     kind = first["type"]
     if kind == "extra_forbidden":
         top = sections and len(loc) == 1

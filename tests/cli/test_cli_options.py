@@ -145,3 +145,20 @@ def test_a_malformed_database_url_is_exit_2_without_the_password(
     code, err = invoke("db", "init")
     assert code == 2 and err.startswith("Error: database URL ") and err.count("\n") == 1
     assert "hunter2" not in err and "***" in err
+
+
+def test_run_with_auth_over_plain_smtp_is_refused_before_anything(
+    monkeypatch: pytest.MonkeyPatch, project: Path
+) -> None:
+    monkeypatch.setenv("SWMAIL_SMTP_USERNAME", "mailer")
+    monkeypatch.setenv("SWMAIL_SMTP_PASSWORD_ENV", "MAILER_PASSWORD")
+    monkeypatch.setenv("MAILER_PASSWORD", "s3cret")
+    code, err = invoke("run", "--campaign", CAMPAIGN)
+    assert code == 2 and err.count("\n") == 1
+    assert "with SWMAIL_SMTP_PASSWORD_ENV, SWMAIL_SMTP_USERNAME:" in err
+    assert "clear text" in err and "allow_insecure_auth" in err and "s3cret" not in err
+    assert not project.exists()  # no database opened, nothing frozen, nothing sent
+    monkeypatch.setenv("SWMAIL_SMTP_ALLOW_INSECURE_AUTH", "true")
+    code, err = invoke("run", "--campaign", CAMPAIGN)
+    # allowed: it goes on, and stops at the empty database before any SMTP connection
+    assert code == 2 and "allow_insecure_auth" not in err and "swmail db init" in err
