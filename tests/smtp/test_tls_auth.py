@@ -29,16 +29,22 @@ PASSWORD_ENV = "SWMAIL_TEST_SMTP_PASSWORD"
 def auth_relay(
     smtp_server: Server, smtp_settings: Settings, tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., tuple[RecordingHandler, SmtpSettings]]:
-    """A STARTTLS relay that accepts mailer/right (PLAIN and LOGIN), and settings for it."""
+    """A STARTTLS relay that accepts mailer/`right` (PLAIN and LOGIN), and settings for it."""
 
-    def build(password: str, **overrides: object) -> tuple[RecordingHandler, SmtpSettings]:
+    def build(
+        password: str,
+        right: str = "right",
+        excluded: tuple[str, ...] = (),
+        **overrides: object,
+    ) -> tuple[RecordingHandler, SmtpSettings]:
         monkeypatch.setenv(PASSWORD_ENV, password)
         handler = RecordingHandler()
         server = smtp_server(
             handler,
             tls_context=tls.server_context,
-            authenticator=Credentials(handler, "mailer", "right"),
+            authenticator=Credentials(handler, "mailer", right),
             auth_required=True,
+            auth_exclude_mechanism=list(excluded),
         )
         settings = smtp_settings(
             server,
@@ -143,32 +149,11 @@ def test_missing_ca_file_is_a_setup_error() -> None:
         SmtpPool(settings, None)
 
 
-@pytest.mark.parametrize(("excluded", "mechanism"), [(["LOGIN"], "PLAIN"), (["PLAIN"], "LOGIN")])
+@pytest.mark.parametrize(("excluded", "mechanism"), [(("LOGIN",), "PLAIN"), (("PLAIN",), "LOGIN")])
 async def test_auth_with_the_password_from_the_environment(
-    smtp_server: Server,
-    smtp_settings: Settings,
-    make_envelope: MakeEnvelope,
-    tls: TlsFiles,
-    monkeypatch: pytest.MonkeyPatch,
-    excluded: list[str],
-    mechanism: str,
+    auth_relay: AuthRelay, make_envelope: MakeEnvelope, excluded: tuple[str, ...], mechanism: str
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, "s3cret-パス")
-    handler = RecordingHandler()
-    server = smtp_server(
-        handler,
-        tls_context=tls.server_context,
-        authenticator=Credentials(handler, "mailer", "s3cret-パス"),
-        auth_required=True,
-        auth_exclude_mechanism=excluded,
-    )
-    settings = smtp_settings(
-        server,
-        security="starttls",
-        ca_file=str(tls.ca_file),
-        username="mailer",
-        password_env=PASSWORD_ENV,
-    )
+    handler, settings = auth_relay("s3cret-パス", right="s3cret-パス", excluded=excluded)
     async with SmtpPool.from_settings(settings) as pool:
         result = await pool.send(make_envelope())
     assert result.outcome is Outcome.SENT
