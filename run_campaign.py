@@ -7,12 +7,14 @@ operator gets one line that says where it is.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,7 +24,9 @@ import click
 from jobs.app import App, render_explanation, render_preview
 from jobs.config.campaign import Campaign
 from jobs.config.runs import name_problem, split_run_id
+from jobs.config.settings import load_settings
 from jobs.errors import ConfigError, InputError, MailerError
+from jobs.i18n import N_, _, choose_language, current_language, fmt_date, set_language, tr
 from resolver.model import DeliveryStatus
 
 __all__ = ["cli", "main"]
@@ -45,14 +49,92 @@ def _internal_error(exc: BaseException) -> NoReturn:
         f.write(f"--- {datetime.now().isoformat()} {' '.join(sys.argv)}\n")
         f.write("".join(traceback.format_exception(exc)))
     click.echo(
-        f"Internal error: {type(exc).__name__}: {exc} (traceback in {ERROR_LOG}); please report it",
+        tr(
+            "Internal error: {kind}: {exc} (traceback in {log}); please report it",
+            kind=type(exc).__name__,
+            exc=exc,
+            log=ERROR_LOG,
+        ),
         err=True,
     )
     sys.exit(1)
 
 
-class MailerGroup(click.Group):
+def _help(text: str | None) -> str | None:
+    """A help text (docstring or `help=`) in the operator's language; the English is the id."""
+    return _(inspect.cleandoc(text)) if text else text
+
+
+class TranslatedHelp(click.Command):
+    """Help texts are looked up when shown, so `--lang` and the locale apply to `--help` too.
+
+    The English texts stay where click expects them (docstrings, `help=`), which is where
+    `tools/babel_click.py` extracts them from.
+    """
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        saved, self.help = self.help, _help(self.help)
+        try:
+            super().format_help_text(ctx, formatter)
+        finally:
+            self.help = saved
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        if self.short_help or not self.help or current_language() == "en":
+            return super().get_short_help_str(limit)
+        text = _help(self.help) or ""
+        # Japanese has no spaces to cut at: the first sentence, as the translator wrote it
+        return text.split("\n")[0].split("。")[0]
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        saved = [(p, p.help) for p in self.get_params(ctx) if isinstance(p, click.Option)]
+        for param, text in saved:
+            param.help = _help(text)
+        try:
+            super().format_options(ctx, formatter)
+        finally:
+            for param, text in saved:
+                param.help = text
+
+
+def _global_option(args: Sequence[str], name: str) -> str | None:
+    """The value of a global option (`--lang ja`, `--lang=ja`) before click parses anything."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.partition("=")[2]
+    return None
+
+
+def choose_cli_language(args: Sequence[str], env: os._Environ[str] | dict[str, str]) -> None:
+    """Issue 11: `--lang`, else settings `[ui] language`, else the locale, else English.
+
+    Chosen before click parses, so that `--help` and click's own usage errors follow it. A
+    settings file that does not load leaves the choice to the environment; the command then
+    reports the problem itself.
+    """
+    option = _global_option(args, "--lang")
+    setting: str | None = None
+    if not option:
+        config = _global_option(args, "--config")
+        try:
+            setting = load_settings(Path(config) if config else None, env).ui.language
+        except ConfigError:
+            setting = None
+    set_language(choose_language(option, setting, env).language)
+
+
+class MailerGroup(TranslatedHelp, click.Group):
     """Turns the program's errors into exit codes in one place (like click's own `main`)."""
+
+    command_class = TranslatedHelp
+    group_class = type
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            choose_cli_language(args, os.environ)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -64,7 +146,7 @@ class MailerGroup(click.Group):
         except KeyboardInterrupt:
             # 130 as shells report SIGINT; 1 is reserved for bugs (SPEC §8)
             click.echo(
-                "Interrupted: what the server confirmed is recorded; run again to resume.",
+                _("Interrupted: what the server confirmed is recorded; run again to resume."),
                 err=True,
             )
             sys.exit(130)
@@ -120,7 +202,7 @@ class AsOfType(click.ParamType[date, Any]):
                 return date.fromisoformat(text)
             except ValueError:
                 pass
-        self.fail(f"{text!r} is not a date (YYYY-MM-DD)", param, ctx)
+        self.fail(tr("{text!r} is not a date (YYYY-MM-DD)", text=text), param, ctx)
 
 
 class CampaignType(click.ParamType[Campaign, Any]):
@@ -176,7 +258,7 @@ def run_key_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-_WRITTEN_CSV = "Encoding of the CSV files written (utf-8 gets a BOM for Excel)."
+_WRITTEN_CSV = N_("Encoding of the CSV files written (utf-8 gets a BOM for Excel).")
 
 
 def encoding_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -203,6 +285,13 @@ def _is_tty() -> bool:
     help="Settings file (default: config/settings.toml; env SWMAIL_CONFIG).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: debug).")
+@click.option(
+    "--lang",
+    type=click.Choice(["ja", "en"]),
+    default=None,
+    expose_value=False,  # applied before parsing (MailerGroup.parse_args); checked here
+    help="Language of what you read (default: settings [ui] language, then LANG).",
+)
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
     """SmileWorks announcement mailer: who receives each announcement, why, and sending it."""
@@ -226,22 +315,29 @@ def db() -> None:
 def db_init(app: App) -> None:
     """Create the source tables (SPEC §3) and the job's own ledger tables; safe to repeat."""
     ready = app.db_init()
-    click.echo(f"database ready: {ready.database}")
+    click.echo(tr("database ready: {url}", url=ready.database))
     if ready.ledger is not None:
-        click.echo(f"ledger ready: {ready.ledger}")
+        click.echo(tr("ledger ready: {url}", url=ready.ledger))
 
 
 @db.command("import")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@encoding_option("Encoding of the CSV files (cp932 for Excel exports).")
+@encoding_option(N_("Encoding of the CSV files (cp932 for Excel exports)."))
 @pass_app
 def db_import(app: App, directory: Path, encoding: str) -> None:
     """Load the CSV files of DIRECTORY (SPEC §3), replacing the data set; all or nothing."""
     report = app.db_import(directory, encoding)
     parts = ", ".join(f"{table} {n:,}" for table, n in report.counts.items())
-    click.echo(f"imported {report.total_rows:,} rows in {report.elapsed_seconds:.2f}s: {parts}")
+    click.echo(
+        tr(
+            "imported {rows:,} rows in {seconds:.2f}s: {parts}",
+            rows=report.total_rows,
+            seconds=report.elapsed_seconds,
+            parts=parts,
+        )
+    )
     if report.absent:
-        click.echo(f"absent (empty): {', '.join(report.absent)}")
+        click.echo(tr("absent (empty): {files}", files=", ".join(report.absent)))
 
 
 # --- resolution -------------------------------------------------------------------------------
@@ -250,22 +346,28 @@ def db_import(app: App, directory: Path, encoding: str) -> None:
 def _print_summary(summary: Any) -> None:
     data = summary.as_json()
     click.echo(
-        f"{data['candidates']:,} candidates in {data['accounts']:,} accounts → "
-        f"{data['deliveries']:,} deliveries ({data['seconds']}s)"
+        tr(
+            "{candidates:,} candidates in {accounts:,} accounts → {deliveries:,} deliveries"
+            " ({seconds}s)",
+            candidates=data["candidates"],
+            accounts=data["accounts"],
+            deliveries=data["deliveries"],
+            seconds=data["seconds"],
+        )
     )
     for decision in ("send", "merged", "skip"):
         click.echo(f"  {decision:<7} {data['decisions'].get(decision, 0):>8,}")
-    click.echo("by audience:")
+    click.echo(_("by audience:"))
     for audience, decisions in data["audiences"].items():
         cells = "  ".join(f"{d} {n:,}" for d, n in decisions.items())
         click.echo(f"  {audience:<23} {cells}")
-    click.echo("by reason:")
+    click.echo(_("by reason:"))
     for reason, n in data["reasons"].items():
         click.echo(f"  {reason:<22} {n:>8,}")
     if data["excluded_by_filters"]:
-        click.echo(f"outside the campaign's filters: {data['excluded_by_filters']:,}")
+        click.echo(tr("outside the campaign's filters: {n:,}", n=data["excluded_by_filters"]))
     if data["warnings"]:
-        click.echo("warnings:")
+        click.echo(_("warnings:"))
         for code, n in data["warnings"].items():
             click.echo(f"  {code:<22} {n:>8,}")
 
@@ -283,7 +385,7 @@ def resolve(app: App, campaign: Campaign, as_of: date | None, as_json: bool) -> 
         out = {"campaign_id": campaign.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        click.echo(f"campaign {campaign.id} as of {day.isoformat()}")
+        click.echo(tr("campaign {id} as of {day}", id=campaign.id, day=fmt_date(day)))
         _print_summary(resolved.summary)
 
 
@@ -318,27 +420,44 @@ def dry_run_cmd(
         encoding=encoding,
         progress=_is_tty(),
     )
-    click.echo(f"dry run {report.run_id} as of {day.isoformat()} (nothing sent)")
+    click.echo(
+        tr(
+            "dry run {run_id} as of {day} (nothing sent)",
+            run_id=report.run_id,
+            day=fmt_date(day),
+        )
+    )
     _print_summary(report.summary)
-    click.echo(f"audit:    {out / 'audit.csv'}")
-    click.echo(f"warnings: {out / 'warnings.csv'}")
-    click.echo(f"messages: {out / 'messages'} ({report.messages:,} files)")
+    click.echo(tr("audit:    {path}", path=out / "audit.csv"))
+    click.echo(tr("warnings: {path}", path=out / "warnings.csv"))
+    click.echo(tr("messages: {path} ({n:,} files)", path=out / "messages", n=report.messages))
     _report_side_notes(report.charset_fallbacks, report.unencodable, encoding)
 
 
 def _report_side_notes(fallbacks: list[str], unencodable: list[Any], encoding: str) -> None:
     if fallbacks:
         click.echo(
-            f"note: {len(fallbacks)} message(s) hold characters ISO-2022-JP cannot encode and "
-            f"were built in UTF-8 instead, e.g. to {fallbacks[0]}",
+            tr(
+                "note: {n} message(s) hold characters ISO-2022-JP cannot encode and were built"
+                " in UTF-8 instead, e.g. to {first}",
+                n=len(fallbacks),
+                first=fallbacks[0],
+            ),
             err=True,
         )
     if unencodable:
         first = unencodable[0]
         click.echo(
-            f"note: {len(unencodable)} cell(s) cannot be written in {encoding} and hold '?' "
-            f"instead; first at line {first.line}, column {first.column}: {first.value!r}. "
-            "Use the default UTF-8 to keep every character.",
+            tr(
+                "note: {n} cell(s) cannot be written in {encoding} and hold '?' instead; first"
+                " at line {line}, column {column}: {value!r}. Use the default UTF-8 to keep"
+                " every character.",
+                n=len(unencodable),
+                encoding=encoding,
+                line=first.line,
+                column=first.column,
+                value=first.value,
+            ),
             err=True,
         )
 
@@ -416,29 +535,44 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
     day = app.as_of(as_of)
     outcome = app.run(campaign, run_key=app.run_key(run_key, day), as_of=day, progress=_is_tty())
     r = outcome.run
-    verb = "resolved and froze" if outcome.created else "resumed"
-    click.echo(f"run {r.run_id} ({verb}; as of {r.as_of.isoformat()})")
+    verb = _("resolved and froze") if outcome.created else _("resumed")
+    click.echo(
+        tr("run {run_id} ({verb}; as of {day})", run_id=r.run_id, verb=verb, day=fmt_date(r.as_of))
+    )
     if outcome.resolution is not None:
         _print_summary(outcome.resolution)
     p = outcome.pass_report
     click.echo(
-        f"this pass: sent {p.sent:,}, deferred {p.deferred:,}, failed {p.failed:,} "
-        f"in {p.seconds:.2f}s ({p.rate:,.0f} messages/s)"
+        tr(
+            "this pass: sent {sent:,}, deferred {deferred:,}, failed {failed:,} in"
+            " {seconds:.2f}s ({rate:,.0f} messages/s)",
+            sent=p.sent,
+            deferred=p.deferred,
+            failed=p.failed,
+            seconds=p.seconds,
+            rate=p.rate,
+        )
     )
     if outcome.reset_in_flight:
         click.echo(
-            f"resent after a crash: {outcome.reset_in_flight:,} deliveries were in flight "
-            "(same Message-ID; at most these can arrive twice)"
+            tr(
+                "resent after a crash: {n:,} deliveries were in flight (same Message-ID; at"
+                " most these can arrive twice)",
+                n=outcome.reset_in_flight,
+            )
         )
     if p.possible_duplicates:
         click.echo(
-            f"possible duplicates: {p.possible_duplicates:,} (connection lost after the "
-            "message body was sent, resent with the same Message-ID)"
+            tr(
+                "possible duplicates: {n:,} (connection lost after the message body was sent,"
+                " resent with the same Message-ID)",
+                n=p.possible_duplicates,
+            )
         )
     if p.hard_bounces:
-        click.echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")
+        click.echo(tr("hard bounces added to the suppression list: {n:,}", n=p.hard_bounces))
     if p.relay_down:
-        click.echo(f"relay down: {p.relay_down}")
+        click.echo(tr("relay down: {detail}", detail=p.relay_down))
     for line in p.first_errors:
         click.echo(f"  {line}", err=True)
     _print_status(outcome.stats)
@@ -450,7 +584,7 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
 def _print_status(st: Any) -> None:
     counts = {s.value: n for s, n in st.counts.items()}
     cells = "  ".join(f"{s.value} {counts.get(s.value, 0):,}" for s in DeliveryStatus)
-    click.echo(f"ledger: {cells}")
+    click.echo(tr("ledger: {cells}", cells=cells))
 
 
 @cli.command()
@@ -464,7 +598,7 @@ def status(app: App, run_id: str | None, as_json: bool) -> None:
         click.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
         return
     if not rows:
-        click.echo("no runs yet")
+        click.echo(_("no runs yet"))
     for r in rows:
         click.echo(r.text())
 
@@ -476,13 +610,19 @@ def audit() -> None:
 
 @audit.command("export")
 @click.option("--run", "run_id", type=RUN_ID, required=True, help="<campaign>/<run key>.")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The CSV file to write.",
+)
 @encoding_option(_WRITTEN_CSV)
 @pass_app
 def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     """Write the audit CSV of a run (SPEC §5) with each delivery's status."""
     written = app.audit_export(run_id, out, encoding)
-    click.echo(f"wrote {written.rows:,} rows to {out}")
+    click.echo(tr("wrote {n:,} rows to {path}", n=written.rows, path=out))
     _report_side_notes([], written.unencodable, encoding)
 
 

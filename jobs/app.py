@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from jobs.config.campaign import Campaign, load_campaign, resolve_campaign_path
 from jobs.config.settings import Settings, load_settings
+from jobs.i18n import _, tr
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -142,7 +143,7 @@ class App:
         from jobs.source.models import init_source_schema
 
         if not directory.is_dir():
-            raise InputError(f"{directory}: no such folder")
+            raise InputError(tr("{directory}: no such folder", directory=directory))
         engine = self.engine()
         init_source_schema(engine)
         return import_dir(engine, directory, encoding)
@@ -197,7 +198,7 @@ class App:
         from jobs.resolution.explain import explain
 
         if len([v for v in (email, corp_id, partner_id) if v]) != 1:
-            raise InputError("give exactly one of --email, --corp-id, --partner-id")
+            raise InputError(_("give exactly one of --email, --corp-id, --partner-id"))
         return explain(
             self.engine(),
             campaign,

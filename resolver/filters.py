@@ -18,15 +18,22 @@ from resolver.model import (
     Plan,
     Product,
 )
+from resolver.text import N_
 
-__all__ = ["audience_exclusion", "customer_exclusion", "exclusion"]
+__all__ = ["DETAIL_TEMPLATES", "audience_exclusion", "customer_exclusion", "exclusion"]
+
+_PLAN = N_("plan {plan} is not in the campaign's plans ({wanted})")
+_PRODUCTS = N_("no active contract for any of the campaign's products ({wanted})")
+_AUDIENCE = N_("audience {audience} is not in the campaign's audiences ({wanted})")
+DETAIL_TEMPLATES = (_PLAN, _PRODUCTS, _AUDIENCE)
+"""The `detail` sentences, as templates: `explain` shows them in the operator's language."""
 
 _E = TypeVar("_E", Audience, Plan, Product)
 
 
 def _listed(values: frozenset[_E], enum: type[_E]) -> str:
     # Declaration order of the enum, so that the sentence is stable from run to run.
-    return ", ".join(member for member in enum if member in values) or "none"
+    return ", ".join(member for member in enum if member in values) or N_("none")
 
 
 def customer_exclusion(
@@ -37,14 +44,14 @@ def customer_exclusion(
     if policy.plans is not None and customer.plan not in policy.plans:
         return (
             ExclusionFilter.PLANS,
-            f"plan {customer.plan} is not in the campaign's plans ({_listed(policy.plans, Plan)})",
+            _PLAN.format(plan=customer.plan, wanted=_listed(policy.plans, Plan)),
         )
     # §4: a customer matches `products` when it has an active contract for at least one.
     if policy.products is not None and not (account.active_products & policy.products):
         wanted = _listed(policy.products, Product)
         return (
             ExclusionFilter.PRODUCTS,
-            f"no active contract for any of the campaign's products ({wanted})",
+            _PRODUCTS.format(wanted=wanted),
         )
     return None
 
@@ -54,7 +61,7 @@ def audience_exclusion(audience: Audience, policy: CampaignPolicy) -> str | None
     if audience in policy.audiences:
         return None
     wanted = _listed(policy.audiences, Audience)
-    return f"audience {audience} is not in the campaign's audiences ({wanted})"
+    return _AUDIENCE.format(audience=audience, wanted=wanted)
 
 
 def exclusion(

@@ -23,6 +23,7 @@ from resolver.model import (
     Source,
     UserStatus,
 )
+from resolver.text import N_
 
 __all__ = [
     "EXPLANATIONS",
@@ -147,48 +148,48 @@ INCLUDE_CODE: Mapping[Source, Reason] = MappingProxyType(
 
 EXPLANATIONS: Mapping[Reason, str] = MappingProxyType(
     {
-        Reason.RESELLER_CHANNEL: (
+        Reason.RESELLER_CHANNEL: N_(
             "the customer contracts through a reseller; resellers' customers are never mailed"
             " directly"
         ),
-        Reason.CONTRACT_ENDED: (
+        Reason.CONTRACT_ENDED: N_(
             "the customer's contract is terminated (a suspended contract still receives)"
         ),
-        Reason.GROUP_ACCOUNT: (
+        Reason.GROUP_ACCOUNT: N_(
             "the user ID is a group account, which cannot use My Page, even with the System"
             " Administrator permission"
         ),
-        Reason.USER_NOT_ACTIVE: "the user ID is locked or deleted",
-        Reason.PARTNER_NOT_ACTIVE: "the partner's agreement is terminated",
-        Reason.CONTACT_NOT_ACTIVE: (
+        Reason.USER_NOT_ACTIVE: N_("the user ID is locked or deleted"),
+        Reason.PARTNER_NOT_ACTIVE: N_("the partner's agreement is terminated"),
+        Reason.CONTACT_NOT_ACTIVE: N_(
             "the partner contact is registered as inactive by the partner office"
         ),
-        Reason.CERTIFICATION_EXPIRED: (
+        Reason.CERTIFICATION_EXPIRED: N_(
             "the implementation-support certification has no end date or ended before the"
             " as-of date (the last day itself is still valid)"
         ),
-        Reason.MISSING_EMAIL: "no e-mail address is registered",
-        Reason.INVALID_EMAIL: "the registered e-mail address is not a valid address",
-        Reason.SUPPRESSED: (
+        Reason.MISSING_EMAIL: N_("no e-mail address is registered"),
+        Reason.INVALID_EMAIL: N_("the registered e-mail address is not a valid address"),
+        Reason.SUPPRESSED: N_(
             "the address is on the suppression list (bounce, complaint or manual stop)"
         ),
-        Reason.MYPAGE_CONTACT: (
+        Reason.MYPAGE_CONTACT: N_(
             "the person is registered in My Page (company basic settings) as contract manager"
             " or billing contact"
         ),
-        Reason.SYSTEM_ADMIN: "the user ID holds the System Administrator permission",
-        Reason.LEGACY_ADMIN: (
+        Reason.SYSTEM_ADMIN: N_("the user ID holds the System Administrator permission"),
+        Reason.LEGACY_ADMIN: N_(
             "the user ID is the built-in `admin`, which has My Page access like a System"
             " Administrator"
         ),
-        Reason.PARTNER_CONTACT: "the person is a registered contact of a SmileWorks partner",
-        Reason.CERTIFIED_IMPLEMENTER: (
+        Reason.PARTNER_CONTACT: N_("the person is a registered contact of a SmileWorks partner"),
+        Reason.CERTIFIED_IMPLEMENTER: N_(
             "the person is a certified implementation-support partner with a valid certification"
         ),
-        Reason.DUPLICATE_ADDRESS: (
+        Reason.DUPLICATE_ADDRESS: N_(
             "another recipient has the same address, so this person is covered by that"
             " single message"
         ),
     }
 )
-"""One sentence per code for `explain`, written for support staff."""
+"""One sentence per code for `explain`, written for support staff (translated at the edge)."""

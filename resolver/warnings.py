@@ -22,9 +22,11 @@ from resolver.model import (
     Warning,
     WarningCode,
 )
+from resolver.text import N_
 
 __all__ = [
     "ADMIN_CUTOFF",
+    "DETAIL_TEMPLATES",
     "admin_after_cutoff",
     "candidate_warnings",
     "email_normalized",
@@ -36,18 +38,57 @@ ADMIN_CUTOFF = date(2019, 9, 24)
 """§2: the built-in `admin` was issued only to customers who applied before this day (and OEM)."""
 
 _SOURCE_WORDS = {
-    Source.MYPAGE_CONTRACT_MANAGER: "My Page contract manager",
-    Source.MYPAGE_BILLING: "My Page billing contact",
-    Source.LEGACY_ADMIN: "user",
-    Source.SYSTEM_ADMIN: "user",
-    Source.PARTNER_CONTACT: "partner contact",
-    Source.CERTIFIED_IMPLEMENTER: "certified implementer",
+    Source.MYPAGE_CONTRACT_MANAGER: N_("My Page contract manager"),
+    Source.MYPAGE_BILLING: N_("My Page billing contact"),
+    Source.LEGACY_ADMIN: N_("user"),
+    Source.SYSTEM_ADMIN: N_("user"),
+    Source.PARTNER_CONTACT: N_("partner contact"),
+    Source.CERTIFIED_IMPLEMENTER: N_("certified implementer"),
 }
+
+# The detail sentences as templates (English, `str.format`): the shell shows them in the
+# operator's language by matching a sentence back to its template (jobs.i18n.localize).
+_WHO = N_("{role}{person} of {account}")
+_NORMALIZED = N_("Address {original} of {who} was normalized to {address}.")
+_NORMALIZED_INVALID = N_(
+    "Address {original} of {who} was normalized to {address}, which is still not a valid address."
+)
+_SANITIZED = N_(
+    "The name of {who} held control characters (such as line breaks), which were removed; it"
+    " now reads {name}."
+)
+_ADMIN = N_(
+    "Customer {corp_id} applied on {applied_on} and is not an OEM contract, yet has the"
+    " built-in user ID {user_id}, which was issued only before {cutoff}; please check the"
+    " account."
+)
+_UNREACHABLE_ONE = N_(
+    "Direct customer {corp_id} will receive nothing: its only recipient was skipped."
+)
+_UNREACHABLE_ALL = N_(
+    "Direct customer {corp_id} will receive nothing: all {n} recipients (My Page contacts and"
+    " administrators) were skipped."
+)
+_UNREACHABLE_NONE = N_(
+    "Direct customer {corp_id} will receive nothing: it has no My Page contact and no"
+    " administrator user ID."
+)
+DETAIL_TEMPLATES = (
+    _WHO,
+    _NORMALIZED,
+    _NORMALIZED_INVALID,
+    _SANITIZED,
+    _ADMIN,
+    _UNREACHABLE_ONE,
+    _UNREACHABLE_ALL,
+    _UNREACHABLE_NONE,
+)
+"""Every `detail` sentence of this module, as a template; `_WHO` fills their `{who}`."""
 
 
 def _who(c: Candidate) -> str:
     person = f" {c.person_id}" if c.person_id else ""
-    return f"{_SOURCE_WORDS[c.source]}{person} of {c.account_id}"
+    return _WHO.format(role=_SOURCE_WORDS[c.source], person=person, account=c.account_id)
 
 
 def email_normalized(c: Candidate) -> Warning | None:
@@ -56,15 +97,13 @@ def email_normalized(c: Candidate) -> Warning | None:
     if not normalized.changed:
         return None
     if normalized.address is not None:
-        detail = (
-            f"Address {normalized.original.strip()} of {_who(c)} was normalized to"
-            f" {normalized.address}."
+        detail = _NORMALIZED.format(
+            original=normalized.original.strip(), who=_who(c), address=normalized.address
         )
     else:
         folded = unicodedata.normalize("NFKC", normalized.original.strip()).strip()
-        detail = (
-            f"Address {normalized.original.strip()} of {_who(c)} was normalized to {folded},"
-            " which is still not a valid address."
+        detail = _NORMALIZED_INVALID.format(
+            original=normalized.original.strip(), who=_who(c), address=folded
         )
     return Warning(WarningCode.EMAIL_NORMALIZED, c.account_id, c.person_id, c.email, detail)
 
@@ -73,10 +112,7 @@ def header_sanitized(c: Candidate) -> Warning | None:
     """HEADER_SANITIZED: the person's name held control characters that were removed."""
     if not c.name_sanitized:
         return None
-    detail = (
-        f"The name of {_who(c)} held control characters (such as line breaks), which were"
-        f" removed; it now reads {c.name}."
-    )
+    detail = _SANITIZED.format(who=_who(c), name=c.name)
     return Warning(WarningCode.HEADER_SANITIZED, c.account_id, c.person_id, c.email, detail)
 
 
@@ -95,10 +131,11 @@ def admin_after_cutoff(account: CustomerAccount) -> Warning | None:
     if not admins:
         return None
     admin = admins[0]
-    detail = (
-        f"Customer {customer.corp_id} applied on {customer.applied_on.isoformat()} and is not"
-        f" an OEM contract, yet has the built-in user ID {admin.user_id}, which was issued only"
-        f" before {ADMIN_CUTOFF.isoformat()}; please check the account."
+    detail = _ADMIN.format(
+        corp_id=customer.corp_id,
+        applied_on=customer.applied_on.isoformat(),
+        user_id=admin.user_id,
+        cutoff=ADMIN_CUTOFF.isoformat(),
     )
     return Warning(
         WarningCode.ADMIN_AFTER_CUTOFF, customer.corp_id, admin.user_id, admin.email, detail
@@ -119,18 +156,9 @@ def unreachable_customer(account: CustomerAccount, rows: Iterable[Decided]) -> W
     if any(row.decision is not Decision.SKIP for row in decided):
         return None
     if len(decided) == 1:
-        detail = (
-            f"Direct customer {customer.corp_id} will receive nothing: its only recipient"
-            " was skipped."
-        )
+        detail = _UNREACHABLE_ONE.format(corp_id=customer.corp_id)
     elif decided:
-        detail = (
-            f"Direct customer {customer.corp_id} will receive nothing: all {len(decided)}"
-            " recipients (My Page contacts and administrators) were skipped."
-        )
+        detail = _UNREACHABLE_ALL.format(corp_id=customer.corp_id, n=len(decided))
     else:
-        detail = (
-            f"Direct customer {customer.corp_id} will receive nothing: it has no My Page"
-            " contact and no administrator user ID."
-        )
+        detail = _UNREACHABLE_NONE.format(corp_id=customer.corp_id)
     return Warning(WarningCode.UNREACHABLE_CUSTOMER, customer.corp_id, "", "", detail)

@@ -25,6 +25,7 @@ from jobs.config.problems import first_problem
 from jobs.config.runs import name_problem
 from jobs.config.settings import read_toml
 from jobs.errors import ConfigError
+from jobs.i18n import _, tr
 from resolver.model import Audience, CampaignPolicy, DedupeMode, Plan, Product
 
 __all__ = ["Campaign", "CampaignFile", "load_campaign", "resolve_campaign_path"]
@@ -55,7 +56,14 @@ def resolve_campaign_path(value: str, campaigns_dir: Path) -> Path:
             sorted(p.stem for p in campaigns_dir.glob("*.toml")) if campaigns_dir.is_dir() else []
         )
         hint = f" (known campaigns: {', '.join(known)})" if known else ""
-        raise ConfigError(f"campaign {value!r} not found: no file {path}{hint}")
+        raise ConfigError(
+            tr(
+                "campaign {value!r} not found: no file {path}{hint}",
+                value=value,
+                path=path,
+                hint=hint,
+            )
+        )
     return path
 
 
@@ -106,14 +114,14 @@ class CampaignFile(BaseModel):
     def _id_fits_a_run_id(cls, value: str) -> str:
         problem = name_problem(value)
         if problem is not None:
-            raise ValueError(f"{problem} (it is part of RUN_ID)")
+            raise ValueError(tr("{problem} (it is part of RUN_ID)", problem=problem))
         return value
 
     @field_validator("template")
     @classmethod
     def _template_not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("must name a template folder or path")
+            raise ValueError(_("must name a template folder or path"))
         return value
 
     @field_validator("schedule")
@@ -128,21 +136,24 @@ def _check_schedule(schedule: str | datetime | None) -> str | None:
         return None
     if isinstance(schedule, datetime):
         if schedule.tzinfo is None:
-            raise ValueError("a one-off schedule needs an offset, e.g. +09:00")
+            raise ValueError(_("a one-off schedule needs an offset, e.g. +09:00"))
         return schedule.isoformat()
     text = schedule.strip()
     if not text:
-        raise ValueError("must be an ISO-8601 date-time with offset or a cron expression")
+        raise ValueError(_("must be an ISO-8601 date-time with offset or a cron expression"))
     if len(text.split()) == 5:
         return text
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(
-            f"{text!r} is neither an ISO-8601 date-time nor a five-field cron expression"
+            tr(
+                "{text!r} is neither an ISO-8601 date-time nor a five-field cron expression",
+                text=text,
+            )
         ) from None
     if parsed.tzinfo is None:
-        raise ValueError(f"a one-off schedule needs an offset, e.g. {text}+09:00")
+        raise ValueError(tr("a one-off schedule needs an offset, e.g. {text}+09:00", text=text))
     return text
 
 

@@ -8,6 +8,7 @@ command that writes a run and one that looks it up.
 from __future__ import annotations
 
 from jobs.errors import InputError
+from jobs.i18n import _, tr
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -28,22 +29,24 @@ def name_problem(value: str) -> str | None:
     RUN_ID is typed in shells and printed in one-line logs), at most 128 characters.
     """
     if not value:
-        return "must not be empty"
+        return _("must not be empty")
     if RUN_ID_SEPARATOR in value:
-        return f"must not contain {RUN_ID_SEPARATOR!r}"
+        return tr("must not contain {separator!r}", separator=RUN_ID_SEPARATOR)
     if any(ch.isspace() or not ch.isprintable() for ch in value):
-        return "must not contain spaces or control characters"
+        return _("must not contain spaces or control characters")
     if len(value) > MAX_NAME_LENGTH:
-        return f"must be at most {MAX_NAME_LENGTH} characters"
+        return tr("must be at most {n} characters", n=MAX_NAME_LENGTH)
     return None
 
 
 def make_run_id(campaign_id: str, run_key: str) -> str:
     """§7: RUN_ID `<campaign_id>/<run_key>`; InputError when either part breaks the rule."""
-    for what, value in (("campaign id", campaign_id), ("run key", run_key)):
+    for what, value in ((_("campaign id"), campaign_id), (_("run key"), run_key)):
         problem = name_problem(value)
         if problem is not None:
-            raise InputError(f"{what} {value[:40]!r} {problem}")
+            raise InputError(
+                tr("{what} {value!r} {problem}", what=what, value=value[:40], problem=problem)
+            )
     return f"{campaign_id}{RUN_ID_SEPARATOR}{run_key}"
 
 
@@ -51,6 +54,12 @@ def split_run_id(run_id: str) -> tuple[str, str]:
     """(campaign_id, run_key) of a RUN_ID; InputError when it is not `<campaign>/<key>`."""
     campaign_id, separator, run_key = run_id.partition(RUN_ID_SEPARATOR)
     if not separator:
-        raise InputError(f"RUN_ID {run_id[:40]!r} must be <campaign_id>{RUN_ID_SEPARATOR}<run_key>")
+        raise InputError(
+            tr(
+                "RUN_ID {run_id!r} must be <campaign_id>{separator}<run_key>",
+                run_id=run_id[:40],
+                separator=RUN_ID_SEPARATOR,
+            )
+        )
     make_run_id(campaign_id, run_key)  # the same rule for both parts
     return campaign_id, run_key

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from jobs.config.problems import first_problem
 from jobs.errors import ConfigError
+from jobs.i18n import _, tr
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -33,6 +34,7 @@ __all__ = [
     "PathSettings",
     "Settings",
     "SmtpSettings",
+    "UiSettings",
     "load_settings",
     "read_toml",
 ]
@@ -89,8 +91,10 @@ class SmtpSettings(BaseModel):
     def _no_password_in_clear(self) -> Self:
         if self.username and self.security == "none" and not self.allow_insecure_auth:
             raise ValueError(
-                "smtp.username is set but smtp.security = none would send the password in"
-                ' clear text; use "starttls" or "tls", or set smtp.allow_insecure_auth = true'
+                _(
+                    "smtp.username is set but smtp.security = none would send the password in "
+                    'clear text; use "starttls" or "tls", or set smtp.allow_insecure_auth = true'
+                )
             )
         return self
 
@@ -98,7 +102,7 @@ class SmtpSettings(BaseModel):
     def _backoff_order(self) -> Self:
         if self.backoff_max_seconds < self.backoff_initial_seconds:
             raise ValueError(
-                "smtp.backoff_max_seconds must not be less than smtp.backoff_initial_seconds"
+                _("smtp.backoff_max_seconds must not be less than smtp.backoff_initial_seconds")
             )
         return self
 
@@ -107,12 +111,14 @@ class SmtpSettings(BaseModel):
         if not self.username:
             return None
         if not self.password_env:
-            raise ConfigError("smtp.username is set but smtp.password_env is empty")
+            raise ConfigError(_("smtp.username is set but smtp.password_env is empty"))
         value = os.environ.get(self.password_env)
         if value is None:
             raise ConfigError(
-                f"smtp.password_env names {self.password_env!r}, which is not set in the"
-                " environment"
+                tr(
+                    "smtp.password_env names {password_env!r}, which is not set in the environment",
+                    password_env=self.password_env,
+                )
             )
         return value
 
@@ -135,6 +141,15 @@ class PathSettings(BaseModel):
     campaigns: Text = "config/campaigns"
 
 
+class UiSettings(BaseModel):
+    """What operators read (issue 11): the language of summaries, errors, help and reports."""
+
+    model_config = _STRICT
+
+    # empty: `LC_ALL` / `LC_MESSAGES` / `LANG` decide (ja_JP.UTF-8 → ja), else English
+    language: Literal["", "ja", "en"] = ""
+
+
 class Settings(BaseSettings):
     """The whole settings file; each section a model, every key typed and ranged."""
 
@@ -144,6 +159,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     message: MessageSettings = Field(default_factory=MessageSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -176,13 +192,22 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: {what} is not UTF-8: {exc.reason}") from None
+        raise ConfigError(
+            tr("{path}: {what} is not UTF-8: {reason}", path=path, what=what, reason=exc.reason)
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+        raise ConfigError(
+            tr(
+                "{path}: cannot read {what}: {strerror}",
+                path=path,
+                what=what,
+                strerror=exc.strerror,
+            )
+        ) from None
     try:
         return tomllib.loads(text.removeprefix(BOM))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(tr("{path}: not valid TOML: {exc}", path=path, exc=exc)) from None
 
 
 class TomlFileSource(PydanticBaseSettingsSource):
@@ -251,7 +276,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     if chosen.is_file():
         data = read_toml(chosen, "settings file")
     elif explicit:
-        raise ConfigError(f"{chosen}: settings file not found")
+        raise ConfigError(tr("{chosen}: settings file not found", chosen=chosen))
     else:
         origin = "(defaults)"
     overrides = EnvOverrideSource(Settings, env)

@@ -18,6 +18,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from jobs.errors import ConfigError
+from jobs.i18n import tr
 from jobs.ledger.models import LedgerBase
 
 __all__ = [
@@ -108,5 +109,9 @@ def check_ledger(engine: sa.Engine) -> None:
     if current != head:
         state = "has no ledger tables" if current is None else f"is at schema {current}"
         raise ConfigError(
-            f"the ledger database {state}; this version needs {head}: run `swmail db init`"
+            tr(
+                "the ledger database {state}; this version needs {head}: run `swmail db init`",
+                state=state,
+                head=head,
+            )
         )

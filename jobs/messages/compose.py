@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from jobs.config.settings import MessageSettings
 from jobs.errors import ConfigError
+from jobs.i18n import tr
 from jobs.messages.mime import build_message, message_id
 from jobs.messages.render import TemplateSet, build_context, sample_contexts
 from resolver.model import Delivery
@@ -26,7 +27,9 @@ def envelope_sender(from_header: str) -> str:
     """The SMTP MAIL FROM address: the address part of `message.from`."""
     _, address = parseaddr(from_header)
     if "@" not in address:
-        raise ConfigError(f"message.from {from_header!r} has no e-mail address")
+        raise ConfigError(
+            tr("message.from {from_header!r} has no e-mail address", from_header=from_header)
+        )
     return address
 
 

@@ -38,6 +38,7 @@ from functools import lru_cache
 
 from jobs.config.settings import Charset
 from jobs.errors import ConfigError
+from jobs.i18n import tr
 from jobs.messages.render import Rendered
 from resolver.normalize import strip_controls
 
@@ -95,7 +96,9 @@ def sanitize_header(value: str) -> tuple[str, bool]:
 def message_id(campaign_id: str, run_key: str, delivery_key: str, domain: str) -> str:
     """Deterministic Message-ID (§6, §7): a resumed or dry run yields the same one."""
     if not _DOMAIN.fullmatch(domain):
-        raise ConfigError(f"message.message_id_domain {domain!r} is not an ASCII domain name")
+        raise ConfigError(
+            tr("message.message_id_domain {domain!r} is not an ASCII domain name", domain=domain)
+        )
     # A hash, not the key itself: the delivery key is an e-mail address and must not leak.
     seed = f"{campaign_id}\x00{run_key}\x00{delivery_key}".encode()
     return f"<{hashlib.sha256(seed).hexdigest()[:32]}@{domain}>"
@@ -186,7 +189,13 @@ def _settings_mailbox(value: str, codec: _Codec, setting: str) -> tuple[str, ...
     parsed = policy.default.header_factory("reply-to", clean)  # an address-list header
     mailbox = _single_mailbox(parsed)
     if mailbox is None:
-        raise ConfigError(f"{setting} {value!r} is not one address like 'Name <user@example.jp>'")
+        raise ConfigError(
+            tr(
+                "{setting} {value!r} is not one address like 'Name <user@example.jp>'",
+                setting=setting,
+                value=value,
+            )
+        )
     return _mailbox(mailbox.display_name, mailbox.addr_spec, codec)
 
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
 from jobs.errors import NotFound
+from jobs.i18n import tr
 from jobs.messages.compose import Composed, Composer
 from jobs.resolution.pipeline import resolve_campaign
 from resolver.normalize import dedupe_key
@@ -30,15 +31,20 @@ def preview_messages(
     composer.check()
     key = dedupe_key(address)
     if key is None:
-        raise NotFound(f"{address!r} is not a valid e-mail address")
+        raise NotFound(tr("{address!r} is not a valid e-mail address", address=address))
     resolved = resolve_campaign(
         engine, campaign, as_of, extra_suppressed=extra_suppressed, progress=False
     )
     found = [d for d in resolved.deliveries if dedupe_key(d.email) == key]
     if not found:
         raise NotFound(
-            f"{address} receives nothing in campaign {campaign.id} as of {as_of.isoformat()};"
-            f" `explain --campaign {campaign.id} --email {address}` says why"
+            tr(
+                "{address} receives nothing in campaign {id} as of {as_of}; `explain --campaign "
+                "{id} --email {address}` says why",
+                address=address,
+                id=campaign.id,
+                as_of=as_of.isoformat(),
+            )
         )
     return [composer.compose(d) for d in found]
 

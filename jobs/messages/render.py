@@ -21,6 +21,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from jobs.errors import TemplateError
+from jobs.i18n import tr
 from resolver.model import AccountKind, AccountRef, Audience, Delivery, Reason, Source
 
 __all__ = [
@@ -251,7 +252,8 @@ class _Loader(jinja2.FileSystemLoader):
                 template,
             )
             raise TemplateError(
-                f"not UTF-8 text (byte {exc.start}); save the file as UTF-8", file=_display(where)
+                tr("not UTF-8 text (byte {start}); save the file as UTF-8", start=exc.start),
+                file=_display(where),
             ) from None
 
 
@@ -384,7 +386,9 @@ def _template_folder(templates_root: Path, template: str | Path, campaign_file_d
     if "/" in spelled:
         return Path(os.path.normpath(campaign_file_dir / spelled))
     if spelled in ("", ".", ".."):
-        raise TemplateError(f"template {spelled!r} is not a template folder name")
+        raise TemplateError(
+            tr("template {spelled!r} is not a template folder name", spelled=spelled)
+        )
     return templates_root / spelled
 
 
@@ -394,7 +398,9 @@ def load_template_set(
     """Find a campaign's template folder and compile its templates (not yet their layouts)."""
     folder = _template_folder(templates_root, template, campaign_file_dir)
     if not folder.is_dir():
-        raise TemplateError(f"template folder {_display(str(folder))} does not exist")
+        raise TemplateError(
+            tr("template folder {value} does not exist", value=_display(str(folder)))
+        )
     # The campaign folder first, then the shared root: `{% extends "_layouts/base.txt.j2" %}`.
     env = _environment([str(folder), str(templates_root)])
 
@@ -406,6 +412,8 @@ def load_template_set(
 
     for required in (SUBJECT, BODY_TEXT):
         if not (folder / required).is_file():
-            raise TemplateError(f"{required} is missing", file=_display(str(folder)))
+            raise TemplateError(
+                tr("{required} is missing", required=required), file=_display(str(folder))
+            )
     html = compile_one(BODY_HTML) if (folder / BODY_HTML).is_file() else None
     return TemplateSet(folder, compile_one(SUBJECT), compile_one(BODY_TEXT), html)

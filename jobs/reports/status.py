@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobs.errors import NotFound
+from jobs.i18n import tr
 from jobs.ledger import (
     DeliveryStatus,
     RunRecord,
@@ -111,7 +112,12 @@ def run_status(engine: sa.Engine, run_id: str | None) -> list[RunStatus]:
         else:
             one = get_run(conn, run_id)
             if one is None:
-                raise NotFound(f"no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)")
+                raise NotFound(
+                    tr(
+                        "no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)",
+                        run_id=run_id,
+                    )
+                )
             runs = [one]
         out = []
         for run in runs:
@@ -157,7 +163,12 @@ def export_audit(engine: sa.Engine, run_id: str, out: Path, encoding: str) -> Cs
     with engine.connect() as conn:
         run = get_run(conn, run_id)
         if run is None:
-            raise NotFound(f"no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)")
+            raise NotFound(
+                tr(
+                    "no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)",
+                    run_id=run_id,
+                )
+            )
         partial = out.with_name(out.name + ".partial")
         try:
             with CsvOut(partial, AUDIT_COLUMNS, encoding) as csv_out:

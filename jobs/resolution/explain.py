@@ -8,6 +8,7 @@ who are not candidates at all (ordinary users) and those outside the campaign's 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -16,11 +17,13 @@ import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
 from jobs.errors import NotFound
+from jobs.i18n import _, current_language, fmt_date, fmt_person, localize, tr
 from jobs.resolution.pipeline import resolve_campaign
 from jobs.source.loader import find_accounts_by_email
 from jobs.source.models import Customer as CustomerRow
 from jobs.source.models import Partner as PartnerRow
 from resolver.candidates import is_legacy_admin
+from resolver.filters import DETAIL_TEMPLATES as FILTER_DETAILS
 from resolver.model import (
     REASON_SEPARATOR,
     AccountKind,
@@ -34,6 +37,8 @@ from resolver.model import (
 from resolver.normalize import dedupe_key
 from resolver.resolve import AccountOutcome
 from resolver.rules import EXPLANATIONS
+from resolver.text import N_
+from resolver.warnings import DETAIL_TEMPLATES as WARNING_DETAILS
 
 __all__ = ["Explanation", "PersonTrace", "explain", "render_text"]
 
@@ -70,9 +75,30 @@ class Explanation:
         return asdict(self)
 
 
+# Sentences kept in English in the trace (the JSON is the same in every language, issue 11);
+# `render_text` shows them in the operator's language.
+_MERGED_INTO = N_("{person} (the message for {account}, {account_id})")
+_OUTSIDE = N_("outside the campaign's {filter} filter: {detail}")
+_NOT_A_CANDIDATE = N_(
+    "this user does not hold the System Administrator permission, so the policy does "
+    "not consider them (only My Page contacts, System Administrators and the legacy "
+    "`admin` user of a customer are candidates)"
+)
+_BUILT_IN_ADMIN = N_("the built-in admin user")
+_NOBODY = N_(
+    "this account has no My Page contact, System Administrator, admin user or partner "
+    "contact: nobody in it can receive the campaign"
+)
+_JOB_SUPPRESSED = N_("the address is on the job's own suppression list (a hard bounce)")
+SENTENCE_TEMPLATES = (_MERGED_INTO, _OUTSIDE, *FILTER_DETAILS, *WARNING_DETAILS)
+"""Every template a trace sentence is built from (for `localize`)."""
+
+
 def _merged_into(delivery: Delivery) -> str:
     first = delivery.accounts[0]
-    return f"{delivery.name} <{delivery.email}> (the message for {first.name}, {first.id})"
+    return _MERGED_INTO.format(
+        person=f"{delivery.name} <{delivery.email}>", account=first.name, account_id=first.id
+    )
 
 
 def _trace(c: Candidate, decision: str, reasons: list[str], because: list[str]) -> PersonTrace:
@@ -103,19 +129,13 @@ def _trace_row(row: Decided) -> PersonTrace:
 
 
 def _trace_excluded(ex: Excluded) -> PersonTrace:
-    because = [f"outside the campaign's {ex.filter.value} filter: {ex.detail}"]
+    because = [_OUTSIDE.format(filter=ex.filter.value, detail=ex.detail)]
     return _trace(ex.candidate, "outside_campaign", [], because)
 
 
 def _non_candidate(outcome: AccountOutcome, user: User, account_name: str) -> PersonTrace:
-    if is_legacy_admin(user):  # cannot happen: admin is always a candidate; kept honest
-        words = "the built-in admin user"
-    else:
-        words = (
-            "this user does not hold the System Administrator permission, so the policy does "
-            "not consider them (only My Page contacts, System Administrators and the legacy "
-            "`admin` user of a customer are candidates)"
-        )
+    # the first cannot happen (admin is always a candidate); kept honest
+    words = _BUILT_IN_ADMIN if is_legacy_admin(user) else _NOT_A_CANDIDATE
     return PersonTrace(
         account_kind=AccountKind.CUSTOMER.value,
         account_id=outcome.account_id,
@@ -155,17 +175,22 @@ def explain(
         with engine.connect() as conn:
             corp_ids, partner_ids = find_accounts_by_email(conn, email)
         if not corp_ids and not partner_ids:
-            raise NotFound(f"no My Page contact, user or partner contact has the address {email!r}")
+            raise NotFound(
+                tr(
+                    "no My Page contact, user or partner contact has the address {email!r}",
+                    email=email,
+                )
+            )
     elif corp_id is not None:
         if not _exists(engine, CustomerRow.corp_id, corp_id):
-            raise NotFound(f"no customer with corp_id {corp_id!r}")
+            raise NotFound(tr("no customer with corp_id {corp_id!r}", corp_id=corp_id))
         corp_ids, partner_ids = (corp_id,), ()
     elif partner_id is not None:
         if not _exists(engine, PartnerRow.partner_id, partner_id):
-            raise NotFound(f"no partner with partner_id {partner_id!r}")
+            raise NotFound(tr("no partner with partner_id {partner_id!r}", partner_id=partner_id))
         corp_ids, partner_ids = (), (partner_id,)
     else:
-        raise NotFound("nothing to explain: give --email, --corp-id or --partner-id")
+        raise NotFound(_("nothing to explain: give --email, --corp-id or --partner-id"))
 
     wanted = set(corp_ids) | set(partner_ids)
     result = Explanation(campaign.id, as_of.isoformat(), query)
@@ -218,47 +243,88 @@ def explain(
             trace.merged_into = _merged_into(by_key[key])
         result.people.append(trace)
     if not result.people:
-        result.notes.append(
-            "this account has no My Page contact, System Administrator, admin user or partner "
-            "contact: nobody in it can receive the campaign"
-        )
+        result.notes.append(_NOBODY)
     if target_key is not None and target_key in extra_suppressed:
-        result.notes.append("the address is on the job's own suppression list (a hard bounce)")
+        result.notes.append(_JOB_SUPPRESSED)
     return result
 
 
 _DECISION_WORDS = {
-    "send": "RECEIVES the message",
-    "merged": "receives it through another row (same address)",
-    "skip": "does NOT receive it",
-    "outside_campaign": "is outside this campaign",
-    "not_a_candidate": "is not a recipient",
+    "send": N_("RECEIVES the message"),
+    "merged": N_("receives it through another row (same address)"),
+    "skip": N_("does NOT receive it"),
+    "outside_campaign": N_("is outside this campaign"),
+    "not_a_candidate": N_("is not a recipient"),
+}
+_ROLE_WORDS = {
+    "mypage_contract_manager": N_("My Page contract manager"),
+    "mypage_billing": N_("My Page billing contact"),
+    "legacy_admin": N_("built-in admin user"),
+    "system_admin": N_("System Administrator"),
+    "partner_contact": N_("partner contact"),
+    "certified_implementer": N_("certified implementer"),
+    "": N_("user"),
 }
 
 
+def _role(source: str) -> str:
+    """The candidate's source: the code in English (as in the audit), words with it in ja."""
+    code = source or "user"
+    if current_language() == "en":
+        return code
+    return f"{_(_ROLE_WORDS.get(source, code))}（{code}）"
+
+
+def _sentence(text: str) -> str:
+    return localize(text, SENTENCE_TEMPLATES)
+
+
 def render_text(result: Explanation) -> str:
-    """The trace as short paragraphs for a person."""
-    lines = [f"campaign {result.campaign_id} as of {result.as_of}"]
+    """The trace as short paragraphs for a person, in the operator's language."""
+    lines = [
+        tr(
+            "campaign {campaign} as of {day}",
+            campaign=result.campaign_id,
+            day=fmt_date(date.fromisoformat(result.as_of)),
+        )
+    ]
     for p in result.people:
-        who = p.name or "(no name)"
+        who = fmt_person(p.name or _("(no name)"), p.email)
         ident = f"{p.account_id}" + (f"/{p.person_id}" if p.person_id else "")
-        role = p.source or "user"
         lines.append("")
-        lines.append(f"{who} <{p.email}> — {role} of {p.account_name} ({ident})")
+        lines.append(
+            tr(
+                "{who} — {role} of {account} ({ident})",
+                who=who,
+                role=_role(p.source),
+                account=p.account_name,
+                ident=ident,
+            )
+        )
         codes = f" [{REASON_SEPARATOR.join(p.reasons)}]" if p.reasons else ""
-        lines.append(f"  {_DECISION_WORDS[p.decision]}{codes}")
+        lines.append(f"  {_(_DECISION_WORDS[p.decision])}{codes}")
         for sentence in p.because:
-            lines.append(f"  - {sentence}")
+            lines.append(f"  - {_sentence(sentence)}")
         if p.delivery_email:
-            lines.append(f"  delivery address: {p.delivery_email}")
+            lines.append("  " + tr("delivery address: {email}", email=p.delivery_email))
         if p.merged_into:
-            lines.append(f"  merged into: {p.merged_into}")
+            lines.append("  " + tr("merged into: {person}", person=_merged_text(p.merged_into)))
     if result.warnings:
         lines.append("")
-        lines.append("warnings:")
+        lines.append(_("warnings:"))
         for w in result.warnings:
-            lines.append(f"  {w['code']}: {w['detail']}")
+            lines.append(f"  {w['code']}: {_sentence(w['detail'])}")
     for note in result.notes:
         lines.append("")
-        lines.append(f"note: {note}")
+        lines.append(tr("note: {note}", note=_sentence(note)))
     return "\n".join(lines)
+
+
+def _merged_text(merged_into: str) -> str:
+    """`merged into` in the operator's words; in ja the person's name takes 様."""
+    found = re.match(r"^(?P<name>.*) <(?P<email>[^<>]*)> \(", merged_into)
+    text = _sentence(merged_into)
+    if found is None:
+        return text
+    plain = f"{found['name']} <{found['email']}>"
+    return text.replace(plain, fmt_person(found["name"], found["email"]), 1)

@@ -23,6 +23,7 @@ from types import TracebackType
 import aiosmtplib
 
 from jobs.config.settings import SmtpSettings
+from jobs.i18n import _, tr
 from jobs.smtp.classify import Verdict, classify, one_line
 from jobs.smtp.envelope import (
     Envelope,
@@ -91,7 +92,7 @@ class SmtpPool:
         local_hostname: str | None = None,
     ) -> None:
         if settings.username and password is None:
-            raise SmtpSetupError("smtp: smtp.username is set but no password was provided")
+            raise SmtpSetupError(_("smtp: smtp.username is set but no password was provided"))
         self._settings = settings
         self._password = password
         self._tls = client_tls_context(settings)
@@ -214,8 +215,11 @@ class SmtpPool:
                 if not client.supports_extension("starttls"):
                     # §7: STARTTLS when configured, never silently skipped or downgraded.
                     raise SmtpSetupError(
-                        f"smtp: security = starttls but {self._server} does not offer"
-                        " STARTTLS; refusing to send in clear text"
+                        tr(
+                            "smtp: security = starttls but {_server} does not offer STARTTLS; "
+                            "refusing to send in clear text",
+                            _server=self._server,
+                        )
                     )
                 phase = Phase.STARTTLS
                 await client.starttls()
@@ -224,8 +228,12 @@ class SmtpPool:
                 phase = Phase.AUTH
                 if not client.supports_extension("auth"):
                     raise SmtpSetupError(
-                        f"smtp: smtp.username is set but {self._server} offers no AUTH"
-                        f" (security = {settings.security})"
+                        tr(
+                            "smtp: smtp.username is set but {_server} offers no AUTH (security = "
+                            "{security})",
+                            _server=self._server,
+                            security=settings.security,
+                        )
                     )
                 await _authenticate(client, settings.username, self._password or "", self._server)
         except SmtpSetupError:
@@ -407,8 +415,13 @@ async def _authenticate(client: aiosmtplib.SMTP, username: str, password: str, s
     if not offered:
         shown = ", ".join(sorted(client.server_auth_methods)) or "none"
         raise SmtpSetupError(
-            f"smtp: {server} offers no AUTH mechanism this client speaks (offered: {shown};"
-            f" supported: {', '.join(_AUTH_METHODS)})"
+            tr(
+                "smtp: {server} offers no AUTH mechanism this client speaks (offered: {shown}; "
+                "supported: {value})",
+                server=server,
+                shown=shown,
+                value=", ".join(_AUTH_METHODS),
+            )
         )
     if offered[0] == "cram-md5":
         await client.auth_crammd5(username, password)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 
 from jobs.config.settings import SmtpSettings
+from jobs.i18n import tr
 from jobs.smtp.errors import SmtpSetupError
 
 __all__ = ["client_tls_context"]
@@ -28,6 +29,10 @@ def client_tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
             context.load_verify_locations(cafile=settings.ca_file)
         except (OSError, ssl.SSLError) as exc:
             raise SmtpSetupError(
-                f"smtp.ca_file {settings.ca_file!r} cannot be loaded: {exc}"
+                tr(
+                    "smtp.ca_file {ca_file!r} cannot be loaded: {exc}",
+                    ca_file=settings.ca_file,
+                    exc=exc,
+                )
             ) from None
     return context

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from jobs.config.secrets import MASK, mask_secrets, url_password
 from jobs.errors import ConfigError
+from jobs.i18n import tr
 
 __all__ = ["ID", "id_type", "make_engine", "shown_url", "snapshot"]
 
@@ -70,25 +71,38 @@ def _normalize_url(raw: str) -> URL:
         url = make_url(raw)
     except ArgumentError:
         raise ConfigError(
-            f"database URL {shown!r} is not a valid URL (e.g. postgresql://user@host:5432/db)"
+            tr(
+                "database URL {shown!r} is not a valid URL (e.g. postgresql://user@host:5432/db)",
+                shown=shown,
+            )
         ) from None
     except ValueError:  # SQLAlchemy converts the port with int()
-        raise ConfigError(f"database URL {shown!r}: the port is not a number") from None
+        raise ConfigError(
+            tr("database URL {shown!r}: the port is not a number", shown=shown)
+        ) from None
     written = url_password(raw)
     if written is not None and unquote(written) != url.password:
         # `user:p@ss@host`: parsers disagree where the host starts, and drivers then quote the
         # rest of the password as a host name in their errors
         raise ConfigError(
-            f"database URL {shown!r}: the password holds '@' or '/'; percent-encode it"
-            " (e.g. %40 for '@')"
+            tr(
+                "database URL {shown!r}: the password holds '@' or '/'; percent-encode it (e.g. "
+                "%40 for '@')",
+                shown=shown,
+            )
         )
     if url.port is not None and not 1 <= url.port <= 65535:
-        raise ConfigError(f"database URL {shown!r}: port {url.port} is outside 1-65535")
+        raise ConfigError(
+            tr("database URL {shown!r}: port {port} is outside 1-65535", shown=shown, port=url.port)
+        )
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise ConfigError(
-            f"database URL scheme {url.drivername!r} is not supported;"
-            " use sqlite:///FILE, postgresql://… or mariadb://…"
+            tr(
+                "database URL scheme {drivername!r} is not supported; use sqlite:///FILE, "
+                "postgresql://… or mariadb://…",
+                drivername=url.drivername,
+            )
         )
     url = url.set(drivername=driver)
     if driver == "mysql+pymysql":
@@ -128,7 +142,11 @@ def make_engine(url: str) -> sa.Engine:
                 file.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(
-                    f"cannot create the folder of the SQLite database {shown}: {exc.strerror}"
+                    tr(
+                        "cannot create the folder of the SQLite database {shown}: {strerror}",
+                        shown=shown,
+                        strerror=exc.strerror,
+                    )
                 ) from None
     else:
         # A nightly job outlives idle server-side timeouts; test a pooled connection before use.
@@ -139,7 +157,9 @@ def make_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError, TypeError, ValueError) as exc:
         reason = _scrubbed(_first_line(exc), parsed)
-        raise ConfigError(f"database URL {shown} is not usable: {reason}") from None
+        raise ConfigError(
+            tr("database URL {shown} is not usable: {reason}", shown=shown, reason=reason)
+        ) from None
     if parsed.drivername == "sqlite":
         sa.event.listen(engine, "connect", _on_sqlite_connect)
     try:
@@ -148,7 +168,9 @@ def make_engine(url: str) -> sa.Engine:
     except DBAPIError as exc:
         engine.dispose()
         reason = _scrubbed(_first_line(exc.orig or exc), parsed)
-        raise ConfigError(f"cannot connect to the database {shown}: {reason}") from None
+        raise ConfigError(
+            tr("cannot connect to the database {shown}: {reason}", shown=shown, reason=reason)
+        ) from None
     return engine
 
 

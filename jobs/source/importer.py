@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobs.errors import InputError
+from jobs.i18n import _, tr
 from jobs.source.models import Suppression, init_source_schema, source_tables
 from resolver.normalize import dedupe_key
 
@@ -91,7 +92,9 @@ def _enum_converter(enum_class: type[enum.Enum], nullable: bool) -> Converter:
             return members[text]
         except KeyError:
             # §3: enumerations are lower-case and exact ("Direct" and " direct" are errors).
-            raise _CellError(f"unknown value {text!r}; expected one of: {allowed}") from None
+            raise _CellError(
+                tr("unknown value {text!r}; expected one of: {allowed}", text=text, allowed=allowed)
+            ) from None
 
     return convert
 
@@ -105,7 +108,7 @@ def _date_converter(nullable: bool) -> Converter:
                 return date.fromisoformat(text)
             except ValueError:
                 pass
-        raise _CellError(f"{text!r} is not a date in the form YYYY-MM-DD")
+        raise _CellError(tr("{text!r} is not a date in the form YYYY-MM-DD", text=text))
 
     return convert
 
@@ -114,7 +117,7 @@ def _bool_converter(text: str) -> bool:
     try:
         return _BOOLEANS[text]
     except KeyError:
-        raise _CellError(f"{text!r} is not a boolean; expected 0 or 1") from None
+        raise _CellError(tr("{text!r} is not a boolean; expected 0 or 1", text=text)) from None
 
 
 def _text_converter(length: int | None, nullable: bool, is_id: bool) -> Converter:
@@ -122,12 +125,21 @@ def _text_converter(length: int | None, nullable: bool, is_id: bool) -> Converte
         if text == "":
             if nullable:
                 return None
-            raise _CellError("is empty; a value is required")
+            raise _CellError(_("is empty; a value is required"))
         if length is not None and len(text) > length:
-            raise _CellError(f"is {len(text)} characters long; at most {length} are allowed")
+            raise _CellError(
+                tr(
+                    "is {n_text} characters long; at most {length} are allowed",
+                    n_text=len(text),
+                    length=length,
+                )
+            )
         if is_id and _NOT_IN_ID.search(text):
             raise _CellError(
-                f"{text!r} is not a valid id: spaces and control characters are not allowed"
+                tr(
+                    "{text!r} is not a valid id: spaces and control characters are not allowed",
+                    text=text,
+                )
             )
         return text
 
@@ -139,9 +151,15 @@ def _suppression_key_converter(length: int | None) -> Converter:
         # §3: suppressions are keyed by the normalized address, the dedupe key of §4.
         key = dedupe_key(text)
         if key is None:
-            raise _CellError("is empty; a value is required")
+            raise _CellError(_("is empty; a value is required"))
         if length is not None and len(key) > length:
-            raise _CellError(f"is {len(key)} characters long; at most {length} are allowed")
+            raise _CellError(
+                tr(
+                    "is {n_key} characters long; at most {length} are allowed",
+                    n_key=len(key),
+                    length=length,
+                )
+            )
         return key
 
     return convert
@@ -189,7 +207,9 @@ def _codec_for(encoding: str) -> str:
     try:
         name = codecs.lookup(encoding).name
     except LookupError:
-        raise InputError(f"unknown encoding {encoding!r}; use utf-8 or cp932") from None
+        raise InputError(
+            tr("unknown encoding {encoding!r}; use utf-8 or cp932", encoding=encoding)
+        ) from None
     # §3: a UTF-8 BOM is accepted (Excel writes one).
     return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else name
 
@@ -258,7 +278,9 @@ def _records(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise InputError(f"malformed CSV: {exc}", file=str(path), line=start) from None
+                raise InputError(
+                    tr("malformed CSV: {exc}", exc=exc), file=str(path), line=start
+                ) from None
             pos.record_end = reader.line_num
             if not cells:
                 continue  # a blank line
@@ -274,7 +296,7 @@ def _check_header(spec: _FileSpec, path: Path, line: int, header: list[str]) -> 
     for name in names:
         if name in seen:
             raise InputError(
-                "column appears twice in the header", file=str(path), line=line, column=name
+                _("column appears twice in the header"), file=str(path), line=line, column=name
             )
         seen.add(name)
     expected = ", ".join(spec.columns)
@@ -283,7 +305,11 @@ def _check_header(spec: _FileSpec, path: Path, line: int, header: list[str]) -> 
     for name in spec.columns:
         if name not in seen:
             raise InputError(
-                f"missing column; the header must have: {expected}{hint}",
+                tr(
+                    "missing column; the header must have: {expected}{hint}",
+                    expected=expected,
+                    hint=hint,
+                ),
                 file=str(path),
                 line=line,
                 column=name,
@@ -291,7 +317,7 @@ def _check_header(spec: _FileSpec, path: Path, line: int, header: list[str]) -> 
     for name in names:
         if name not in spec.columns:
             raise InputError(
-                f"unknown column; the header may only have: {expected}",
+                tr("unknown column; the header may only have: {expected}", expected=expected),
                 file=str(path),
                 line=line,
                 column=name,
@@ -305,7 +331,7 @@ def _rows(spec: _FileSpec, path: Path, encoding: str) -> Iterator[tuple[int, dic
     first = next(records, None)
     if first is None:
         raise InputError(
-            f"the file is empty; expected a header row: {', '.join(spec.columns)}",
+            tr("the file is empty; expected a header row: {value}", value=", ".join(spec.columns)),
             file=str(path),
             line=1,
         )
@@ -317,14 +343,16 @@ def _rows(spec: _FileSpec, path: Path, encoding: str) -> Iterator[tuple[int, dic
     for line, cells in records:
         if len(cells) != width:
             raise InputError(
-                f"expected {width} fields, found {len(cells)}", file=str(path), line=line
+                tr("expected {width} fields, found {n_cells}", width=width, n_cells=len(cells)),
+                file=str(path),
+                line=line,
             )
         row: dict[str, Any] = {}
         for name, convert, i in converters:
             text = cells[i]
             try:
                 if "\x00" in text:
-                    raise _CellError("contains a NUL character")
+                    raise _CellError(_("contains a NUL character"))
                 row[name] = convert(text)
             except _CellError as exc:
                 raise InputError(str(exc), file=str(path), line=line, column=name) from None
@@ -345,7 +373,11 @@ def _validate(
             value = row[column]
             if value is not None and (value,) not in keys.get(target, {}):
                 raise InputError(
-                    f"{value!r} does not match any row of {target}.csv",
+                    tr(
+                        "{value!r} does not match any row of {target}.csv",
+                        value=value,
+                        target=target,
+                    ),
                     file=str(path),
                     line=line,
                     column=column,
@@ -355,7 +387,9 @@ def _validate(
         if earlier != line:
             shown = ", ".join(f"{k}={row[k]!s}" for k in spec.key)
             raise InputError(
-                f"duplicate key ({shown}), first on line {earlier}",
+                tr(
+                    "duplicate key ({shown}), first on line {earlier}", shown=shown, earlier=earlier
+                ),
                 file=str(path),
                 line=line,
                 column=spec.key[-1],
@@ -381,13 +415,13 @@ def import_dir(engine: sa.Engine, directory: Path, encoding: str = "utf-8") -> I
     started = time.monotonic()
     codec = _codec_for(encoding)
     if not directory.is_dir():
-        raise InputError("folder not found", file=str(directory))
+        raise InputError(_("folder not found"), file=str(directory))
     specs = [_file_spec(table) for table in source_tables()]
     present = [spec for spec in specs if (directory / spec.file_name).is_file()]
     absent = tuple(sorted({spec.file_name for spec in specs} - {s.file_name for s in present}))
     missing = sorted(REQUIRED_FILES.intersection(absent))
     if missing:
-        raise InputError("required file not found", file=str(directory / missing[0]))
+        raise InputError(_("required file not found"), file=str(directory / missing[0]))
 
     referenced = {target for spec in specs for target in spec.references.values()}
     keys: dict[str, dict[tuple[Any, ...], int]] = {}

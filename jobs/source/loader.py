@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobs.errors import ConfigError
+from jobs.i18n import tr
 from jobs.source.models import (
     Contract,
     Customer,
@@ -101,9 +102,14 @@ def _check_order(ids: Sequence[str], previous: str | None, table: str) -> str | 
     for current in ids:
         if previous is not None and not previous < current:
             raise ConfigError(
-                f"the source database returns {table} ids out of code-point order"
-                f" ({previous!r} before {current!r}); give the id columns a binary collation"
-                ' (PostgreSQL COLLATE "C", MariaDB utf8mb4_bin)'
+                tr(
+                    "the source database returns {table} ids out of code-point order "
+                    "({previous!r} before {current!r}); give the id columns a binary collation "
+                    '(PostgreSQL COLLATE "C", MariaDB utf8mb4_bin)',
+                    table=table,
+                    previous=previous,
+                    current=current,
+                )
             )
         previous = current
     return previous

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from jobs.errors import ConfigError
+from jobs.i18n import tr
 from jobs.source.engine import id_type, shown_url
 from resolver.model import (
     AccountType,
@@ -205,6 +206,10 @@ def check_source_schema(engine: sa.Engine) -> None:
     if missing:
         shown = shown_url(engine)
         raise ConfigError(
-            f"the source database {shown} has no table {', '.join(missing)}: run `swmail db init`"
-            " and `swmail db import DIR` first (or point database.url at the SmileWorks data)"
+            tr(
+                "the source database {shown} has no table {value}: run `swmail db init` and "
+                "`swmail db import DIR` first (or point database.url at the SmileWorks data)",
+                shown=shown,
+                value=", ".join(missing),
+            )
         )
