@@ -4,9 +4,29 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: .venv demo test lint bench clean
+.PHONY: .venv demo test lint bench clean i18n
 
-.venv: $(STAMP)
+# Operator language catalogs (issue 11): compiled here, at install, from the committed .po files
+# (jobs/i18n.py reads a .po itself when its .mo is missing or older, e.g. after `pip install -e .`).
+LOCALES := jobs/locale
+MO      := $(patsubst %.po,%.mo,$(wildcard $(LOCALES)/*/LC_MESSAGES/swmail.po))
+PYBABEL := PYTHONPATH=. $(BIN)/pybabel
+
+.venv: $(STAMP) $(MO)
+
+$(LOCALES)/%/LC_MESSAGES/swmail.mo: $(LOCALES)/%/LC_MESSAGES/swmail.po $(STAMP)
+	$(BIN)/pybabel compile --domain swmail --directory $(LOCALES) --locale $* --statistics
+
+# Extract every operator-facing string (_, N_, tr, click help) into the template, merge it into
+# the ja and en catalogs, then compile. Translate new ja entries, run again; `make test` fails
+# while one is missing (tests/i18n/test_catalogs.py).
+i18n: $(STAMP)
+	$(PYBABEL) extract --mapping-file babel.cfg --keywords N_ --keywords tr --no-location \
+		--sort-output --project smileworks-mailer --version 0.1.0 --copyright-holder SmileWorks \
+		--output-file $(LOCALES)/swmail.pot .
+	$(BIN)/pybabel update --input-file $(LOCALES)/swmail.pot --output-dir $(LOCALES) \
+		--domain swmail --no-fuzzy-matching --ignore-obsolete --width 100
+	$(BIN)/pybabel compile --domain swmail --directory $(LOCALES) --statistics
 
 # Re-install when the dependency list changes; the stamp keeps `make test` fast otherwise.
 $(STAMP): setup.cfg pyproject.toml
@@ -15,10 +35,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) $(MO)
 	bash tools/demo.sh
 
-test: $(STAMP)
+test: $(STAMP) $(MO)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import TextIO
 
+from jobs.i18n import _, tr
+
 __all__ = ["Progress"]
 
 
@@ -17,7 +19,7 @@ class Progress:
     """Counts work items and redraws one stderr line at most ten times a second."""
 
     def __init__(self, label: str, total: int | None = None, stream: TextIO | None = None) -> None:
-        self.label = label
+        self.label = _(label)  # callers mark it with N_
         self.total = total
         self.done = 0
         self._stream = stream if stream is not None else sys.stderr
@@ -39,12 +41,19 @@ class Progress:
         if self.total:
             pct = 100.0 * self.done / self.total
             left = (self.total - self.done) / rate if rate > 0 else 0.0
-            text = (
-                f"\r{self.label}: {self.done:,}/{self.total:,} ({pct:5.1f}%)"
-                f" {rate:,.0f}/s, about {left:,.0f}s left "
+            text = "\r" + tr(
+                "{label}: {done:,}/{total:,} ({pct:5.1f}%) {rate:,.0f}/s, about {left:,.0f}s left ",
+                label=self.label,
+                done=self.done,
+                total=self.total,
+                pct=pct,
+                rate=rate,
+                left=left,
             )
         else:
-            text = f"\r{self.label}: {self.done:,} ({rate:,.0f}/s) "
+            text = "\r" + tr(
+                "{label}: {done:,} ({rate:,.0f}/s) ", label=self.label, done=self.done, rate=rate
+            )
         self._stream.write(text)
         self._stream.flush()
 

@@ -26,6 +26,19 @@ MARIADB_ADMIN_URL = os.environ.get(
 )
 
 
+@pytest.fixture(autouse=True)
+def _english_unless_asked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests read English unless they choose a language: a developer's `LANG=ja_JP.UTF-8` (or
+    `SWMAIL_UI_LANGUAGE`) must not change what the suite sees (issue 11)."""
+    from jobs.i18n import set_language
+
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE", "SWMAIL_UI_LANGUAGE"):
+        monkeypatch.delenv(variable, raising=False)
+    set_language("en")
+    yield
+    set_language("en")
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)

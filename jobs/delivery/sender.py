@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobs.config.settings import SmtpSettings
+from jobs.i18n import N_
 from jobs.ledger.queue import claim, record, release
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, RunRecord
 from jobs.messages.compose import Composer, envelope_sender
@@ -141,7 +142,7 @@ async def send_pass(
     # when every connection has seen it, the relay is down and every further delivery would
     # spend all its attempts the same way. The pass stops; the rest stays pending (exit 3).
     session_failures = 0
-    bar = Progress("sending", total) if progress else None
+    bar = Progress(N_("sending"), total) if progress else None
     db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
     loop = asyncio.get_running_loop()
 

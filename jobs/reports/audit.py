@@ -15,7 +15,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from jobs.i18n import localize
 from resolver.model import Decided, Warning, join_reasons
+from resolver.warnings import DETAIL_TEMPLATES as WARNING_DETAILS
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -156,5 +158,8 @@ def write_warnings(path: Path, warnings: Iterable[Warning], encoding: str = "utf
     """Write `warnings.csv`; returns the closed writer for its row and unencodable counts."""
     with CsvOut(path, WARNING_COLUMNS, encoding) as out:
         for w in warnings:
-            out.write((w.code.value, w.account_id, w.person_id, w.email, w.detail))
+            # the detail is "a short sentence for a person" (§4): in the operator's language;
+            # the code and the columns are the contract and stay as they are
+            detail = localize(w.detail, WARNING_DETAILS)
+            out.write((w.code.value, w.account_id, w.person_id, w.email, detail))
     return out

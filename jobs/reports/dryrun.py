@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
 from jobs.config.runs import make_run_id
+from jobs.i18n import N_
 from jobs.messages.compose import TOKYO, Composer
 from jobs.progress import Progress
 from jobs.reports.audit import (
@@ -93,7 +94,7 @@ def dry_run(
         messages = work / "messages"
         messages.mkdir()
         now = datetime.now(TOKYO)
-        bar = Progress("rendering messages", len(resolved.deliveries)) if progress else None
+        bar = Progress(N_("rendering messages"), len(resolved.deliveries)) if progress else None
         for delivery in resolved.deliveries:
             composed = composer.compose(delivery, now)
             (messages / f"{delivery.seq}.eml").write_bytes(composed.data)

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobs.errors import NotFound
-from jobs.i18n import tr
+from jobs.i18n import N_, _, fmt_date, tr
 from jobs.ledger import (
     DeliveryStatus,
     RunRecord,
@@ -77,22 +77,35 @@ class RunStatus:
         }
 
     def text(self) -> str:
+        """The run as an operator reads it; the status words stay the ledger's own (codes)."""
         counts = "  ".join(f"{s.value} {self.stats[s]:,}" for s in _ORDER)
         lines = [
-            f"{self.run.run_id}  [{self.state}]  as of {self.run.as_of.isoformat()}",
-            f"  {self.stats.total:,} deliveries: {counts}",
-            f"  left: {self.stats.open:,}",
+            tr(
+                "{run_id}  [{state}]  as of {day}",
+                run_id=self.run.run_id,
+                state=_(self.state),
+                day=fmt_date(self.run.as_of),
+            ),
+            "  " + tr("{n:,} deliveries: {counts}", n=self.stats.total, counts=counts),
+            "  " + tr("left: {n:,}", n=self.stats.open),
         ]
         if self.rate:
-            lines.append(f"  rate: {self.rate:,.1f} messages/s")
+            lines.append("  " + tr("rate: {rate:,.1f} messages/s", rate=self.rate))
         if self.stats.unconfirmed or self.stats.possible_duplicate:
             lines.append(
-                f"  resent after a crash: {self.stats.unconfirmed:,}; possible duplicates: "
-                f"{self.stats.possible_duplicate:,}"
+                "  "
+                + tr(
+                    "resent after a crash: {n:,}; possible duplicates: {duplicates:,}",
+                    n=self.stats.unconfirmed,
+                    duplicates=self.stats.possible_duplicate,
+                )
             )
         if self.run.coordinator:
-            lines.append(f"  last coordinator: {self.run.coordinator}")
+            lines.append("  " + tr("last coordinator: {holder}", holder=self.run.coordinator))
         return "\n".join(lines)
+
+
+_STATE_WORDS = (N_("finished"), N_("in progress"), N_("done"))  # `state`, for the catalog
 
 
 def _sent_span(conn: sa.Connection, run: RunRecord) -> tuple[Any, Any]:

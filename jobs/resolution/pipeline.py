@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
+from jobs.i18n import N_
 from jobs.progress import Progress
 from jobs.source.engine import snapshot
 from jobs.source.loader import iter_customer_accounts, iter_partner_accounts, load_suppression_keys
@@ -115,7 +116,7 @@ def stream_resolution(
         suppressed.update(extra_suppressed)
         resolver = Resolver(campaign.policy, as_of, suppressed)
         total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
-        bar = Progress("resolving customers", total) if progress else None
+        bar = Progress(N_("resolving customers"), total) if progress else None
         for account in iter_customer_accounts(conn):
             outcome = resolver.feed_customer(account)
             take(outcome)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from jobs.i18n import N_, tr
 from jobs.smtp.envelope import SESSION_PHASES, Outcome, Phase
 
 __all__ = ["Verdict", "classify", "enhanced_status", "one_line"]
@@ -88,12 +89,15 @@ def _reply_verdict(error: aiosmtplib.SMTPResponseException, phase: Phase, server
     status = enhanced_status(code, text)
     if phase in SESSION_PHASES:
         what = {
-            Phase.CONNECT: "refused the session",
-            Phase.STARTTLS: "refused STARTTLS",
-            Phase.AUTH: "refused authentication (check smtp.username and smtp.password_env)",
+            Phase.CONNECT: N_("smtp: {server} refused the session: {reply}"),
+            Phase.STARTTLS: N_("smtp: {server} refused STARTTLS: {reply}"),
+            Phase.AUTH: N_(
+                "smtp: {server} refused authentication (check smtp.username and"
+                " smtp.password_env): {reply}"
+            ),
         }[phase]
         return Verdict(
-            Outcome.PERMANENT, code, text, phase, setup_error=f"smtp: {server} {what}: {reply}"
+            Outcome.PERMANENT, code, text, phase, setup_error=tr(what, server=server, reply=reply)
         )
     if phase is Phase.MAIL:
         too_big = code == 552 or status == (5, 3, 4)
@@ -105,7 +109,12 @@ def _reply_verdict(error: aiosmtplib.SMTPResponseException, phase: Phase, server
                 code,
                 text,
                 phase,
-                setup_error=f"smtp: {server} refused the sender {sender}: {reply}",
+                setup_error=tr(
+                    "smtp: {server} refused the sender {sender}: {reply}",
+                    server=server,
+                    sender=sender,
+                    reply=reply,
+                ),
             )
     hard_bounce = (
         phase in _ADDRESSED_PHASES
@@ -125,15 +134,18 @@ def classify(error: BaseException, phase: Phase, server: str) -> Verdict:
     tls_error = _ssl_error(error)
     if isinstance(tls_error, ssl.SSLCertVerificationError):
         reason = tls_error.verify_message or tls_error.reason or str(tls_error)
-        message = f"smtp: certificate verify failed for {server} ({reason})"
-        return Verdict(Outcome.PERMANENT, None, message, phase, setup_error=message)
+        template = N_("smtp: certificate verify failed for {server} ({reason})")
+        message = template.format(server=server, reason=reason)
+        shown = tr(template, server=server, reason=reason)
+        return Verdict(Outcome.PERMANENT, None, message, phase, setup_error=shown)
     if tls_error is not None and not isinstance(tls_error, _SSL_DISCONNECTS):
         reason = tls_error.reason or str(tls_error)
-        message = (
-            f"smtp: TLS handshake with {server} failed ({reason});"
-            " check smtp.security and smtp.port"
+        template = N_(
+            "smtp: TLS handshake with {server} failed ({reason}); check smtp.security and smtp.port"
         )
-        return Verdict(Outcome.PERMANENT, None, message, phase, setup_error=message)
+        message = template.format(server=server, reason=reason)
+        shown = tr(template, server=server, reason=reason)
+        return Verdict(Outcome.PERMANENT, None, message, phase, setup_error=shown)
 
     if isinstance(error, aiosmtplib.SMTPResponseException):
         return _reply_verdict(error, phase, server)
@@ -145,8 +157,10 @@ def classify(error: BaseException, phase: Phase, server: str) -> Verdict:
         return Verdict(Outcome.TRANSIENT, None, text, phase, after_data=phase is Phase.BODY)
     if isinstance(error, aiosmtplib.SMTPException) and phase is Phase.AUTH:
         # e.g. the server offers no AUTH mechanism we share: a configuration problem.
-        message = f"smtp: authentication with {server} impossible: {_describe(error)}"
-        return Verdict(Outcome.PERMANENT, None, message, phase, setup_error=message)
+        template = N_("smtp: authentication with {server} impossible: {reason}")
+        message = template.format(server=server, reason=_describe(error))
+        shown = tr(template, server=server, reason=_describe(error))
+        return Verdict(Outcome.PERMANENT, None, message, phase, setup_error=shown)
     if isinstance(error, ValueError) and phase is Phase.RCPT:
         # The client refused to put this address in a command: only this recipient is affected.
         return Verdict(Outcome.PERMANENT, None, text, phase)

@@ -19,6 +19,7 @@ from typing import Self
 import sqlalchemy as sa
 
 from jobs.errors import RunLocked
+from jobs.i18n import _, tr
 from jobs.ledger.codec import utc_now
 from jobs.ledger.models import RunLockRow, RunRow
 
@@ -69,7 +70,7 @@ def _dying(holder: str) -> bool:
 
 
 def locked(run_id: str, holder: str) -> RunLocked:
-    return RunLocked(f"run {run_id} is held by {holder}")
+    return RunLocked(tr("run {run_id} is held by {holder}", run_id=run_id, holder=holder))
 
 
 class RunLock(ABC):
@@ -156,7 +157,11 @@ class ServerLock(RunLock):
             if holder is not None and not _dying(holder):
                 raise locked(self.run_id, holder)
             if time.monotonic() >= deadline:
-                unnamed = f"database session {session}" if session else "another coordinator"
+                unnamed = (
+                    tr("database session {session}", session=session)
+                    if session
+                    else _("another coordinator")
+                )
                 raise locked(self.run_id, holder or unnamed)
             # released meanwhile, not recorded yet, or a killed holder whose session the
             # server is still closing: look again

@@ -10,6 +10,7 @@ import re
 import time
 from pathlib import Path
 
+from jobs.i18n import tr
 from jobs.ledger.lock.base import (
     HOLDER_POLL_SECONDS,
     HOLDER_WAIT_SECONDS,
@@ -47,7 +48,8 @@ class FileLock(RunLock):
                 if holder is not None or time.monotonic() >= deadline:
                     os.close(fd)
                     raise locked(
-                        self.run_id, holder or f"a process that has not written {self.path} yet"
+                        self.run_id,
+                        holder or tr("a process that has not written {path} yet", path=self.path),
                     ) from None
                 time.sleep(HOLDER_POLL_SECONDS)
                 continue
