@@ -7,6 +7,8 @@ operator gets one line that says where it is.
 
 from __future__ import annotations
 
+import gettext
+import importlib
 import inspect
 import json
 import logging
@@ -58,6 +60,48 @@ def _internal_error(exc: BaseException) -> NoReturn:
         err=True,
     )
     sys.exit(1)
+
+
+# click's own words (usage lines, "Missing option", "Error: …"): click looks them up through the
+# stdlib `gettext` that each of its modules imports as `_`. Pointing those at our catalog makes
+# them follow `--lang` like ours (tests/i18n/test_language.py pins it for click's versions).
+CLICK_MESSAGES = (
+    N_("Usage:"),
+    N_("Options"),
+    N_("Commands"),
+    N_("Show this message and exit."),
+    N_("Error: {message}"),
+    N_("Invalid value for {param_hint}: {message}"),
+    N_("Invalid value: {message}"),
+    N_("Missing option"),
+    N_("Missing argument"),
+    N_("Missing command."),
+    N_("Missing parameter: {param_name}"),
+    N_("No such command {name!r}."),
+    N_("No such option {name!r}."),
+    N_("Try '{command} {option}' for help."),
+    N_("default: {default}"),
+    N_("required"),
+    N_("Aborted!"),
+    N_("{name} {filename!r} does not exist."),
+    N_("{name} {filename!r} is a directory."),
+    N_("{name} {filename!r} is a file."),
+    N_("directory"),
+    N_("file"),
+    N_("path"),
+    N_("env var: {var}"),
+)
+_CLICK_MODULES = ("core", "exceptions", "formatting", "decorators", "types", "parser")
+
+
+def _click_speaks_the_operators_language() -> None:
+    for name in _CLICK_MODULES:
+        module = importlib.import_module(f"click.{name}")
+        if getattr(module, "_", None) is gettext.gettext:  # only the binding we know
+            module._ = _
+
+
+_click_speaks_the_operators_language()
 
 
 def _help(text: str | None) -> str | None:
