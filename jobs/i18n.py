@@ -141,6 +141,7 @@ def tr(message: str, /, **values: object) -> str:
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _patterns: dict[str, re.Pattern[str]] = {}
 
 
@@ -172,6 +173,8 @@ def _localize(text: str, templates: tuple[str, ...], depth: int) -> str:
     translated = _(text)
     if translated != text or depth > 2:
         return translated
+    if _ISO_DATE.fullmatch(text):
+        return fmt_date(date.fromisoformat(text))
     for template in templates:
         found = _pattern(template).match(text)
         if found is not None:
