@@ -6,6 +6,8 @@ bug (exit 1). Exit codes are SPEC §8 and public.
 
 from __future__ import annotations
 
+from jobs.i18n import tr
+
 __all__ = [
     "ConfigError",
     "InputError",
@@ -46,9 +48,9 @@ class InputError(MailerError):
         if file is not None:
             where = file
             if line is not None:
-                where += f", line {line}"
+                where += tr(", line {line}", line=line)
             if column is not None:
-                where += f", column {column!r}"
+                where += tr(", column {column!r}", column=column)
             where += ": "
         super().__init__(where + message)
         self.file = file

@@ -55,7 +55,7 @@ def resolve_campaign_path(value: str, campaigns_dir: Path) -> Path:
         known = (
             sorted(p.stem for p in campaigns_dir.glob("*.toml")) if campaigns_dir.is_dir() else []
         )
-        hint = f" (known campaigns: {', '.join(known)})" if known else ""
+        hint = tr(" (known campaigns: {names})", names=", ".join(known)) if known else ""
         raise ConfigError(
             tr(
                 "campaign {value!r} not found: no file {path}{hint}",
@@ -159,7 +159,7 @@ def _check_schedule(schedule: str | datetime | None) -> str | None:
 
 def load_campaign(path: Path) -> Campaign:
     """Read and check one campaign file."""
-    data = read_toml(path, "campaign file")
+    data = read_toml(path, _("campaign file"))
     try:
         checked = CampaignFile.model_validate(data)
     except ValidationError as exc:

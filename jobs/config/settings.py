@@ -274,7 +274,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     data: dict[str, Any] = {}
     origin = str(chosen)
     if chosen.is_file():
-        data = read_toml(chosen, "settings file")
+        data = read_toml(chosen, _("settings file"))
     elif explicit:
         raise ConfigError(tr("{chosen}: settings file not found", chosen=chosen))
     else:
