@@ -107,11 +107,17 @@ def check_ledger(engine: sa.Engine) -> None:
     current = current_revision(engine)
     head = head_revision()
     if current != head:
-        state = "has no ledger tables" if current is None else f"is at schema {current}"
-        raise ConfigError(
-            tr(
-                "the ledger database {state}; this version needs {head}: run `swmail db init`",
-                state=state,
+        if current is None:
+            message = tr(
+                "the ledger database has no ledger tables; this version needs {head}: run"
+                " `swmail db init`",
                 head=head,
             )
-        )
+        else:
+            message = tr(
+                "the ledger database is at schema {current}; this version needs {head}: run"
+                " `swmail db init`",
+                current=current,
+                head=head,
+            )
+        raise ConfigError(message)

@@ -234,12 +234,17 @@ def _decode_error(
         if len(cells) <= len(pos.header):
             column = pos.header[len(cells) - 1]
     hint = (
-        "if the file was saved by Excel, try --encoding cp932"
+        _("if the file was saved by Excel, try --encoding cp932")
         if encoding.startswith("utf-8")
-        else "if the file is UTF-8, try --encoding utf-8"
+        else _("if the file is UTF-8, try --encoding utf-8")
     )
     return InputError(
-        f"byte 0x{bad} cannot be decoded as {encoding.removesuffix('-sig')}; {hint}",
+        tr(
+            "byte 0x{bad} cannot be decoded as {encoding}; {hint}",
+            bad=bad,
+            encoding=encoding.removesuffix("-sig"),
+            hint=hint,
+        ),
         file=str(path),
         line=number,
         column=column,
@@ -301,7 +306,7 @@ def _check_header(spec: _FileSpec, path: Path, line: int, header: list[str]) -> 
         seen.add(name)
     expected = ", ".join(spec.columns)
     # Column names are ASCII: other characters mean a wrong --encoding (a BOM read as cp932).
-    hint = "" if all(n.isascii() for n in names) else "; is the --encoding right?"
+    hint = "" if all(n.isascii() for n in names) else _("; is the --encoding right?")
     for name in spec.columns:
         if name not in seen:
             raise InputError(
