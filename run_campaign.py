@@ -98,7 +98,7 @@ def _click_speaks_the_operators_language() -> None:
     for name in _CLICK_MODULES:
         module = importlib.import_module(f"click.{name}")
         if getattr(module, "_", None) is gettext.gettext:  # only the binding we know
-            module._ = _
+            setattr(module, "_", _)  # noqa: B010 - a module's global, not an attribute we own
 
 
 _click_speaks_the_operators_language()

@@ -53,10 +53,14 @@ def extract(
     fileobj: IO[bytes],
     keywords: Mapping[str, Any],
     comment_tags: Collection[str],
-    options: dict[str, Any],
-) -> Iterator[tuple[int, str | None, str | tuple[str | None, ...], list[str]]]:
-    """Babel's Python extractor, then every click help text of the file."""
-    yield from extract_python(fileobj, keywords, comment_tags, options)  # type: ignore[misc]
+    options: Any,  # Babel's own options mapping (encoding, ...)
+) -> Iterator[tuple[Any, ...]]:
+    """Babel's Python extractor, then every click help text of the file.
+
+    Each item is (line, function name, message(s), comments), as Babel's `extract` expects (its
+    own annotation of `extract_python` names another tuple, hence the loose type).
+    """
+    yield from extract_python(fileobj, keywords, comment_tags, options)
     fileobj.seek(0)
     source = fileobj.read().decode(options.get("encoding", "utf-8"))
     for lineno, text in help_texts(source):

@@ -39,6 +39,8 @@ echo "== 5. explain one decision"
 first_merged=$(awk -F, '$3=="merged" {print $11; exit}' "$DEMO/dry-run/audit.csv")
 if [ -n "$first_merged" ]; then
     swmail explain --campaign "$CAMPAIGN" --as-of "$AS_OF" --email "$first_merged"
+    echo "== 5b. the same for the 事務局, in Japanese (--lang ja; or [ui] language, or LANG=ja_JP.UTF-8)"
+    swmail --lang ja explain --campaign "$CAMPAIGN" --as-of "$AS_OF" --email "$first_merged"
 fi
 
 echo "== 6. send for real into a local SMTP sink (Maildir under $DEMO/maildir)"
