@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from jobs.config.settings import Settings, load_settings
 from jobs.errors import MailerError
+from jobs.terminal import terminal_safe
 
 __all__ = ["cli", "main"]
 
@@ -35,18 +36,40 @@ def _exit_with(error: MailerError) -> click.ClickException:
     shown: type[click.ClickException] = type(
         f"{type(error).__name__}Exit", (click.ClickException,), {"exit_code": error.exit_code}
     )
-    return shown(error.message)
+    return shown(terminal_safe(error.message, keep=""))  # one line, whatever the data held
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """Print a line (or lines) that may hold data: controls and bidi overrides escaped."""
+    click.echo(terminal_safe(text), err=err)
+
+
+def _echo_json(value: Any) -> None:
+    """Print JSON that parses to the same values, with no raw C1 or bidi control in it."""
+    click.echo(terminal_safe(json.dumps(value, ensure_ascii=False, indent=2), json=True))
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines go to a terminal too (stderr): the same escaping as every other output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
 
 
 def _internal_error(exc: BaseException) -> NoReturn:
-    ERROR_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with ERROR_LOG.open("a", encoding="utf-8") as f:
-        f.write(f"--- {datetime.now().isoformat()} {' '.join(sys.argv)}\n")
-        f.write("".join(traceback.format_exception(exc)))
-    click.echo(
-        f"Internal error: {type(exc).__name__}: {exc} (traceback in {ERROR_LOG}); please report it",
-        err=True,
-    )
+    from jobs.files import append_private
+
+    where = f"traceback in {ERROR_LOG}"
+    try:
+        # owner-only: a traceback can quote names and addresses from the data
+        append_private(
+            ERROR_LOG,
+            f"--- {datetime.now().isoformat()} {' '.join(sys.argv)}\n"
+            + "".join(traceback.format_exception(exc)),
+        )
+    except MailerError as log_error:
+        where = f"no traceback: {log_error.message}"
+    _echo(f"Internal error: {type(exc).__name__}: {exc} ({where}); please report it", err=True)
     sys.exit(1)
 
 
@@ -62,7 +85,7 @@ class MailerGroup(click.Group):
             raise
         except KeyboardInterrupt:
             # 130 as shells report SIGINT; 1 is reserved for bugs (SPEC §8)
-            click.echo(
+            _echo(
                 "Interrupted: what the server confirmed is recorded; run again to resume.",
                 err=True,
             )
@@ -82,16 +105,22 @@ class App:
     def settings(self) -> Settings:
         return load_settings(self.config)
 
-    def engine(self, url: str | None = None) -> sa.Engine:
+    def engine(self, url: str | None = None, *, create: bool = False) -> sa.Engine:
+        """The engine of `url` (default: the source). Only `create=True` makes a SQLite file.
+
+        Read-only by default: `status`, `resolve`, `explain`, `preview`, `dry-run` and
+        `audit export` never create a database file or folder; `db init`, `db import` and `run`
+        ask for `create`.
+        """
         from jobs.source.engine import make_engine
 
         url = url or self.settings.database.url
         if url not in self._engines:
-            self._engines[url] = make_engine(url)
+            self._engines[url] = make_engine(url, create=create)
         return self._engines[url]
 
-    def ledger_engine(self) -> sa.Engine:
-        return self.engine(self.settings.database.effective_ledger_url)
+    def ledger_engine(self, *, create: bool = False) -> sa.Engine:
+        return self.engine(self.settings.database.effective_ledger_url, create=create)
 
     def campaign(self, value: str) -> Any:
         from jobs.config.campaign import load_campaign, resolve_campaign_path
@@ -110,8 +139,13 @@ class App:
     def ledger_suppressions(self) -> frozenset[str]:
         """Hard bounces the job recorded (§7): part of the effective suppression list."""
         from jobs.ledger import ledger_suppressions
+        from jobs.source.engine import MissingDatabase
 
-        return ledger_suppressions(self.ledger_engine())
+        try:
+            ledger = self.ledger_engine()
+        except MissingDatabase:
+            return frozenset()  # a separate ledger file not created yet holds no bounces
+        return ledger_suppressions(ledger)
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -182,7 +216,9 @@ def _is_tty() -> bool:
 def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
     """SmileWorks announcement mailer: who receives each announcement, why, and sending it."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     app = App(config)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -203,12 +239,12 @@ def db_init(app: App) -> None:
     from jobs.ledger.migrate import upgrade
     from jobs.source.models import init_source_schema
 
-    init_source_schema(app.engine())
-    upgrade(app.ledger_engine())
-    click.echo(f"database ready: {app.engine().url.render_as_string(hide_password=True)}")
+    init_source_schema(app.engine(create=True))
+    upgrade(app.ledger_engine(create=True))
+    _echo(f"database ready: {app.engine().url.render_as_string(hide_password=True)}")
     if app.settings.database.ledger_url:
         shown = app.ledger_engine().url.render_as_string(hide_password=True)
-        click.echo(f"ledger ready: {shown}")
+        _echo(f"ledger ready: {shown}")
 
 
 @db.command("import")
@@ -223,13 +259,13 @@ def db_import(app: App, directory: Path, encoding: str) -> None:
 
     if not directory.is_dir():
         raise InputError(f"{directory}: no such folder")
-    engine = app.engine()
+    engine = app.engine(create=True)
     init_source_schema(engine)
     report = import_dir(engine, directory, encoding)
     parts = ", ".join(f"{table} {n:,}" for table, n in report.counts.items())
-    click.echo(f"imported {report.total_rows:,} rows in {report.elapsed_seconds:.2f}s: {parts}")
+    _echo(f"imported {report.total_rows:,} rows in {report.elapsed_seconds:.2f}s: {parts}")
     if report.absent:
-        click.echo(f"absent (empty): {', '.join(report.absent)}")
+        _echo(f"absent (empty): {', '.join(report.absent)}")
 
 
 # --- resolution -------------------------------------------------------------------------------
@@ -237,25 +273,25 @@ def db_import(app: App, directory: Path, encoding: str) -> None:
 
 def _print_summary(summary: Any) -> None:
     data = summary.as_json()
-    click.echo(
+    _echo(
         f"{data['candidates']:,} candidates in {data['accounts']:,} accounts → "
         f"{data['deliveries']:,} deliveries ({data['seconds']}s)"
     )
     for decision in ("send", "merged", "skip"):
-        click.echo(f"  {decision:<7} {data['decisions'].get(decision, 0):>8,}")
-    click.echo("by audience:")
+        _echo(f"  {decision:<7} {data['decisions'].get(decision, 0):>8,}")
+    _echo("by audience:")
     for audience, decisions in data["audiences"].items():
         cells = "  ".join(f"{d} {n:,}" for d, n in decisions.items())
-        click.echo(f"  {audience:<23} {cells}")
-    click.echo("by reason:")
+        _echo(f"  {audience:<23} {cells}")
+    _echo("by reason:")
     for reason, n in data["reasons"].items():
-        click.echo(f"  {reason:<22} {n:>8,}")
+        _echo(f"  {reason:<22} {n:>8,}")
     if data["excluded_by_filters"]:
-        click.echo(f"outside the campaign's filters: {data['excluded_by_filters']:,}")
+        _echo(f"outside the campaign's filters: {data['excluded_by_filters']:,}")
     if data["warnings"]:
-        click.echo("warnings:")
+        _echo("warnings:")
         for code, n in data["warnings"].items():
-            click.echo(f"  {code:<22} {n:>8,}")
+            _echo(f"  {code:<22} {n:>8,}")
 
 
 @cli.command()
@@ -278,9 +314,9 @@ def resolve(app: App, campaign: str, as_of: datetime | None, as_json: bool) -> N
     )
     if as_json:
         out = {"campaign_id": chosen.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        _echo_json(out)
     else:
-        click.echo(f"campaign {chosen.id} as of {day.isoformat()}")
+        _echo(f"campaign {chosen.id} as of {day.isoformat()}")
         _print_summary(resolved.summary)
 
 
@@ -331,24 +367,24 @@ def dry_run_cmd(
         encoding=encoding,
         progress=_is_tty(),
     )
-    click.echo(f"dry run {report.run_id} as of {day.isoformat()} (nothing sent)")
+    _echo(f"dry run {report.run_id} as of {day.isoformat()} (nothing sent)")
     _print_summary(report.summary)
-    click.echo(f"audit:    {out / 'audit.csv'}")
-    click.echo(f"warnings: {out / 'warnings.csv'}")
-    click.echo(f"messages: {out / 'messages'} ({report.messages:,} files)")
+    _echo(f"audit:    {out / 'audit.csv'}")
+    _echo(f"warnings: {out / 'warnings.csv'}")
+    _echo(f"messages: {out / 'messages'} ({report.messages:,} files)")
     _report_side_notes(report.charset_fallbacks, report.unencodable, encoding)
 
 
 def _report_side_notes(fallbacks: list[str], unencodable: list[Any], encoding: str) -> None:
     if fallbacks:
-        click.echo(
+        _echo(
             f"note: {len(fallbacks)} message(s) hold characters ISO-2022-JP cannot encode and "
             f"were built in UTF-8 instead, e.g. to {fallbacks[0]}",
             err=True,
         )
     if unencodable:
         first = unencodable[0]
-        click.echo(
+        _echo(
             f"note: {len(unencodable)} cell(s) cannot be written in {encoding} and hold '?' "
             f"instead; first at line {first.line}, column {first.column}: {first.value!r}. "
             "Use the default UTF-8 to keep every character.",
@@ -391,9 +427,9 @@ def explain(
         extra_suppressed=app.ledger_suppressions(),
     )
     if as_json:
-        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+        _echo_json(result.as_json())
     else:
-        click.echo(render_text(result))
+        _echo(render_text(result))
 
 
 @cli.command()
@@ -427,13 +463,13 @@ def preview(
     )
     for i, message in enumerate(composed):
         if i:
-            click.echo("=" * 72)
+            _echo("=" * 72)
         if raw:
             sys.stdout.flush()
             sys.stdout.buffer.write(message.data)
             sys.stdout.buffer.flush()
         else:
-            click.echo(render_preview(message))
+            _echo(render_preview(message))
 
 
 # --- sending ------------------------------------------------------------------------------------
@@ -456,8 +492,8 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
     day = _as_of(as_of)
     composer = app.composer(chosen, _run_key(run_key, day), day)
     outcome = run_campaign(
-        app.engine(),
-        app.ledger_engine(),
+        app.engine(),  # the source must exist: `db init` and `db import` make it
+        app.ledger_engine(create=True),
         chosen,
         composer,
         app.settings.smtp,
@@ -466,30 +502,30 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
     )
     r = outcome.run
     verb = "resolved and froze" if outcome.created else "resumed"
-    click.echo(f"run {r.run_id} ({verb}; as of {r.as_of.isoformat()})")
+    _echo(f"run {r.run_id} ({verb}; as of {r.as_of.isoformat()})")
     if outcome.resolution is not None:
         _print_summary(outcome.resolution)
     p = outcome.pass_report
-    click.echo(
+    _echo(
         f"this pass: sent {p.sent:,}, deferred {p.deferred:,}, failed {p.failed:,} "
         f"in {p.seconds:.2f}s ({p.rate:,.0f} messages/s)"
     )
     if outcome.reset_in_flight:
-        click.echo(
+        _echo(
             f"resent after a crash: {outcome.reset_in_flight:,} deliveries were in flight "
             "(same Message-ID; at most these can arrive twice)"
         )
     if p.possible_duplicates:
-        click.echo(
+        _echo(
             f"possible duplicates: {p.possible_duplicates:,} (connection lost after the "
             "message body was sent, resent with the same Message-ID)"
         )
     if p.hard_bounces:
-        click.echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")
+        _echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")
     if p.relay_down:
-        click.echo(f"relay down: {p.relay_down}")
+        _echo(f"relay down: {p.relay_down}")
     for line in p.first_errors:
-        click.echo(f"  {line}", err=True)
+        _echo(f"  {line}", err=True)
     _print_status(outcome.stats)
     _report_side_notes(p.charset_fallbacks, [], "utf-8")
     app.close()
@@ -500,7 +536,7 @@ def _print_status(st: Any) -> None:
     counts = {s.value: n for s, n in st.counts.items()}
     order = ("pending", "sending", "sent", "deferred", "failed")
     cells = "  ".join(f"{s} {counts.get(s, 0):,}" for s in order)
-    click.echo(f"ledger: {cells}")
+    _echo(f"ledger: {cells}")
 
 
 @cli.command()
@@ -513,12 +549,12 @@ def status(app: App, run_id: str | None, as_json: bool) -> None:
 
     rows = run_status(app.ledger_engine(), run_id)
     if as_json:
-        click.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
+        _echo_json([r.as_json() for r in rows])
         return
     if not rows:
-        click.echo("no runs yet")
+        _echo("no runs yet")
     for r in rows:
-        click.echo(r.text())
+        _echo(r.text())
 
 
 @cli.group()
@@ -536,7 +572,7 @@ def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     from jobs.reports.status import export_audit
 
     written = export_audit(app.ledger_engine(), run_id, out, encoding)
-    click.echo(f"wrote {written.rows:,} rows to {out}")
+    _echo(f"wrote {written.rows:,} rows to {out}")
     _report_side_notes([], written.unencodable, encoding)
 
 

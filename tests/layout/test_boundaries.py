@@ -14,9 +14,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# What each package may import from the project (besides itself). `jobs.errors` and
-# `jobs.progress` are shared by all; `resolver` is the pure policy everyone may read.
-SHARED = {"jobs.errors", "jobs.progress", "resolver"}
+# What each package may import from the project (besides itself). `jobs.errors`,
+# `jobs.progress`, `jobs.files` (owner-only output files) and `jobs.terminal` (text to a terminal)
+# are shared by all; `resolver` is the pure policy everyone may read.
+SHARED_MODULES = ("jobs.errors", "jobs.progress", "jobs.files", "jobs.terminal")
+SHARED = {*SHARED_MODULES, "resolver"}
 ALLOWED: dict[str, set[str]] = {
     "resolver": set(),
     "jobs.config": set(),
@@ -48,7 +50,7 @@ def _package_of(module: str) -> str | None:
     for package in sorted(ALLOWED, key=len, reverse=True):
         if module == package or module.startswith(package + "."):
             return package
-    if module in ("jobs.errors", "jobs.progress"):
+    if module in SHARED_MODULES:
         return module
     return None
 
@@ -76,7 +78,7 @@ def _modules() -> list[tuple[str, Path]]:
 @pytest.mark.parametrize(("module", "path"), _modules(), ids=lambda v: str(v))
 def test_module_imports_only_upstream_stages(module: str, path: Path) -> None:
     own = _package_of(module)
-    if own is None or own in ("jobs.errors", "jobs.progress"):
+    if own is None or own in SHARED_MODULES:
         allowed: set[str] = set()
     else:
         allowed = ALLOWED[own]
