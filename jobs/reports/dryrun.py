@@ -12,6 +12,7 @@ replaced only when it carries the marker file of a dry run and holds nothing but
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -78,8 +79,10 @@ def dry_run(
     composer.check()  # §8 exit 2 on a broken template, before anything is written
     check_out_folder(out)
     run_id = run_id_of(campaign.id, composer.run_key)
+    created = not os.path.lexists(out)
     make_private_dirs(out)
     work = Path(tempfile.mkdtemp(prefix=".swmail-dry-run-", dir=out))  # 0700
+    done = False
     try:
         with CsvOut(work / "audit.csv", AUDIT_COLUMNS, encoding) as audit:
 
@@ -132,9 +135,13 @@ def dry_run(
             _check_own_messages(previous)  # again: it may have changed during the run
             os.rename(previous, work / "previous-messages")  # deleted with `work` below
         os.rename(messages, previous)
+        done = True
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if created and not done:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # a failed first dry run leaves no empty DIR behind
 
 
 def check_out_folder(out: Path) -> None:

@@ -220,7 +220,7 @@ def test_a_broken_template_stops_the_dry_run_before_anything_is_written(
     assert code == 2
     assert "body.txt.j2" in err and "line 2" in err
     assert not out.exists()
-    assert not list(tmp_path.glob(".out.partial-*"))
+    assert not list(tmp_path.rglob(".swmail-dry-run-*"))
 
 
 def test_explain_exit_codes(loaded: dict[str, str]) -> None:
