@@ -8,7 +8,7 @@ so that every file the command writes lands under the test's tmp_path.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,10 @@ from click.testing import CliRunner
 
 from run_campaign import cli
 from tests.conftest import REPO
+
+# The end-to-end fixtures of tests/run (real SMTP servers, sites) are used here too.
+from tests.run.conftest import Site, make_site, smtp_server  # noqa: F401
+from tests.smtpd import SmtpServer
 
 CAMPAIGN = "maintenance-notice"
 AS_OF = "2026-12-01"
@@ -88,5 +92,15 @@ def umask(request: pytest.FixtureRequest) -> Iterator[int]:
         os.umask(previous)
 
 
-# The end-to-end fixtures of tests/run (real SMTP servers, sites) are used here too.
-from tests.run.conftest import make_site, smtp_server  # noqa: E402, F401
+@pytest.fixture
+def sent_sample_run(
+    make_site: Callable[..., Site],  # noqa: F811  # the fixture imported above
+    smtp_server: Callable[..., SmtpServer],  # noqa: F811
+    sqlite_url: str,
+    sample_data: Path,
+) -> str:
+    """The sample campaign run to the end into a local server; the SQLite URL of its ledger."""
+    site = make_site(sqlite_url)
+    site.prepare(sample_data)
+    assert site.run(smtp_server()).exit_code == 0
+    return sqlite_url

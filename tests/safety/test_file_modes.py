@@ -10,15 +10,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import run_campaign
-from tests.run.conftest import Site
 from tests.safety.conftest import AS_OF, CAMPAIGN, RUN_ID, Cli
-from tests.smtpd import SmtpServer
 
 UMASKS = pytest.mark.parametrize("umask", [0o022, 0o000], indirect=True, ids=["022", "000"])
 
@@ -68,20 +65,10 @@ def test_dry_run_files_and_folders_are_owner_only(
 
 
 @UMASKS
-def test_the_audit_export_is_owner_only(
-    umask: int,
-    swmail: Cli,
-    make_site: Callable[..., Site],
-    smtp_server: Callable[..., SmtpServer],
-    sqlite_url: str,
-    sample_data: Path,
-) -> None:
-    site = make_site(sqlite_url)
-    site.prepare(sample_data)
-    assert site.run(smtp_server()).exit_code == 0
+def test_the_audit_export_is_owner_only(umask: int, swmail: Cli, sent_sample_run: str) -> None:
     out = swmail.workdir / "exports" / "audit.csv"
     result = swmail(
-        "audit", "export", "--run", RUN_ID, "--out", str(out), SWMAIL_DATABASE_URL=sqlite_url
+        "audit", "export", "--run", RUN_ID, "--out", str(out), SWMAIL_DATABASE_URL=sent_sample_run
     )
     assert result.code == 0, result.err
     assert (mode(out.parent), mode(out)) == (0o700, 0o600)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,7 @@ import jobs.files
 from jobs.errors import InputError
 from jobs.files import private_output, write_private_bytes
 from jobs.reports.dryrun import MARKER
-from tests.run.conftest import Site
 from tests.safety.conftest import AS_OF, CAMPAIGN, RUN_ID, Cli
-from tests.smtpd import SmtpServer
 
 PRECIOUS = b"the operator's own file\n"
 
@@ -164,23 +161,14 @@ def test_a_rerun_refuses_when_someone_added_a_file_to_its_messages(
 
 
 def test_audit_export_replaces_a_symlink_at_its_name(
-    swmail: Cli,
-    make_site: Callable[..., Site],
-    smtp_server: Callable[..., SmtpServer],
-    sqlite_url: str,
-    sample_data: Path,
-    tmp_path: Path,
-    victim: Path,
+    swmail: Cli, sent_sample_run: str, tmp_path: Path, victim: Path
 ) -> None:
-    site = make_site(sqlite_url)
-    site.prepare(sample_data)
-    assert site.run(smtp_server()).exit_code == 0
     out = tmp_path / "audit.csv"
     out.symlink_to(victim)
     planted = tmp_path / "audit.csv.partial"  # the fixed temporary name writers used to use
     planted.symlink_to(victim)
     result = swmail(
-        "audit", "export", "--run", RUN_ID, "--out", str(out), SWMAIL_DATABASE_URL=sqlite_url
+        "audit", "export", "--run", RUN_ID, "--out", str(out), SWMAIL_DATABASE_URL=sent_sample_run
     )
     assert result.code == 0, result.err
     assert victim.read_bytes() == PRECIOUS
