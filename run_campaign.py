@@ -109,8 +109,8 @@ class App:
         """The engine of `url` (default: the source). Only `create=True` makes a SQLite file.
 
         Read-only by default: `status`, `resolve`, `explain`, `preview`, `dry-run` and
-        `audit export` never create a database file or folder; `db init`, `db import` and `run`
-        ask for `create`.
+        `audit export` never create a database file or folder; `db init` and `db import` ask for
+        `create`, and `run` for its ledger (a separate `ledger_url` is created on first use).
         """
         from jobs.source.engine import make_engine
 

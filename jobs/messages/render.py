@@ -274,6 +274,11 @@ def _check_modulo(left: Any) -> None:
 
 def _bounded_concat(parts: Iterable[str]) -> str:
     """`"".join` for every output Jinja assembles (a template, a block, a macro, a `set`)."""
+    if isinstance(parts, list):  # a buffer already built (a macro, a `set` block): join in C
+        joined = "".join(parts)
+        if len(joined) > MAX_TEMPLATE_CHARS:
+            raise _too_big("the rendered text")
+        return joined
     kept: list[str] = []
     size = 0
     for part in parts:  # template output arrives piece by piece: stop at the limit, not after
