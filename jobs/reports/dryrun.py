@@ -24,6 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
+from jobs.config.runs import make_run_id
 from jobs.errors import InputError
 from jobs.files import PRIVATE_DIR_MODE, make_private_dirs, write_private_bytes
 from jobs.messages.compose import TOKYO, Composer
@@ -38,7 +39,7 @@ from jobs.reports.audit import (
 from jobs.resolution.pipeline import Summary, resolve_campaign
 from resolver.model import Decided
 
-__all__ = ["DRY_RUN_STATUS", "DryRunReport", "dry_run", "run_id_of"]
+__all__ = ["DRY_RUN_STATUS", "DryRunReport", "dry_run"]
 
 DRY_RUN_STATUS = "dry_run"
 _FILES = ("audit.csv", "warnings.csv")
@@ -47,11 +48,6 @@ MARKER = ".swmail-dry-run"
 """In `DIR/messages`: this folder was written by a dry run and the next one may replace it."""
 _MARKER_TEXT = b"Written by swmail dry-run; the next dry-run into the same --out replaces it.\n"
 _OWN_MESSAGE = re.compile(r"[0-9]+\.eml")
-
-
-def run_id_of(campaign_id: str, run_key: str) -> str:
-    """§7: RUN_ID is `<campaign_id>/<run_key>` wherever the CLI takes or prints one."""
-    return f"{campaign_id}/{run_key}"
 
 
 @dataclass
@@ -78,7 +74,7 @@ def dry_run(
     """Write audit.csv, warnings.csv and messages/<n>.eml for the run (campaign, run key)."""
     composer.check()  # §8 exit 2 on a broken template, before anything is written
     check_out_folder(out)
-    run_id = run_id_of(campaign.id, composer.run_key)
+    run_id = make_run_id(campaign.id, composer.run_key)
     created = not os.path.lexists(out)
     make_private_dirs(out)
     work = Path(tempfile.mkdtemp(prefix=".swmail-dry-run-", dir=out))  # 0700

@@ -72,6 +72,10 @@ def test_the_audit_export_is_owner_only(umask: int, swmail: Cli, sent_sample_run
     )
     assert result.code == 0, result.err
     assert (mode(out.parent), mode(out)) == (0o700, 0o600)
+    # the run's lock file beside the SQLite ledger too (it names the host and pid)
+    ledger = Path(sent_sample_run.removeprefix("sqlite:///"))
+    locks = list(ledger.parent.glob(f"{ledger.name}.*.lock"))
+    assert locks and {mode(lock) for lock in locks} == {0o600}
     assert sorted(os.listdir(out.parent)) == ["audit.csv"]
 
 
