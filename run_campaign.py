@@ -119,7 +119,7 @@ class RunIdType(click.ParamType[str, Any]):
         try:
             split_run_id(str(value))
         except InputError as exc:
-            self.fail(exc.message, param, ctx)
+            self.fail(terminal_safe(exc.message, keep=""), param, ctx)
         return str(value)
 
 
@@ -159,8 +159,8 @@ class CampaignType(click.ParamType[Campaign, Any]):
         app.settings  # noqa: B018 - a settings error is reported as itself, not as this option's
         try:
             return app.campaign(str(value))
-        except ConfigError as exc:
-            self.fail(exc.message, param, ctx)
+        except ConfigError as exc:  # the file's own text may be quoted: escaped like any error
+            self.fail(terminal_safe(exc.message, keep=""), param, ctx)
 
 
 RUN_KEY = RunKeyType()

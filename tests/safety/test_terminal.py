@@ -154,3 +154,15 @@ def test_an_error_line_shows_controls_escaped(hostile: Cli) -> None:
     assert_clean(result.err)
     assert "\n" not in result.err.strip()  # one line, even when the data held a line break
     assert "\\x1b[2J\\u202e" in result.err
+
+
+def test_a_campaign_file_error_shows_controls_escaped(swmail: Cli, tmp_path: Path) -> None:
+    campaign = tmp_path / "bad.toml"
+    campaign.write_text(
+        'id = "bad"\ntemplate = "maintenance-notice"\n"x\\u001b[2J\\u202e" = 1\n',
+        encoding="utf-8",
+    )
+    result = swmail("resolve", "--campaign", str(campaign), SWMAIL_DATABASE_URL="sqlite:///x.db")
+    assert result.code == 2
+    assert_clean(result.err)
+    assert "\\x1b[2J\\u202e" in result.err
