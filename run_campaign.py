@@ -23,12 +23,13 @@ from typing import Any, NoReturn
 
 import click
 
-from jobs.app import App, render_explanation, render_preview
+from jobs.app import App, append_error_log, render_explanation, render_preview
 from jobs.config.campaign import Campaign
 from jobs.config.runs import name_problem, split_run_id
 from jobs.config.settings import load_settings
 from jobs.errors import ConfigError, InputError, MailerError
 from jobs.i18n import N_, _, choose_language, current_language, fmt_date, set_language, tr
+from jobs.terminal import terminal_safe
 from resolver.model import DeliveryStatus
 
 __all__ = ["cli", "main"]
@@ -42,20 +43,42 @@ def _exit_with(error: MailerError) -> click.ClickException:
     shown: type[click.ClickException] = type(
         f"{type(error).__name__}Exit", (click.ClickException,), {"exit_code": error.exit_code}
     )
-    return shown(error.message)
+    return shown(terminal_safe(error.message, keep=""))  # one line, whatever the data held
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """Print a line (or lines) that may hold data: controls and bidi overrides escaped."""
+    click.echo(terminal_safe(text), err=err)
+
+
+def _echo_json(value: Any) -> None:
+    """Print JSON that parses to the same values, with no raw C1 or bidi control in it."""
+    click.echo(terminal_safe(json.dumps(value, ensure_ascii=False, indent=2), json=True))
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines go to a terminal too (stderr): the same escaping as every other output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
 
 
 def _internal_error(exc: BaseException) -> NoReturn:
-    ERROR_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with ERROR_LOG.open("a", encoding="utf-8") as f:
-        f.write(f"--- {datetime.now().isoformat()} {' '.join(sys.argv)}\n")
-        f.write("".join(traceback.format_exception(exc)))
-    click.echo(
+    where = tr("traceback in {log}", log=ERROR_LOG)
+    try:
+        append_error_log(
+            ERROR_LOG,
+            f"--- {datetime.now().isoformat()} {' '.join(sys.argv)}\n"
+            + "".join(traceback.format_exception(exc)),
+        )
+    except MailerError as log_error:
+        where = tr("no traceback: {problem}", problem=log_error.message)
+    _echo(
         tr(
-            "Internal error: {kind}: {exc} (traceback in {log}); please report it",
+            "Internal error: {kind}: {exc} ({where}); please report it",
             kind=type(exc).__name__,
             exc=exc,
-            log=ERROR_LOG,
+            where=where,
         ),
         err=True,
     )
@@ -189,7 +212,7 @@ class MailerGroup(TranslatedHelp, click.Group):
             raise
         except KeyboardInterrupt:
             # 130 as shells report SIGINT; 1 is reserved for bugs (SPEC §8)
-            click.echo(
+            _echo(
                 _("Interrupted: what the server confirmed is recorded; run again to resume."),
                 err=True,
             )
@@ -225,7 +248,7 @@ class RunIdType(click.ParamType[str, Any]):
         try:
             split_run_id(str(value))
         except InputError as exc:
-            self.fail(exc.message, param, ctx)
+            self.fail(terminal_safe(exc.message, keep=""), param, ctx)
         return str(value)
 
 
@@ -265,8 +288,8 @@ class CampaignType(click.ParamType[Campaign, Any]):
         app.settings  # noqa: B018 - a settings error is reported as itself, not as this option's
         try:
             return app.campaign(str(value))
-        except ConfigError as exc:
-            self.fail(exc.message, param, ctx)
+        except ConfigError as exc:  # the file's own text may be quoted: escaped like any error
+            self.fail(terminal_safe(exc.message, keep=""), param, ctx)
 
 
 RUN_KEY = RunKeyType()
@@ -340,7 +363,9 @@ def _is_tty() -> bool:
 def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
     """SmileWorks announcement mailer: who receives each announcement, why, and sending it."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     app = App(config)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -359,9 +384,9 @@ def db() -> None:
 def db_init(app: App) -> None:
     """Create the source tables (SPEC §3) and the job's own ledger tables; safe to repeat."""
     ready = app.db_init()
-    click.echo(tr("database ready: {url}", url=ready.database))
+    _echo(tr("database ready: {url}", url=ready.database))
     if ready.ledger is not None:
-        click.echo(tr("ledger ready: {url}", url=ready.ledger))
+        _echo(tr("ledger ready: {url}", url=ready.ledger))
 
 
 @db.command("import")
@@ -372,7 +397,7 @@ def db_import(app: App, directory: Path, encoding: str) -> None:
     """Load the CSV files of DIRECTORY (SPEC §3), replacing the data set; all or nothing."""
     report = app.db_import(directory, encoding)
     parts = ", ".join(f"{table} {n:,}" for table, n in report.counts.items())
-    click.echo(
+    _echo(
         tr(
             "imported {rows:,} rows in {seconds:.2f}s: {parts}",
             rows=report.total_rows,
@@ -381,7 +406,7 @@ def db_import(app: App, directory: Path, encoding: str) -> None:
         )
     )
     if report.absent:
-        click.echo(tr("absent (empty): {files}", files=", ".join(report.absent)))
+        _echo(tr("absent (empty): {files}", files=", ".join(report.absent)))
 
 
 # --- resolution -------------------------------------------------------------------------------
@@ -389,7 +414,7 @@ def db_import(app: App, directory: Path, encoding: str) -> None:
 
 def _print_summary(summary: Any) -> None:
     data = summary.as_json()
-    click.echo(
+    _echo(
         tr(
             "{candidates:,} candidates in {accounts:,} accounts → {deliveries:,} deliveries"
             " ({seconds}s)",
@@ -400,20 +425,20 @@ def _print_summary(summary: Any) -> None:
         )
     )
     for decision in ("send", "merged", "skip"):
-        click.echo(f"  {decision:<7} {data['decisions'].get(decision, 0):>8,}")
-    click.echo(_("by audience:"))
+        _echo(f"  {decision:<7} {data['decisions'].get(decision, 0):>8,}")
+    _echo(_("by audience:"))
     for audience, decisions in data["audiences"].items():
         cells = "  ".join(f"{d} {n:,}" for d, n in decisions.items())
-        click.echo(f"  {audience:<23} {cells}")
-    click.echo(_("by reason:"))
+        _echo(f"  {audience:<23} {cells}")
+    _echo(_("by reason:"))
     for reason, n in data["reasons"].items():
-        click.echo(f"  {reason:<22} {n:>8,}")
+        _echo(f"  {reason:<22} {n:>8,}")
     if data["excluded_by_filters"]:
-        click.echo(tr("outside the campaign's filters: {n:,}", n=data["excluded_by_filters"]))
+        _echo(tr("outside the campaign's filters: {n:,}", n=data["excluded_by_filters"]))
     if data["warnings"]:
-        click.echo(_("warnings:"))
+        _echo(_("warnings:"))
         for code, n in data["warnings"].items():
-            click.echo(f"  {code:<22} {n:>8,}")
+            _echo(f"  {code:<22} {n:>8,}")
 
 
 @cli.command()
@@ -427,9 +452,9 @@ def resolve(app: App, campaign: Campaign, as_of: date | None, as_json: bool) -> 
     resolved = app.resolve(campaign, day, progress=_is_tty())
     if as_json:
         out = {"campaign_id": campaign.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        _echo_json(out)
     else:
-        click.echo(tr("campaign {id} as of {day}", id=campaign.id, day=fmt_date(day)))
+        _echo(tr("campaign {id} as of {day}", id=campaign.id, day=fmt_date(day)))
         _print_summary(resolved.summary)
 
 
@@ -464,7 +489,7 @@ def dry_run_cmd(
         encoding=encoding,
         progress=_is_tty(),
     )
-    click.echo(
+    _echo(
         tr(
             "dry run {run_id} as of {day} (nothing sent)",
             run_id=report.run_id,
@@ -472,15 +497,15 @@ def dry_run_cmd(
         )
     )
     _print_summary(report.summary)
-    click.echo(tr("audit:    {path}", path=out / "audit.csv"))
-    click.echo(tr("warnings: {path}", path=out / "warnings.csv"))
-    click.echo(tr("messages: {path} ({n:,} files)", path=out / "messages", n=report.messages))
+    _echo(tr("audit:    {path}", path=out / "audit.csv"))
+    _echo(tr("warnings: {path}", path=out / "warnings.csv"))
+    _echo(tr("messages: {path} ({n:,} files)", path=out / "messages", n=report.messages))
     _report_side_notes(report.charset_fallbacks, report.unencodable, encoding)
 
 
 def _report_side_notes(fallbacks: list[str], unencodable: list[Any], encoding: str) -> None:
     if fallbacks:
-        click.echo(
+        _echo(
             tr(
                 "note: {n} message(s) hold characters ISO-2022-JP cannot encode and were built"
                 " in UTF-8 instead, e.g. to {first}",
@@ -491,7 +516,7 @@ def _report_side_notes(fallbacks: list[str], unencodable: list[Any], encoding: s
         )
     if unencodable:
         first = unencodable[0]
-        click.echo(
+        _echo(
             tr(
                 "note: {n} cell(s) cannot be written in {encoding} and hold '?' instead; first"
                 " at line {line}, column {column}: {value!r}. Use the default UTF-8 to keep"
@@ -528,9 +553,9 @@ def explain(
         campaign, app.as_of(as_of), email=email, corp_id=corp_id, partner_id=partner_id
     )
     if as_json:
-        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+        _echo_json(result.as_json())
     else:
-        click.echo(render_explanation(result))
+        _echo(render_explanation(result))
 
 
 @cli.command()
@@ -553,13 +578,13 @@ def preview(
     composed = app.preview(campaign, email, run_key=app.run_key(run_key, day), as_of=day)
     for i, message in enumerate(composed):
         if i:
-            click.echo("=" * 72)
+            _echo("=" * 72)
         if raw:
             sys.stdout.flush()
             sys.stdout.buffer.write(message.data)
             sys.stdout.buffer.flush()
         else:
-            click.echo(render_preview(message))
+            _echo(render_preview(message))
 
 
 # --- sending ------------------------------------------------------------------------------------
@@ -580,13 +605,13 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
     outcome = app.run(campaign, run_key=app.run_key(run_key, day), as_of=day, progress=_is_tty())
     r = outcome.run
     verb = _("resolved and froze") if outcome.created else _("resumed")
-    click.echo(
+    _echo(
         tr("run {run_id} ({verb}; as of {day})", run_id=r.run_id, verb=verb, day=fmt_date(r.as_of))
     )
     if outcome.resolution is not None:
         _print_summary(outcome.resolution)
     p = outcome.pass_report
-    click.echo(
+    _echo(
         tr(
             "this pass: sent {sent:,}, deferred {deferred:,}, failed {failed:,} in"
             " {seconds:.2f}s ({rate:,.0f} messages/s)",
@@ -598,7 +623,7 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
         )
     )
     if outcome.reset_in_flight:
-        click.echo(
+        _echo(
             tr(
                 "resent after a crash: {n:,} deliveries were in flight (same Message-ID; at"
                 " most these can arrive twice)",
@@ -606,7 +631,7 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
             )
         )
     if p.possible_duplicates:
-        click.echo(
+        _echo(
             tr(
                 "possible duplicates: {n:,} (connection lost after the message body was sent,"
                 " resent with the same Message-ID)",
@@ -614,11 +639,11 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
             )
         )
     if p.hard_bounces:
-        click.echo(tr("hard bounces added to the suppression list: {n:,}", n=p.hard_bounces))
+        _echo(tr("hard bounces added to the suppression list: {n:,}", n=p.hard_bounces))
     if p.relay_down:
-        click.echo(tr("relay down: {detail}", detail=p.relay_down))
+        _echo(tr("relay down: {detail}", detail=p.relay_down))
     for line in p.first_errors:
-        click.echo(f"  {line}", err=True)
+        _echo(f"  {line}", err=True)
     _print_status(outcome.stats)
     _report_side_notes(p.charset_fallbacks, [], "utf-8")
     app.close()
@@ -628,7 +653,7 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
 def _print_status(st: Any) -> None:
     counts = {s.value: n for s, n in st.counts.items()}
     cells = "  ".join(f"{s.value} {counts.get(s.value, 0):,}" for s in DeliveryStatus)
-    click.echo(tr("ledger: {cells}", cells=cells))
+    _echo(tr("ledger: {cells}", cells=cells))
 
 
 @cli.command()
@@ -639,12 +664,12 @@ def status(app: App, run_id: str | None, as_json: bool) -> None:
     """Progress of runs: deliveries per status, what is left, how fast it went."""
     rows = app.status(run_id)
     if as_json:
-        click.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
+        _echo_json([r.as_json() for r in rows])
         return
     if not rows:
-        click.echo(_("no runs yet"))
+        _echo(_("no runs yet"))
     for r in rows:
-        click.echo(r.text())
+        _echo(r.text())
 
 
 @cli.group()
@@ -666,7 +691,7 @@ def audit() -> None:
 def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     """Write the audit CSV of a run (SPEC §5) with each delivery's status."""
     written = app.audit_export(run_id, out, encoding)
-    click.echo(tr("wrote {n:,} rows to {path}", n=written.rows, path=out))
+    _echo(tr("wrote {n:,} rows to {path}", n=written.rows, path=out))
     _report_side_notes([], written.unencodable, encoding)
 
 

@@ -54,8 +54,8 @@ _NORMALIZED_INVALID = N_(
     "Address {original} of {who} was normalized to {address}, which is still not a valid address."
 )
 _SANITIZED = N_(
-    "The name of {who} held control characters (such as line breaks), which were removed; it"
-    " now reads {name}."
+    "The name of {who} held control characters (such as line breaks or text-direction"
+    " overrides), which were removed; it now reads {name}."
 )
 _ADMIN = N_(
     "Customer {corp_id} applied on {applied_on} and is not an OEM contract, yet has the"
@@ -109,7 +109,7 @@ def email_normalized(c: Candidate) -> Warning | None:
 
 
 def header_sanitized(c: Candidate) -> Warning | None:
-    """HEADER_SANITIZED: the person's name held control characters that were removed."""
+    """HEADER_SANITIZED: the person's name held control or bidi override characters, removed."""
     if not c.name_sanitized:
         return None
     detail = _SANITIZED.format(who=_who(c), name=c.name)
