@@ -275,7 +275,9 @@ def resolve(app: App, campaign: str, as_of: datetime | None, as_json: bool) -> N
         day,
         extra_suppressed=app.ledger_suppressions(),
         progress=_is_tty(),
+        keep_deliveries=False,  # the counts are all `resolve` prints
     )
+    resolved.close()
     if as_json:
         out = {"campaign_id": chosen.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
