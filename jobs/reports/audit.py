@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from resolver.model import AuditRow, Warning
+from resolver.model import AuditRow, Warning, join_reasons
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -81,7 +81,7 @@ def audit_line_from_row(
         run_id=run_id,
         campaign_id=campaign_id,
         decision=row.decision.value,
-        reasons=";".join(r.value for r in row.reasons),
+        reasons=join_reasons(row.reasons),
         audience=row.audience.value,
         account_id=row.account_id,
         account_name=row.account_name,
