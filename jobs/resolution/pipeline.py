@@ -12,9 +12,11 @@ that need it). `pure=True`, and any caller that wants each account's `AccountOut
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -145,6 +147,22 @@ class Resolved:
 
 OutcomeSink = Callable[[AccountOutcome], None]
 
+# Young-generation collections every 100,000 container allocations instead of 700: a resolution
+# allocates millions of short-lived tuples and creates no reference cycles, and the collector
+# took about a quarter of `resolve`'s CPU (bench/resolve.py, CPU seconds, issue 10).
+_FEWER_COLLECTIONS = 100_000
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Raise the collector's first threshold while resolving; restored afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], _FEWER_COLLECTIONS), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
 
 def stream_resolution(
     engine: sa.Engine,
@@ -178,7 +196,7 @@ def stream_resolution(
             on_outcome(outcome)
 
     store = into.store = SpillStore(keep=keep_deliveries)
-    with snapshot(engine) as conn:
+    with _fewer_collections(), snapshot(engine) as conn:
         suppressed = load_suppression_keys(conn)
         suppressed.update(extra_suppressed)
         resolver = Resolver(campaign.policy, as_of, suppressed, store=store)
