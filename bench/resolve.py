@@ -47,15 +47,12 @@ sys.path.insert(0, str(REPO))
 from jobs.config.campaign import load_campaign  # noqa: E402
 from jobs.source.engine import make_engine  # noqa: E402
 from jobs.source.importer import import_dir  # noqa: E402
-from jobs.source.loader import PAGE_SIZE  # noqa: E402
+from jobs.source.loader import PAGE_SIZE, RawQueries  # noqa: E402
 from jobs.source.models import (  # noqa: E402
-    Contract,
     Customer,
-    MyPageContact,
     Partner,
     PartnerContact,
     Suppression,
-    User,
     init_source_schema,
 )
 from resolver.model import ProductStatus  # noqa: E402
@@ -75,52 +72,19 @@ def _columns(table: sa.Table, names: Sequence[str]) -> str:
 
 
 class _RawScan:
-    """The loader's reads as plain SQL strings; placeholders in the driver's paramstyle."""
+    """The resolution's reads as plain SQL: the loader's own customer queries, then partners."""
 
     def __init__(self, paramstyle: str) -> None:
         mark = "?" if paramstyle == "qmark" else "%s"
-        cust = Customer.__table__
-        my = MyPageContact.__table__
-        users = User.__table__
-        contracts = Contract.__table__
+        loader = RawQueries(paramstyle)  # what `iter_customer_rows` runs, page by page
+        self.customers_first = loader.customers_first.format(limit=PAGE_SIZE)
+        self.customers_next = loader.customers_next.format(limit=PAGE_SIZE)
+        self.customer_children = (loader.mypage, loader.users)
+        self.contracts = loader.contracts
         partners = Partner.__table__
         pcs = PartnerContact.__table__
-        assert isinstance(cust, sa.Table) and isinstance(my, sa.Table)
-        assert isinstance(users, sa.Table) and isinstance(contracts, sa.Table)
         assert isinstance(partners, sa.Table) and isinstance(pcs, sa.Table)
-        customer_cols = _columns(
-            cust,
-            (
-                "corp_id",
-                "company_name",
-                "channel",
-                "reseller_partner_id",
-                "plan",
-                "contract_status",
-                "applied_on",
-                "is_oem",
-                "mypage_postal_code",
-                "mypage_address",
-            ),
-        )
-        self.customers_first = (
-            f"SELECT {customer_cols} FROM {cust.name} ORDER BY corp_id LIMIT {PAGE_SIZE}"
-        )
-        self.customers_next = (
-            f"SELECT {customer_cols} FROM {cust.name} WHERE corp_id > {mark}"
-            f" ORDER BY corp_id LIMIT {PAGE_SIZE}"
-        )
         between = f"BETWEEN {mark} AND {mark}"
-        self.customer_children = (
-            f"SELECT {_columns(my, ('corp_id', 'role', 'name', 'email'))} FROM {my.name}"
-            f" WHERE corp_id {between} ORDER BY corp_id",
-            f"SELECT {_columns(users, _USER_COLUMNS)} FROM {users.name}"
-            f" WHERE corp_id {between} ORDER BY corp_id, user_id",
-        )
-        self.contracts = (
-            f"SELECT corp_id, product FROM {contracts.name}"
-            f" WHERE status = {mark} AND corp_id {between} ORDER BY corp_id, product"
-        )
         partner_cols = _columns(
             partners, ("partner_id", "name", "kind", "status", "postal_code", "address")
         )
@@ -136,18 +100,9 @@ class _RawScan:
             f" WHERE partner_id {between} ORDER BY partner_id, contact_id"
         )
         self.suppressions = f"SELECT email FROM {Suppression.__tablename__}"
-        self.count = f"SELECT count(*) FROM {cust.name}"
+        self.count = f"SELECT count(*) FROM {Customer.__tablename__}"
 
 
-_USER_COLUMNS = (
-    "corp_id",
-    "user_id",
-    "name",
-    "email",
-    "is_system_admin",
-    "account_type",
-    "status",
-)
 _PARTNER_CONTACT_COLUMNS = (
     "partner_id",
     "contact_id",

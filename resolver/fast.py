@@ -280,59 +280,28 @@ class FastCustomers:
         for (source, person_id, name, raw, _user, address, key, _missing), skip in zip(
             pending, skips, strict=True
         ):
+            delivery_email: str | None = None
+            group_key: str | None = None
             if skip:
-                out.append(
-                    _new_row(
-                        AuditRow,
-                        (
-                            _SKIP,
-                            skip,
-                            _CUSTOMER,
-                            corp_id,
-                            company,
-                            source,
-                            person_id,
-                            name,
-                            raw,
-                            None,  # delivery_email
-                            None,  # delivery_key
-                        ),
-                    )
+                decision, reasons = _SKIP, skip
+            else:
+                assert address is not None and key is not None
+                group_key = key if by_address else group_key_of(key, corp_id, mode)
+                decision, reasons, delivery_email = place(
+                    group_key,
+                    address,
+                    name,
+                    _CUSTOMER,
+                    INCLUDE_CODE[source],
+                    _CUSTOMER_KIND,
+                    corp_id,
+                    company,
+                    source,
+                    postal,
+                    postal_address,
                 )
-                continue
-            assert address is not None and key is not None
-            group_key = key if by_address else group_key_of(key, corp_id, mode)
-            decision, reasons, delivery_email = place(
-                group_key,
-                address,
-                name,
-                _CUSTOMER,
-                INCLUDE_CODE[source],
-                _CUSTOMER_KIND,
-                corp_id,
-                company,
-                source,
-                postal,
-                postal_address,
-            )
-            out.append(
-                _new_row(
-                    AuditRow,
-                    (
-                        decision,
-                        reasons,
-                        _CUSTOMER,
-                        corp_id,
-                        company,
-                        source,
-                        person_id,
-                        name,
-                        raw,
-                        delivery_email,
-                        group_key,
-                    ),
-                )
-            )
+            row = (decision, reasons, _CUSTOMER, corp_id, company, source, person_id, name, raw)
+            out.append(_new_row(AuditRow, (*row, delivery_email, group_key)))
         return CustomerResult(out, 0, ())
 
     @staticmethod

@@ -27,7 +27,7 @@ from jobs.resolution.pipeline import Resolved, stream_resolution
 from jobs.source.engine import make_engine, snapshot
 from jobs.source.importer import import_dir
 from jobs.source.loader import iter_customer_accounts, iter_partner_accounts, load_suppression_keys
-from jobs.source.models import init_source_schema
+from jobs.source.models import init_source_schema, source_tables
 from resolver.model import Audience, AuditRow, CampaignPolicy, DedupeMode, Plan, Product
 from resolver.resolve import audit_row, resolve_all
 from tests.conftest import REPO
@@ -221,44 +221,8 @@ def data_sets(draw: st.DrawFn) -> dict[str, list[list[str]]]:
     return tables
 
 
-_HEADERS = {
-    "partners": ["partner_id", "name", "kind", "status", "postal_code", "address"],
-    "customers": [
-        "corp_id",
-        "company_name",
-        "channel",
-        "reseller_partner_id",
-        "plan",
-        "contract_status",
-        "applied_on",
-        "is_oem",
-        "mypage_postal_code",
-        "mypage_address",
-        "company_info_name",
-        "company_info_address",
-    ],
-    "mypage_contacts": ["corp_id", "role", "name", "email"],
-    "users": [
-        "corp_id",
-        "user_id",
-        "name",
-        "email",
-        "is_system_admin",
-        "account_type",
-        "status",
-    ],
-    "partner_contacts": [
-        "partner_id",
-        "contact_id",
-        "name",
-        "email",
-        "role",
-        "certified_until",
-        "status",
-    ],
-    "contracts": ["corp_id", "product", "status"],
-    "suppressions": ["email", "reason", "created_on"],
-}
+# The CSV headers of SPEC §3, in table column order (what `db import` expects).
+_HEADERS = {table.name: [column.name for column in table.columns] for table in source_tables()}
 
 
 def _write(folder: Path, tables: dict[str, list[list[str]]]) -> None:
