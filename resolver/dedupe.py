@@ -3,7 +3,7 @@
 The caller feeds included candidates in resolution order, so the first candidate of a group is
 the spec's deterministic `send` choice and every later one is `merged`.
 
-What stays in memory is a compact index: the set of the groups' key hashes (about 70 bytes a
+What stays in memory is a compact index: the set of the groups' key hashes (about 90 bytes a
 delivery at a million customers). The deliveries themselves live in a `DeliveryStore`: in memory
 for tests and small sets (`MemoryStore`), in a temporary file for a real run
 (`jobs.resolution.spill`), so that memory does not grow with the data set (issue 10). A hash

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jobs.resolution.spill
+import resolver.dedupe
 from jobs.config.campaign import Campaign, load_campaign
 from jobs.resolution.pipeline import Resolved, stream_resolution
 from jobs.source.engine import make_engine, snapshot
@@ -255,3 +256,19 @@ def test_generated_sets_fast_path_equals_pure_path(
         _assert_identical(engine, policy)
     finally:
         jobs.resolution.spill.HOT_LIMIT = original
+
+
+def test_colliding_key_hashes_still_make_separate_deliveries(
+    engine: sa.Engine, sample_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every key hashes to 0: the index answers "maybe" for every address, and only the stores'
+    # comparison of whole keys keeps different addresses apart.
+    import_dir(engine, sample_data)
+    campaign = _campaign(CampaignPolicy())
+    expected = _in_memory(engine, campaign)
+    monkeypatch.setattr(resolver.dedupe, "_HASH_BITS", 0)
+    monkeypatch.setattr(jobs.resolution.spill, "_HASH_BITS", 0)
+    monkeypatch.setattr(jobs.resolution.spill, "HOT_LIMIT", 3)
+    for got in (_through_pipeline(engine, campaign, pure=False), _in_memory(engine, campaign)):
+        assert got.rows == expected.rows
+        assert got.deliveries == expected.deliveries
