@@ -35,7 +35,7 @@ from jobs.smtp.envelope import SESSION_PHASES, Envelope, FinalResult, FinalStatu
 from jobs.smtp.retry import send_with_retry
 from jobs.smtp.transport import Transport
 
-__all__ = ["COMMIT_INTERVAL", "PassReport", "send_pass"]
+__all__ = ["COMMIT_INTERVAL", "PassReport", "SendPass", "send_pass"]
 
 log = logging.getLogger(__name__)
 
@@ -106,85 +106,134 @@ def _result(claimed: ClaimedDelivery, final: FinalResult) -> DeliveryResult:
     )
 
 
-async def send_pass(
-    engine: sa.Engine,
-    run: RunRecord,
-    pass_no: int,
-    composer: Composer,
-    transport: Transport,
-    smtp: SmtpSettings,
-    *,
-    worker_id: str,
-    total: int | None = None,
-    progress: bool = False,
-    claim_size: int | None = None,
-) -> PassReport:
-    """Send every delivery the pass can claim; returns when none is left to claim.
+class SendPass:
+    """One sending pass as an object: each part a named method, its state in readable fields.
 
-    When it stops early (a relay setup error, the ledger failing, Ctrl-C), results the server
-    confirmed are still committed and deliveries claimed but never handed to the server go back
-    to `pending`; only those that were on their way stay `sending` for the next pass to resend.
+    Parts:
+    - claiming (`claim_loop`): takes small batches from the ledger, each claim committed before
+      its messages go out, and feeds them to the connections;
+    - sending (`connection`, `send_one`): one task per connection composes and sends;
+    - committing (`commit_loop`): writes confirmed results in short batched transactions;
+    - watching the relay (`watch_relay`): stops the pass when the relay itself is down.
+
+    State a test can read: `report`, `held` (claimed, not yet handed to the server),
+    `in_flight` (handed to the transport, no result yet), `confirmed` (results not yet
+    committed), `committed` (results written so far) and `session_failures`.
     """
-    report = PassReport()
-    started = time.perf_counter()
-    sender = envelope_sender(composer.message.from_)
-    connections = smtp.connections
-    batch = claim_size or max(8, min(200, connections * 8))
-    work: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue(maxsize=batch * 2)
-    confirmed: list[DeliveryResult] = []
-    # Claimed but not yet handed to the transport: certainly not sent, so given back on a stop.
-    # Filled on the ledger thread as each claim commits, so a claim that finishes after its
-    # claimer was cancelled is not forgotten.
-    held: dict[int, ClaimedDelivery] = {}
-    done_sending = asyncio.Event()
-    # Consecutive deliveries deferred because the session itself failed (connect, TLS, AUTH):
-    # when every connection has seen it, the relay is down and every further delivery would
-    # spend all its attempts the same way. The pass stops; the rest stays pending (exit 3).
-    session_failures = 0
-    bar = Progress("sending", total) if progress else None
-    db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-    loop = asyncio.get_running_loop()
 
-    async def in_db(fn: Callable[..., _T], *args: Any) -> _T:
-        return await loop.run_in_executor(db, lambda: fn(*args))
+    def __init__(
+        self,
+        engine: sa.Engine,
+        run: RunRecord,
+        pass_no: int,
+        composer: Composer,
+        transport: Transport,
+        smtp: SmtpSettings,
+        *,
+        worker_id: str,
+        total: int | None = None,
+        progress: bool = False,
+        claim_size: int | None = None,
+    ) -> None:
+        self.engine = engine
+        self.run_record = run
+        self.pass_no = pass_no
+        self.composer = composer
+        self.transport = transport
+        self.smtp = smtp
+        self.worker_id = worker_id
+        self.connections = smtp.connections
+        self.batch = claim_size or max(8, min(200, self.connections * 8))
+        self.sender = envelope_sender(composer.message.from_)
+        self.report = PassReport()
+        # Claimed but not yet handed to the transport: certainly not sent, so given back on a
+        # stop. Filled on the ledger thread as each claim commits, so a claim that finishes
+        # after its claimer was cancelled is not forgotten.
+        self.held: dict[int, ClaimedDelivery] = {}
+        self.in_flight: dict[int, ClaimedDelivery] = {}
+        self.confirmed: list[DeliveryResult] = []
+        self.committed = 0
+        # Consecutive deliveries deferred because the session itself failed (connect, TLS,
+        # AUTH): when every connection has seen it, the relay is down and every further
+        # delivery would spend all its attempts the same way. The pass stops; the rest stays
+        # pending (exit 3).
+        self.session_failures = 0
+        self._total = total
+        self._progress = progress
+        self._bar: Progress | None = None
+        self._work: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue(maxsize=self.batch * 2)
+        self._done_sending = asyncio.Event()
+        # Database calls are blocking: one dedicated thread, a single writer for SQLite.
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
-    def claim_and_hold() -> list[ClaimedDelivery]:
-        claims = claim(engine, run, pass_no, worker_id, batch)
-        held.update((c.delivery_id, c) for c in claims)
+    async def in_db(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a blocking ledger call on the pass's ledger thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, lambda: fn(*args))
+
+    # --- claiming ---------------------------------------------------------------------------
+
+    def claim_batch(self) -> list[ClaimedDelivery]:
+        """On the ledger thread: claim a batch and hold it until a connection takes it."""
+        claims = claim(self.engine, self.run_record, self.pass_no, self.worker_id, self.batch)
+        self.held.update((c.delivery_id, c) for c in claims)
         return claims
 
-    def release_held() -> int:
-        return release(engine, list(held.values()))
-
-    async def claimer() -> None:
-        while not report.relay_down and (claims := await in_db(claim_and_hold)):
+    async def claim_loop(self) -> None:
+        """Feed claimed deliveries to the connections until nothing is left to claim."""
+        while not self.report.relay_down and (claims := await self.in_db(self.claim_batch)):
             for c in claims:
-                await work.put(c)
-        for _ in range(connections):
-            await work.put(None)
+                await self._work.put(c)
+        for _ in range(self.connections):
+            await self._work.put(None)
 
-    async def send_one(c: ClaimedDelivery) -> None:
-        # §7: the Message-ID frozen at resolution, even if message_id_domain changed since
-        composed = composer.compose(c.delivery, message_id=c.message_id)
+    def give_back(self) -> int:
+        """On the ledger thread: deliveries claimed but never handed to the server go back."""
+        return release(self.engine, list(self.held.values()))
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def envelope(self, c: ClaimedDelivery) -> Envelope:
+        """The delivery's message, composed with the Message-ID frozen in the ledger (§7)."""
+        composed = self.composer.compose(c.delivery, message_id=c.message_id)
         if composed.fallback:
-            report.charset_fallbacks.append(c.delivery.email)
-        envelope = Envelope(
-            sender=sender,
+            self.report.charset_fallbacks.append(c.delivery.email)
+        return Envelope(
+            sender=self.sender,
             recipients=(c.delivery.email,),
             data=composed.data,
             message_id=c.message_id,
             key=c.delivery.key,
         )
-        held.pop(c.delivery_id, None)  # from here on the message may reach the server
-        final = await send_with_retry(
-            transport,
-            envelope,
-            max_attempts=smtp.max_attempts,
-            backoff_initial=smtp.backoff_initial_seconds,
-            backoff_max=smtp.backoff_max_seconds,
-        )
+
+    async def connection(self) -> None:
+        """One connection's loop: send what the claimer hands over."""
+        while (c := await self._work.get()) is not None:
+            if not self.report.relay_down:  # else it stays held and is given back
+                await self.send_one(c)
+
+    async def send_one(self, c: ClaimedDelivery) -> None:
+        """Send one delivery with its retries and queue its result for the committer."""
+        envelope = self.envelope(c)
+        self.held.pop(c.delivery_id, None)  # from here on the message may reach the server
+        self.in_flight[c.delivery_id] = c
+        try:
+            final = await send_with_retry(
+                self.transport,
+                envelope,
+                max_attempts=self.smtp.max_attempts,
+                backoff_initial=self.smtp.backoff_initial_seconds,
+                backoff_max=self.smtp.backoff_max_seconds,
+            )
+        finally:
+            self.in_flight.pop(c.delivery_id, None)
+        self.settle(c, final)
+
+    def settle(self, c: ClaimedDelivery, final: FinalResult) -> None:
+        """Count a delivery's final result and hand it to the committer."""
         result = _result(c, final)
-        confirmed.append(result)
+        self.confirmed.append(result)
+        report = self.report
         if result.status is DeliveryStatus.SENT:
             report.sent += 1
         elif result.status is DeliveryStatus.DEFERRED:
@@ -199,72 +248,134 @@ async def send_pass(
             )
         report.possible_duplicates += int(result.possible_duplicate)
         report.hard_bounces += len(final.hard_bounces)
-        nonlocal session_failures
+        self.watch_relay(result, final)
+        if self._bar is not None:
+            self._bar.advance()
+
+    # --- watching the relay -----------------------------------------------------------------
+
+    def watch_relay(self, result: DeliveryResult, final: FinalResult) -> None:
+        """Stop the pass once every connection saw the relay session itself fail."""
         if result.status is DeliveryStatus.DEFERRED and final.phase in SESSION_PHASES:
-            session_failures += 1
-            if session_failures >= connections and not report.relay_down:
-                report.relay_down = (
-                    f"the relay failed {session_failures} deliveries in a row before any "
+            self.session_failures += 1
+            if self.session_failures >= self.connections and not self.report.relay_down:
+                self.report.relay_down = (
+                    f"the relay failed {self.session_failures} deliveries in a row before any "
                     f"message could be sent ({final.text}); stopped this "
                     "pass, the rest stays pending for the next run"
                 )
         elif result.status is not DeliveryStatus.DEFERRED:
-            session_failures = 0
-        if bar is not None:
-            bar.advance()
+            self.session_failures = 0
 
-    async def worker() -> None:
-        while (c := await work.get()) is not None:
-            if not report.relay_down:  # else it stays held and is given back below
-                await send_one(c)
+    # --- committing -------------------------------------------------------------------------
 
-    async def committer() -> None:
+    def commit(self, results: list[DeliveryResult]) -> int:
+        """On the ledger thread: one short transaction for a batch of confirmed results."""
+        updated = record(self.engine, results)
+        self.committed += len(results)
+        return updated
+
+    async def commit_loop(self) -> None:
+        """Commit confirmed results at most `COMMIT_INTERVAL` after the server confirmed them."""
         # Fixed cadence: each tick is due COMMIT_INTERVAL after the previous one started, not
         # after it finished, so the time a commit takes does not add to the age of what waits.
+        loop = asyncio.get_running_loop()
         due = loop.time()
-        while not (done_sending.is_set() and not confirmed):
+        while not (self._done_sending.is_set() and not self.confirmed):
             due = max(due + COMMIT_INTERVAL, loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done_sending.wait(), due - loop.time())
-            if confirmed:
-                batch_results = confirmed[:]
-                del confirmed[: len(batch_results)]
-                await in_db(record, engine, batch_results)
+                await asyncio.wait_for(self._done_sending.wait(), due - loop.time())
+            if self.confirmed:
+                batch = self.confirmed[:]
+                del self.confirmed[: len(batch)]
+                await self.in_db(self.commit, batch)
 
-    async def sending(tasks: list[asyncio.Task[None]]) -> None:
+    # --- the whole pass ---------------------------------------------------------------------
+
+    async def _sending(self, tasks: list[asyncio.Task[None]]) -> None:
         try:
             await asyncio.gather(*tasks)
         finally:
-            done_sending.set()
+            self._done_sending.set()
 
-    commit_task = asyncio.create_task(committer(), name="committer")
-    senders = [asyncio.create_task(claimer(), name="claimer")]
-    senders += [asyncio.create_task(worker(), name=f"sender-{i}") for i in range(connections)]
-    sending_task = asyncio.create_task(sending(senders), name="sending")
-    try:
-        # The committer is awaited alongside the senders: if the ledger stops taking results,
-        # sending stops too instead of going on with nothing recorded. Shielded, so that a
-        # cancellation (Ctrl-C) stops the senders but still commits what was confirmed.
-        await asyncio.gather(sending_task, asyncio.shield(commit_task))
-    except BaseException:
+    async def run(self) -> PassReport:
+        """Send every delivery the pass can claim; returns when none is left to claim.
+
+        When it stops early (a relay setup error, the ledger failing, Ctrl-C), results the
+        server confirmed are still committed and deliveries claimed but never handed to the
+        server go back to `pending`; only those that were on their way stay `sending`.
+        """
+        started = time.perf_counter()
+        self._bar = Progress("sending", self._total) if self._progress else None
+        commit_task = asyncio.create_task(self.commit_loop(), name="committer")
+        senders = [asyncio.create_task(self.claim_loop(), name="claimer")]
+        senders += [
+            asyncio.create_task(self.connection(), name=f"sender-{i}")
+            for i in range(self.connections)
+        ]
+        sending_task = asyncio.create_task(self._sending(senders), name="sending")
+        try:
+            # The committer is awaited alongside the senders: if the ledger stops taking
+            # results, sending stops too instead of going on with nothing recorded. Shielded,
+            # so that a cancellation (Ctrl-C) stops the senders but still commits what was
+            # confirmed.
+            await asyncio.gather(sending_task, asyncio.shield(commit_task))
+        except BaseException:
+            await self._stop(senders, sending_task, commit_task)
+            raise
+        else:
+            if self.report.relay_down:
+                await self.in_db(self.give_back)
+        finally:
+            self._db.shutdown(wait=True)
+            if self._bar is not None:
+                self._bar.close()
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    async def _stop(
+        self,
+        senders: list[asyncio.Task[None]],
+        sending_task: asyncio.Task[None],
+        commit_task: asyncio.Task[None],
+    ) -> None:
+        """A stop: cancel the senders, commit what was confirmed, give back what was held."""
         for task in senders:
             task.cancel()
         await asyncio.gather(*senders, sending_task, return_exceptions=True)
-        done_sending.set()
+        self._done_sending.set()
         await asyncio.gather(commit_task, return_exceptions=True)  # what was confirmed
         try:
             # queued after any claim still running on the ledger thread, so it sees its rows
-            await in_db(release_held)
+            await self.in_db(self.give_back)
         except sa.exc.SQLAlchemyError:
             # the error being raised is the one to report; the next pass resets these anyway
-            log.warning("could not give back %d claimed deliveries", len(held), exc_info=True)
-        raise
-    else:
-        if report.relay_down:
-            await in_db(release_held)
-    finally:
-        db.shutdown(wait=True)
-        if bar is not None:
-            bar.close()
-    report.seconds = time.perf_counter() - started
-    return report
+            log.warning("could not give back %d claimed deliveries", len(self.held), exc_info=True)
+
+
+async def send_pass(
+    engine: sa.Engine,
+    run: RunRecord,
+    pass_no: int,
+    composer: Composer,
+    transport: Transport,
+    smtp: SmtpSettings,
+    *,
+    worker_id: str,
+    total: int | None = None,
+    progress: bool = False,
+    claim_size: int | None = None,
+) -> PassReport:
+    """Send every delivery the pass can claim (a `SendPass` run to its end)."""
+    return await SendPass(
+        engine,
+        run,
+        pass_no,
+        composer,
+        transport,
+        smtp,
+        worker_id=worker_id,
+        total=total,
+        progress=progress,
+        claim_size=claim_size,
+    ).run()
