@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import click
 import sqlalchemy as sa
 
 from jobs.config.settings import Settings, load_settings
-from jobs.errors import MailerError
+from jobs.errors import MailerError, Terminated
 
 __all__ = ["cli", "main"]
 
@@ -36,6 +37,11 @@ def _exit_with(error: MailerError) -> click.ClickException:
         f"{type(error).__name__}Exit", (click.ClickException,), {"exit_code": error.exit_code}
     )
     return shown(error.message)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """Outside a sending pass (which has its own handler), SIGTERM unwinds like Ctrl-C."""
+    raise Terminated("SIGTERM")
 
 
 def _internal_error(exc: BaseException) -> NoReturn:
@@ -60,6 +66,13 @@ class MailerGroup(click.Group):
             raise _exit_with(exc) from exc
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except Terminated:
+            # SIGTERM (systemd's stop) is a clean stop like Ctrl-C, reported as shells do
+            click.echo(
+                "Terminated: what the server confirmed is recorded; run again to resume.",
+                err=True,
+            )
+            sys.exit(Terminated.exit_code)
         except KeyboardInterrupt:
             # 130 as shells report SIGINT; 1 is reserved for bugs (SPEC §8)
             click.echo(
@@ -542,6 +555,7 @@ def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)  # the process's own: not in CliRunner tests
     cli(prog_name="swmail")
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "NotFound",
     "RunLocked",
     "TemplateError",
+    "Terminated",
 ]
 
 
@@ -72,3 +73,13 @@ class RunLocked(MailerError):
     """Another coordinator holds the run (SPEC §7: exit 4 instead of sending twice)."""
 
     exit_code = 4
+
+
+class Terminated(BaseException):
+    """SIGTERM (what systemd sends to stop a unit): a clean stop, like Ctrl-C (issue 6).
+
+    Not a `MailerError`: like `KeyboardInterrupt` it must pass every `except Exception` on its
+    way out, so that nothing logs it and carries on. Exit 143 (128 + 15), as shells report it.
+    """
+
+    exit_code = 143

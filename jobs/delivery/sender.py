@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobs.config.settings import SmtpSettings
+from jobs.errors import Terminated
 from jobs.ledger.queue import claim, record, release
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, RunRecord
 from jobs.messages.compose import Composer, envelope_sender
@@ -153,6 +155,7 @@ class SendPass:
         self.in_flight: dict[int, ClaimedDelivery] = {}
         self.confirmed: list[DeliveryResult] = []
         self.committed = 0
+        self.terminated = False  # SIGTERM arrived: the pass stops as on Ctrl-C, then exit 143
         # Consecutive deliveries deferred because the session itself failed (connect, TLS,
         # AUTH): when every connection has seen it, the relay is down and every further
         # delivery would spend all its attempts the same way. The pass stops; the rest stays
@@ -298,13 +301,44 @@ class SendPass:
         finally:
             self._done_sending.set()
 
+    def terminate(self, task: asyncio.Task[Any]) -> None:
+        """SIGTERM: stop like Ctrl-C (cancel the pass; `run` then raises `Terminated`)."""
+        self.terminated = True
+        task.cancel()
+
+    @contextlib.contextmanager
+    def _sigterm_stops(self) -> Iterator[None]:
+        """While the pass runs, SIGTERM cancels it cleanly instead of killing the process.
+
+        The loop's own handler (not a Python one raising mid-callback) so that the stop goes
+        through the same cancellation path as Ctrl-C. Only the main thread can take signals.
+        """
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            assert task is not None
+            loop.add_signal_handler(signal.SIGTERM, self.terminate, task)
+        except (RuntimeError, ValueError, NotImplementedError):
+            yield  # not the main thread: whoever owns the process handles its signals
+            return
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, previous)
+
     async def run(self) -> PassReport:
         """Send every delivery the pass can claim; returns when none is left to claim.
 
-        When it stops early (a relay setup error, the ledger failing, Ctrl-C), results the
-        server confirmed are still committed and deliveries claimed but never handed to the
+        When it stops early (a relay setup error, the ledger failing, Ctrl-C, SIGTERM), results
+        the server confirmed are still committed and deliveries claimed but never handed to the
         server go back to `pending`; only those that were on their way stay `sending`.
         """
+        with self._sigterm_stops():
+            return await self._run()
+
+    async def _run(self) -> PassReport:
         started = time.perf_counter()
         self._bar = Progress("sending", self._total) if self._progress else None
         commit_task = asyncio.create_task(self.commit_loop(), name="committer")
@@ -322,6 +356,8 @@ class SendPass:
             await asyncio.gather(sending_task, asyncio.shield(commit_task))
         except BaseException:
             await self._stop(senders, sending_task, commit_task)
+            if self.terminated:
+                raise Terminated("SIGTERM") from None
             raise
         else:
             if self.report.relay_down:
