@@ -494,8 +494,8 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
         )
     if p.possible_duplicates:
         click.echo(
-            f"possible duplicates: {p.possible_duplicates:,} (connection lost after the "
-            "message body was sent, resent with the same Message-ID)"
+            f"possible duplicates: {p.possible_duplicates:,} (resent with the same Message-ID "
+            "after an unknown outcome: a connection lost after the body, or a crash)"
         )
     if p.hard_bounces:
         click.echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")

@@ -87,14 +87,26 @@ def _reply(final: FinalResult) -> tuple[int | None, str]:
 
 def _possible_duplicate(claimed: ClaimedDelivery, final: FinalResult) -> bool:
     """This send may repeat one the server already kept (same Message-ID either way)."""
-    # an earlier run ended this delivery with its body sent and no reply: sending it again now
-    # may be the second copy, like a retry after a failure past DATA within this run
-    return final.possible_duplicate or (claimed.outcome_unknown and final.attempts > 0)
+    if final.possible_duplicate:  # a retry within this pass after a failure past DATA
+        return True
+    # An earlier attempt's outcome is unknown: it failed past DATA, or its process died with it
+    # claimed (kill -9: it may have been on the wire). Resending the body now may make a second
+    # copy; a resend that never got as far as the body makes none.
+    body_resent = final.status is FinalStatus.SENT or final.unknown_outcome
+    return claimed.outcome_unknown and body_resent
+
+
+def _still_unknown(claimed: ClaimedDelivery, final: FinalResult, duplicate: bool) -> bool:
+    """Whether the next send of this delivery must count as a possible duplicate."""
+    if final.status is not FinalStatus.DEFERRED:
+        return False
+    return final.unknown_outcome or (claimed.outcome_unknown and not duplicate)
 
 
 def _result(claimed: ClaimedDelivery, final: FinalResult) -> DeliveryResult:
     status = _STATUS[final.status]
     code, text = _reply(final)
+    duplicate = _possible_duplicate(claimed, final)
     return DeliveryResult(
         claim=claimed,
         status=status,
@@ -102,8 +114,8 @@ def _result(claimed: ClaimedDelivery, final: FinalResult) -> DeliveryResult:
         smtp_code=code,
         smtp_text=text or None,
         sent_at=datetime.now(UTC) if status is DeliveryStatus.SENT else None,
-        possible_duplicate=_possible_duplicate(claimed, final),
-        outcome_unknown=final.unknown_outcome,
+        possible_duplicate=duplicate,
+        outcome_unknown=_still_unknown(claimed, final, duplicate),
         hard_bounces=final.hard_bounces,
     )
 

@@ -47,8 +47,9 @@ _CLAIM_COLUMNS = (
 def begin_pass(engine: sa.Engine, run: RunRecord, *, coordinator: str | None = None) -> PassInfo:
     """Start a sending pass; only the coordinator holding the run lock may call it.
 
-    Deliveries still `sending` were in flight when an earlier process died: they go back to
-    `pending` and count as unconfirmed (§7: retried with the same Message-ID and reported).
+    Deliveries still `sending` were claimed when an earlier process died: they go back to
+    `pending`, count as unconfirmed and their outcome as unknown (§7: retried with the same
+    Message-ID; each one resent is a possible duplicate, counted when it is sent again).
     Deliveries `deferred` by an earlier pass become `pending` again: each pass tries a delivery
     once, so one deferred in this pass waits for the next `run`.
     """
@@ -69,6 +70,7 @@ def begin_pass(engine: sa.Engine, run: RunRecord, *, coordinator: str | None = N
             .values(
                 status=DeliveryStatus.PENDING,
                 unconfirmed=DeliveryRow.unconfirmed + 1,
+                outcome_unknown=True,
                 claimed_by=None,
                 claimed_at=None,
             )
