@@ -22,19 +22,26 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from jobs.config.settings import SmtpSettings
 from jobs.errors import Terminated
-from jobs.ledger.queue import claim, record, release
+from jobs.ledger.queue import claim, queue_state, record, release
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, RunRecord
 from jobs.messages.compose import Composer, envelope_sender
 from jobs.progress import Progress
-from jobs.smtp.envelope import SESSION_PHASES, Envelope, FinalResult, FinalStatus
-from jobs.smtp.retry import send_with_retry
+from jobs.smtp.envelope import (
+    SESSION_PHASES,
+    Envelope,
+    FinalResult,
+    FinalStatus,
+    Outcome,
+    SendResult,
+)
+from jobs.smtp.retry import RetryPolicy, one_attempt
 from jobs.smtp.transport import Transport
 
 __all__ = ["COMMIT_INTERVAL", "PassReport", "SendPass", "send_pass"]
@@ -42,6 +49,7 @@ __all__ = ["COMMIT_INTERVAL", "PassReport", "SendPass", "send_pass"]
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL = 0.05  # seconds: the oldest confirmed-but-uncommitted result (§7)
+IDLE_POLL = 0.5  # seconds: how often an idle sender looks at the queue again at most
 _STATUS = {
     FinalStatus.SENT: DeliveryStatus.SENT,
     FinalStatus.DEFERRED: DeliveryStatus.DEFERRED,
@@ -62,6 +70,7 @@ class PassReport:
     seconds: float = 0.0
     first_errors: list[str] = field(default_factory=list)
     relay_down: str = ""  # why the pass stopped early because the relay itself failed
+    waited: int = 0  # transient attempts whose delivery went back to the queue to wait
     charset_fallbacks: list[str] = field(default_factory=list)  # delivery addresses
 
     @property
@@ -103,8 +112,11 @@ def _still_unknown(claimed: ClaimedDelivery, final: FinalResult, duplicate: bool
     return final.unknown_outcome or (claimed.outcome_unknown and not duplicate)
 
 
-def _result(claimed: ClaimedDelivery, final: FinalResult) -> DeliveryResult:
-    status = _STATUS[final.status]
+def _result(
+    claimed: ClaimedDelivery, final: FinalResult, *, not_before: datetime | None = None
+) -> DeliveryResult:
+    """The ledger's record of one attempt: final, or (with `not_before`) a wait in the queue."""
+    status = _STATUS[final.status] if not_before is None else DeliveryStatus.PENDING
     code, text = _reply(final)
     duplicate = _possible_duplicate(claimed, final)
     return DeliveryResult(
@@ -117,6 +129,8 @@ def _result(claimed: ClaimedDelivery, final: FinalResult) -> DeliveryResult:
         possible_duplicate=duplicate,
         outcome_unknown=_still_unknown(claimed, final, duplicate),
         hard_bounces=final.hard_bounces,
+        not_before=not_before,
+        retry_attempts=claimed.retry_attempts + final.attempts,
     )
 
 
@@ -126,12 +140,21 @@ class SendPass:
     Parts:
     - claiming (`claim_loop`): takes small batches from the ledger, each claim committed before
       its messages go out, and feeds them to the connections;
-    - sending (`connection`, `send_one`): one task per connection composes and sends;
+    - sending (`connection`, `send_one`): one task per connection composes and makes one
+      attempt; a delivery that must wait for its next attempt goes back to the queue with a
+      not-before time (`requeue`) and the connection moves on (issue 8: retries never hold a
+      connection idle). tenacity's stop and wait strategies (`RetryPolicy`) decide when and
+      whether;
     - committing (`commit_loop`): writes confirmed results in short batched transactions;
     - watching the relay (`watch_relay`): stops the pass when the relay itself is down.
 
+    The pass ends when nothing is claimable and nothing can become claimable again: no
+    delivery of the run waits for a retry (each was sent or spent its attempts) and, for a
+    coordinator (`wait_for_others`), no other sender still holds claims.
+
     State a test can read: `report`, `held` (claimed, not yet handed to the server),
-    `in_flight` (handed to the transport, no result yet), `confirmed` (results not yet
+    `in_flight` (handed to the transport, no result yet), `waiting` (this pass's deliveries
+    back in the queue, by id, with the loop time they are due), `confirmed` (results not yet
     committed), `committed` (results written so far) and `session_failures`.
     """
 
@@ -148,6 +171,7 @@ class SendPass:
         total: int | None = None,
         progress: bool = False,
         claim_size: int | None = None,
+        wait_for_others: bool = False,
     ) -> None:
         self.engine = engine
         self.run_record = run
@@ -165,12 +189,25 @@ class SendPass:
         # after its claimer was cancelled is not forgotten.
         self.held: dict[int, ClaimedDelivery] = {}
         self.in_flight: dict[int, ClaimedDelivery] = {}
+        self.waiting: dict[int, float] = {}
+        # the bytes of each waiting delivery: its retry sends exactly what the first attempt
+        # sent (same Date as well as the same Message-ID) when this sender takes it again
+        self.composed: dict[int, Envelope] = {}
+        # fresh deliveries a connection did not start because the relay looked down
+        self.parked: list[ClaimedDelivery] = []
         self.confirmed: list[DeliveryResult] = []
         self.committed = 0
+        self.policy = RetryPolicy(
+            smtp.max_attempts, smtp.backoff_initial_seconds, smtp.backoff_max_seconds
+        )
+        self.wait_for_others = wait_for_others
+        self._committing = 0  # results taken by the committer, not yet written
+        self._changed = asyncio.Event()  # a result was settled or committed: look again
         self.terminated = False  # SIGTERM arrived: the pass stops as on Ctrl-C, then exit 143
-        # Consecutive deliveries deferred because the session itself failed (connect, TLS,
-        # AUTH): when every connection has seen it, the relay is down and every further
-        # delivery would spend all its attempts the same way. The pass stops; the rest stays
+        # Consecutive attempts that failed in the session itself (connect, TLS, AUTH): once
+        # every connection has seen it the relay looks down, and only deliveries already
+        # retrying go out; when one of them spends its attempts that way the relay is down
+        # and every further delivery would do the same. The pass stops; the rest stays
         # pending (exit 3).
         self.session_failures = 0
         self._total = total
@@ -188,19 +225,70 @@ class SendPass:
 
     # --- claiming ---------------------------------------------------------------------------
 
+    @property
+    def relay_suspect(self) -> bool:
+        """Every connection just saw the relay session fail: start no fresh delivery."""
+        return self.session_failures >= self.connections
+
     def claim_batch(self) -> list[ClaimedDelivery]:
         """On the ledger thread: claim a batch and hold it until a connection takes it."""
-        claims = claim(self.engine, self.run_record, self.pass_no, self.worker_id, self.batch)
+        claims = claim(
+            self.engine,
+            self.run_record,
+            self.pass_no,
+            self.worker_id,
+            self.batch,
+            retries_only=self.relay_suspect,
+        )
         self.held.update((c.delivery_id, c) for c in claims)
         return claims
 
     async def claim_loop(self) -> None:
         """Feed claimed deliveries to the connections until nothing is left to claim."""
-        while not self.report.relay_down and (claims := await self.in_db(self.claim_batch)):
+        while not self.report.relay_down:
+            self._changed.clear()
+            if self.parked:
+                await self.in_db(self.unpark)
+            claims = await self.in_db(self.claim_batch)
             for c in claims:
+                self.waiting.pop(c.delivery_id, None)
                 await self._work.put(c)
+            if not claims and await self.drained():
+                break
         for _ in range(self.connections):
             await self._work.put(None)
+
+    async def drained(self) -> bool:
+        """Nothing was claimable: True when nothing can come back; else wait, then look again."""
+        loop = asyncio.get_running_loop()
+        wait = IDLE_POLL
+        if self.held or self.in_flight or self.confirmed or self._committing:
+            # a result on its way may put a delivery back in the queue
+            now = loop.time()
+            # an entry long overdue was taken by another sender: it no longer wakes this one
+            for stale in [i for i, due in self.waiting.items() if due < now - IDLE_POLL]:
+                del self.waiting[stale]
+                self.composed.pop(stale, None)
+            if self.waiting:
+                wait = min(wait, max(COMMIT_INTERVAL, min(self.waiting.values()) - now))
+        else:
+            state = await self.in_db(queue_state, self.engine, self.run_record, self.worker_id)
+            if not state.pending and not (self.wait_for_others and state.others_sending):
+                return True
+            if state.next_due is not None:
+                due_in = (state.next_due - datetime.now(UTC)).total_seconds()
+                wait = min(wait, max(COMMIT_INTERVAL, due_in))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), wait)
+        return False
+
+    def unpark(self) -> int:
+        """On the ledger thread: parked deliveries go back to the queue, untouched."""
+        parked, self.parked = self.parked, []
+        released = release(self.engine, parked)
+        for c in parked:
+            self.held.pop(c.delivery_id, None)
+        return released
 
     def give_back(self) -> int:
         """On the ledger thread: deliveries claimed but never handed to the server go back."""
@@ -210,6 +298,8 @@ class SendPass:
 
     def envelope(self, c: ClaimedDelivery) -> Envelope:
         """The delivery's message, composed with the Message-ID frozen in the ledger (§7)."""
+        if (earlier := self.composed.pop(c.delivery_id, None)) is not None:
+            return earlier
         composed = self.composer.compose(c.delivery, message_id=c.message_id)
         if composed.fallback:
             self.report.charset_fallbacks.append(c.delivery.email)
@@ -224,25 +314,44 @@ class SendPass:
     async def connection(self) -> None:
         """One connection's loop: send what the claimer hands over."""
         while (c := await self._work.get()) is not None:
-            if not self.report.relay_down:  # else it stays held and is given back
-                await self.send_one(c)
+            if self.report.relay_down:
+                continue  # it stays held and is given back
+            if self.relay_suspect and not c.retry_attempts:
+                self.parked.append(c)  # no fresh attempt while the relay looks down
+                continue
+            await self.send_one(c)
 
     async def send_one(self, c: ClaimedDelivery) -> None:
-        """Send one delivery with its retries and queue its result for the committer."""
+        """One attempt; the result is final, or the delivery goes back to the queue to wait."""
         envelope = self.envelope(c)
         self.held.pop(c.delivery_id, None)  # from here on the message may reach the server
         self.in_flight[c.delivery_id] = c
         try:
-            final = await send_with_retry(
-                self.transport,
-                envelope,
-                max_attempts=self.smtp.max_attempts,
-                backoff_initial=self.smtp.backoff_initial_seconds,
-                backoff_max=self.smtp.backoff_max_seconds,
-            )
+            attempt = await self.transport.send(envelope)
         finally:
             self.in_flight.pop(c.delivery_id, None)
-        self.settle(c, final)
+        final = one_attempt(envelope, attempt)
+        delay = None
+        if attempt.outcome is Outcome.TRANSIENT:
+            delay = self.policy.wait_after(c.retry_attempts + 1)
+        self.watch_relay(attempt, spent=attempt.outcome is Outcome.TRANSIENT and delay is None)
+        if delay is None:
+            self.settle(c, final)
+        else:
+            self.requeue(c, envelope, final, delay)
+        self._changed.set()
+
+    def requeue(
+        self, c: ClaimedDelivery, envelope: Envelope, final: FinalResult, delay: float
+    ) -> None:
+        """Back to the queue until `delay` has passed, in memory and (via the committer) ledger."""
+        self.waiting[c.delivery_id] = asyncio.get_running_loop().time() + delay
+        self.composed[c.delivery_id] = envelope
+        not_before = datetime.now(UTC) + timedelta(seconds=delay)
+        result = _result(c, final, not_before=not_before)
+        self.confirmed.append(result)
+        self.report.waited += 1
+        self.report.possible_duplicates += int(result.possible_duplicate)
 
     def settle(self, c: ClaimedDelivery, final: FinalResult) -> None:
         """Count a delivery's final result and hand it to the committer."""
@@ -258,29 +367,32 @@ class SendPass:
         if result.status is not DeliveryStatus.SENT and len(report.first_errors) < 5:
             reply = " ".join(str(part) for part in (result.smtp_code, result.smtp_text) if part)
             report.first_errors.append(
-                f"{c.delivery.email}: {result.status.value} after {final.attempts} attempt(s):"
-                f" {reply}".rstrip()
+                f"{c.delivery.email}: {result.status.value} after {result.retry_attempts}"
+                f" attempt(s): {reply}".rstrip()
             )
         report.possible_duplicates += int(result.possible_duplicate)
         report.hard_bounces += len(final.hard_bounces)
-        self.watch_relay(result, final)
         if self._bar is not None:
             self._bar.advance()
 
     # --- watching the relay -----------------------------------------------------------------
 
-    def watch_relay(self, result: DeliveryResult, final: FinalResult) -> None:
-        """Stop the pass once every connection saw the relay session itself fail."""
-        if result.status is DeliveryStatus.DEFERRED and final.phase in SESSION_PHASES:
-            self.session_failures += 1
-            if self.session_failures >= self.connections and not self.report.relay_down:
-                self.report.relay_down = (
-                    f"the relay failed {self.session_failures} deliveries in a row before any "
-                    f"message could be sent ({final.text}); stopped this "
-                    "pass, the rest stays pending for the next run"
-                )
-        elif result.status is not DeliveryStatus.DEFERRED:
+    def watch_relay(self, attempt: SendResult, *, spent: bool) -> None:
+        """Stop the pass when the relay session keeps failing on every connection.
+
+        `spent`: this attempt was the delivery's last (it is deferred). Any attempt that got
+        past the session (even a 451 to RCPT) proves the relay answers, and ends the streak.
+        """
+        if attempt.outcome is not Outcome.TRANSIENT or attempt.phase not in SESSION_PHASES:
             self.session_failures = 0
+            return
+        self.session_failures += 1
+        if spent and self.relay_suspect and not self.report.relay_down:
+            self.report.relay_down = (
+                f"the relay failed {self.session_failures} attempts in a row before any "
+                f"message could be sent ({attempt.text}); stopped this "
+                "pass, the rest stays pending for the next run"
+            )
 
     # --- committing -------------------------------------------------------------------------
 
@@ -303,7 +415,12 @@ class SendPass:
             if self.confirmed:
                 batch = self.confirmed[:]
                 del self.confirmed[: len(batch)]
-                await self.in_db(self.commit, batch)
+                self._committing = len(batch)
+                try:
+                    await self.in_db(self.commit, batch)
+                finally:
+                    self._committing = 0
+                self._changed.set()
 
     # --- the whole pass ---------------------------------------------------------------------
 
@@ -413,6 +530,7 @@ async def send_pass(
     total: int | None = None,
     progress: bool = False,
     claim_size: int | None = None,
+    wait_for_others: bool = False,
 ) -> PassReport:
     """Send every delivery the pass can claim (a `SendPass` run to its end)."""
     return await SendPass(
@@ -426,4 +544,5 @@ async def send_pass(
         total=total,
         progress=progress,
         claim_size=claim_size,
+        wait_for_others=wait_for_others,
     ).run()
