@@ -509,6 +509,38 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
     sys.exit(outcome.exit_code)
 
 
+@cli.command()
+@click.option(
+    "--run", "run_id", required=True, metavar="RUN_ID", help="The run to help: <campaign>/<key>."
+)
+@pass_app
+def worker(app: App, run_id: str) -> None:
+    """An extra sender for a run in progress (PostgreSQL or MariaDB ledger).
+
+    Claims deliveries beside the `run` coordinator and other workers and exits 0 when nothing
+    is left to claim. Its claims come back to the others after `smtp.claim_lease_seconds` if
+    it dies; it exits 4 if it loses its lease or its database session.
+    """
+    from jobs.delivery.worker import run_worker
+
+    def composer_for(run: Any) -> Any:
+        # the frozen run renders with its own run key and as-of date, as the coordinator does
+        return app.composer(app.campaign(run.campaign_id), run.run_key, run.as_of)
+
+    outcome = run_worker(
+        app.ledger_engine(), run_id, composer_for, app.settings.smtp, progress=_is_tty()
+    )
+    p = outcome.pass_report
+    click.echo(
+        f"worker {outcome.worker_id} on {outcome.run.run_id}: sent {p.sent:,}, deferred "
+        f"{p.deferred:,}, failed {p.failed:,} in {p.seconds:.2f}s ({p.rate:,.0f} messages/s)"
+    )
+    for line in p.first_errors:
+        click.echo(f"  {line}", err=True)
+    app.close()
+    sys.exit(outcome.exit_code)
+
+
 def _print_status(st: Any) -> None:
     counts = {s.value: n for s, n in st.counts.items()}
     order = ("pending", "sending", "sent", "deferred", "failed")

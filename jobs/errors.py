@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "InputError",
+    "LostRun",
     "MailerError",
     "NotFound",
     "RunLocked",
@@ -73,6 +74,13 @@ class RunLocked(MailerError):
     """Another coordinator holds the run (SPEC §7: exit 4 instead of sending twice)."""
 
     exit_code = 4
+
+
+class LostRun(RunLocked):
+    """A sender lost its run lock, its lease or its database session, and stopped (SPEC §9).
+
+    Exit 4 like a second coordinator: another process may hold the run's claims now.
+    """
 
 
 class Terminated(BaseException):

@@ -57,6 +57,8 @@ class SmtpSettings:
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     ca_file: str = ""  # extra CA bundle for a private relay; empty: the system store
+    # §9: a claim whose owner stopped beating for this long goes back to the queue
+    claim_lease_seconds: float = 60.0
 
     def password(self) -> str | None:
         """The AUTH password, read from the environment only when a username is set."""
@@ -167,6 +169,8 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str], origin: str) -> Sett
         raise ConfigError(f"{origin}: smtp.connections must be at least 1")
     if settings.smtp.max_attempts < 1:
         raise ConfigError(f"{origin}: smtp.max_attempts must be at least 1")
+    if not 0 < settings.smtp.claim_lease_seconds < float("inf"):
+        raise ConfigError(f"{origin}: smtp.claim_lease_seconds must be a positive number")
     return settings
 
 

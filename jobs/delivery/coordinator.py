@@ -13,6 +13,7 @@ The order matters for "impossible to double-send":
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from jobs.ledger import (
     DeliveryStatus,
     RunRecord,
     RunStats,
+    WorkerRole,
     acquire_run_lock,
     begin_pass,
     check_ledger,
@@ -37,14 +39,19 @@ from jobs.ledger import (
     holder_description,
     ledger_suppressions,
     make_run_id,
+    register_worker,
+    reserve_pace,
     stats,
+    stop_worker,
 )
+from jobs.ledger.lock import RunLock
 from jobs.messages.compose import Composer
 from jobs.resolution.pipeline import Resolved, Summary, stream_resolution
 from jobs.smtp.pool import SmtpPool
+from jobs.smtp.rate import RateLimiter, SharedRateLimiter
 from resolver.model import Delivery, Warning
 
-__all__ = ["RunOutcome", "run_campaign"]
+__all__ = ["RunOutcome", "run_campaign", "send_run"]
 
 EXIT_DONE = 0
 EXIT_DEFERRED = 3
@@ -91,7 +98,7 @@ def run_campaign(
     check_ledger(ledger)
     run_id = make_run_id(campaign.id, composer.run_key)
     holder = holder_description()
-    with acquire_run_lock(ledger, run_id, sqlite_path=_sqlite_path(ledger)):
+    with acquire_run_lock(ledger, run_id, sqlite_path=_sqlite_path(ledger)) as lock:
         with ledger.connect() as conn:
             run = get_run(conn, run_id)
         created = run is None
@@ -137,13 +144,29 @@ def run_campaign(
                 composer.templates,
                 composer.message,
             )
-        info = begin_pass(ledger, run, coordinator=holder)
+        # §9: a live worker's claims stay its own; a dead sender's come back now
+        info = begin_pass(ledger, run, coordinator=holder, lease_seconds=smtp.claim_lease_seconds)
         with ledger.connect() as conn:
             before = stats(conn, run)
-        todo = before.counts.get(DeliveryStatus.PENDING, 0)
-        report = asyncio.run(
-            _send(ledger, run, info.pass_no, composer, smtp, todo=todo, progress=progress)
-        )
+        todo = before[DeliveryStatus.PENDING] + before[DeliveryStatus.SENDING]
+        register_worker(ledger, run, holder, WorkerRole.COORDINATOR)
+        try:
+            report = asyncio.run(
+                send_run(
+                    ledger,
+                    run,
+                    info.pass_no,
+                    composer,
+                    smtp,
+                    worker_id=holder,
+                    todo=todo,
+                    progress=progress,
+                    coordinator=lock,
+                )
+            )
+        finally:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                stop_worker(ledger, run, holder)
         finish_run(ledger, run)
         with ledger.connect() as conn:
             after = stats(conn, run)
@@ -159,19 +182,39 @@ def run_campaign(
     )
 
 
-async def _send(
+def _limiter(ledger: sa.Engine, run: RunRecord, smtp: SmtpSettings) -> RateLimiter:
+    """The pool's pace: run-wide through the ledger where workers can share the run (§9)."""
+    if smtp.rate_per_second <= 0 or ledger.dialect.name == "sqlite":
+        return RateLimiter(smtp.rate_per_second)  # SQLite: one sending process per run
+    interval = 1.0 / smtp.rate_per_second
+
+    async def reserve(slots: int) -> float:
+        return await asyncio.to_thread(reserve_pace, ledger, run, slots, interval)
+
+    return SharedRateLimiter(smtp.rate_per_second, reserve)
+
+
+async def send_run(
     ledger: sa.Engine,
     run: RunRecord,
     pass_no: int,
     composer: Composer,
     smtp: SmtpSettings,
     *,
+    worker_id: str,
     todo: int,
     progress: bool,
+    coordinator: RunLock | None,
 ) -> PassReport:
+    """One sender's share of a pass: the coordinator's (with its run lock) or a worker's.
+
+    The coordinator waits for the other senders' claims too (each comes back to it if its
+    owner dies); a worker leaves when nothing is left to claim.
+    """
     if todo == 0:
         return PassReport()
-    async with SmtpPool.from_settings(smtp) as pool:
+    pool = SmtpPool(smtp, smtp.password(), limiter=_limiter(ledger, run, smtp))
+    async with pool:
         return await send_pass(
             ledger,
             run,
@@ -179,7 +222,10 @@ async def _send(
             composer,
             pool,
             smtp,
-            worker_id=holder_description(),
+            worker_id=worker_id,
             total=todo,
             progress=progress,
+            wait_for_others=coordinator is not None,
+            lease_seconds=smtp.claim_lease_seconds,
+            lock=coordinator,
         )

@@ -28,9 +28,11 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobs.config.settings import SmtpSettings
-from jobs.errors import Terminated
+from jobs.errors import LostRun, Terminated
+from jobs.ledger.lock import RunLock
 from jobs.ledger.queue import claim, queue_state, record, release
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, RunRecord
+from jobs.ledger.workers import heartbeat, take_back
 from jobs.messages.compose import Composer, envelope_sender
 from jobs.progress import Progress
 from jobs.smtp.envelope import (
@@ -146,7 +148,10 @@ class SendPass:
       connection idle). tenacity's stop and wait strategies (`RetryPolicy`) decide when and
       whether;
     - committing (`commit_loop`): writes confirmed results in short batched transactions;
-    - watching the relay (`watch_relay`): stops the pass when the relay itself is down.
+    - watching the relay (`watch_relay`): stops the pass when the relay itself is down;
+    - watching the lease (`watch_lease`): renews this sender's lease, takes back the claims of
+      senders whose lease expired, and stops sending when this sender lost its run lock, its
+      lease or its database session (§9).
 
     The pass ends when nothing is claimable and nothing can become claimable again: no
     delivery of the run waits for a retry (each was sent or spent its attempts) and, for a
@@ -172,6 +177,8 @@ class SendPass:
         progress: bool = False,
         claim_size: int | None = None,
         wait_for_others: bool = False,
+        lease_seconds: float | None = None,
+        lock: RunLock | None = None,
     ) -> None:
         self.engine = engine
         self.run_record = run
@@ -201,6 +208,10 @@ class SendPass:
             smtp.max_attempts, smtp.backoff_initial_seconds, smtp.backoff_max_seconds
         )
         self.wait_for_others = wait_for_others
+        self.lease_seconds = lease_seconds
+        self.lock = lock
+        self.fenced = ""  # why this sender stopped: lost its run lock, lease or session
+        self.taken_back = 0  # claims of dead senders this one put back in the queue
         self._committing = 0  # results taken by the committer, not yet written
         self._changed = asyncio.Event()  # a result was settled or committed: look again
         self.terminated = False  # SIGTERM arrived: the pass stops as on Ctrl-C, then exit 143
@@ -394,6 +405,40 @@ class SendPass:
                 "pass, the rest stays pending for the next run"
             )
 
+    # --- watching the lease -----------------------------------------------------------------
+
+    def beat(self) -> str:
+        """On the ledger thread: renew the lease, take back dead senders' claims; "" if fine."""
+        assert self.lease_seconds is not None
+        if self.lock is not None and not self.lock.still_held():
+            return f"lost the run lock of {self.run_record.run_id}"
+        if not heartbeat(self.engine, self.run_record, self.worker_id):
+            return "was declared stopped in the ledger"
+        self.taken_back += take_back(self.engine, self.run_record, self.lease_seconds)
+        return ""
+
+    async def watch_lease(self, task: asyncio.Task[Any]) -> None:
+        """Beat every third of the lease; stop sending unless each beat lands within the lease.
+
+        A sender that cannot prove it lives may already have lost its claims to another one:
+        it stops before the lease ends, so two senders never hold one claim at the same time.
+        """
+        assert self.lease_seconds is not None
+        every = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                # the beat queues behind ledger work on the one thread: its wait counts too
+                reason = await asyncio.wait_for(self.in_db(self.beat), self.lease_seconds / 2)
+            except TimeoutError:
+                reason = f"could not renew its lease within {self.lease_seconds / 2:g}s"
+            except sa.exc.DBAPIError as exc:
+                reason = f"lost its database session ({type(exc.orig).__name__})"
+            if reason:
+                self.fenced = reason
+                task.cancel()
+                return
+
     # --- committing -------------------------------------------------------------------------
 
     def commit(self, results: list[DeliveryResult]) -> int:
@@ -471,6 +516,13 @@ class SendPass:
         started = time.perf_counter()
         self._bar = Progress("sending", self._total) if self._progress else None
         commit_task = asyncio.create_task(self.commit_loop(), name="committer")
+        current = asyncio.current_task()
+        assert current is not None
+        lease_task = (
+            asyncio.create_task(self.watch_lease(current), name="lease")
+            if self.lease_seconds is not None
+            else None
+        )
         senders = [asyncio.create_task(self.claim_loop(), name="claimer")]
         senders += [
             asyncio.create_task(self.connection(), name=f"sender-{i}")
@@ -484,14 +536,24 @@ class SendPass:
             # confirmed.
             await asyncio.gather(sending_task, asyncio.shield(commit_task))
         except BaseException:
+            if lease_task is not None:
+                lease_task.cancel()  # no second cancellation in the middle of the cleanup
             await self._stop(senders, sending_task, commit_task)
             if self.terminated:
                 raise Terminated("SIGTERM") from None
+            if self.fenced:
+                raise LostRun(
+                    f"this sender {self.fenced}: stopped sending; what the server confirmed is"
+                    " recorded, and the run can be resumed"
+                ) from None
             raise
         else:
             if self.report.relay_down:
                 await self.in_db(self.give_back)
         finally:
+            if lease_task is not None:
+                lease_task.cancel()
+                await asyncio.gather(lease_task, return_exceptions=True)
             self._db.shutdown(wait=True)
             if self._bar is not None:
                 self._bar.close()
@@ -531,6 +593,8 @@ async def send_pass(
     progress: bool = False,
     claim_size: int | None = None,
     wait_for_others: bool = False,
+    lease_seconds: float | None = None,
+    lock: RunLock | None = None,
 ) -> PassReport:
     """Send every delivery the pass can claim (a `SendPass` run to its end)."""
     return await SendPass(
@@ -545,4 +609,6 @@ async def send_pass(
         progress=progress,
         claim_size=claim_size,
         wait_for_others=wait_for_others,
+        lease_seconds=lease_seconds,
+        lock=lock,
     ).run()

@@ -214,6 +214,10 @@ class _ServerLock(RunLock):
                 .values(coordinator=None)
             )
             self._unlock(conn)
+        except sa.exc.SQLAlchemyError:
+            # the session is gone (killed, network): the server dropped the lock with it, and
+            # the error that stopped the holder is the one to report
+            pass
         finally:
             # never hand a connection that might still hold the lock back to the pool
             conn.invalidate()

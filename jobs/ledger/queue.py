@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from jobs.ledger.codec import accounts_from_json, split_codes, utc_now
-from jobs.ledger.models import DeliveryRow, RunRow, SuppressionRow
+from jobs.ledger.models import DeliveryRow, RunRow, SuppressionRow, WorkerRole, WorkerRow
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, PassInfo, RunRecord
+from jobs.ledger.workers import live_owner
 from resolver.model import Delivery, SuppressionReason
 
 __all__ = ["QueueState", "begin_pass", "claim", "queue_state", "record", "release"]
@@ -46,8 +47,18 @@ _CLAIM_COLUMNS = (
 )
 
 
-def begin_pass(engine: sa.Engine, run: RunRecord, *, coordinator: str | None = None) -> PassInfo:
+def begin_pass(
+    engine: sa.Engine,
+    run: RunRecord,
+    *,
+    coordinator: str | None = None,
+    lease_seconds: float | None = None,
+    now: datetime | None = None,
+) -> PassInfo:
     """Start a sending pass; only the coordinator holding the run lock may call it.
+
+    With `lease_seconds`, a live `worker`'s claims are left alone (§9: it is still sending
+    them); without, every `sending` delivery is reset (no worker can be running).
 
     Deliveries still `sending` were claimed when an earlier process died: they go back to
     `pending`, count as unconfirmed and their outcome as unknown (§7: retried with the same
@@ -66,9 +77,24 @@ def begin_pass(engine: sa.Engine, run: RunRecord, *, coordinator: str | None = N
             .where(RunRow.pk == run.pk)
             .values(pass_no=pass_no, coordinator=coordinator)
         )
+        in_flight = [DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.SENDING]
+        now = utc_now() if now is None else now
+        if lease_seconds is not None:
+            cutoff = now - timedelta(seconds=lease_seconds)
+            in_flight.append(~live_owner(run, cutoff, WorkerRole.WORKER))
+        # we hold the run lock: every other coordinator is dead, whatever its lease says
+        conn.execute(
+            sa.update(WorkerRow)
+            .where(
+                WorkerRow.run_pk == run.pk,
+                WorkerRow.role == WorkerRole.COORDINATOR,
+                WorkerRow.stopped_at.is_(None),
+            )
+            .values(stopped_at=now)
+        )
         reset = conn.execute(
             sa.update(DeliveryRow)
-            .where(DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.SENDING)
+            .where(*in_flight)
             .values(
                 status=DeliveryStatus.PENDING,
                 unconfirmed=DeliveryRow.unconfirmed + 1,

@@ -172,6 +172,10 @@ def numbered_addresses(n: int) -> list[str]:
     return [f"person{i:04d}@example.jp" for i in range(1, n + 1)]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _clean_environment() -> dict[str, str]:
     """The caller's environment without any SWMAIL_ setting that could leak into a test."""
     return {k: v for k, v in os.environ.items() if not k.startswith("SWMAIL_")}
@@ -338,6 +342,9 @@ class Site:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # a shell's background job (`make test &`) ignores SIGINT, and a child inherits
+            # that: give it back the default, so Ctrl-C tests see what a terminal user sees
+            preexec_fn=_default_sigint,
         )
         self._spawned.append(process)
         return process
