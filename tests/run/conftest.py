@@ -43,6 +43,7 @@ from jobs.source.importer import import_dir
 from jobs.source.models import init_source_schema
 from resolver.model import Decision
 from tests.smtpd import Received, RecordingHandler, Reply, Script, SmtpServer
+from tools.people import write_people
 
 __all__ = [
     "AS_OF",
@@ -126,40 +127,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.01)
-
-
-_CUSTOMER_COLUMNS = (
-    "corp_id", "company_name", "channel", "reseller_partner_id", "plan", "contract_status",
-    "applied_on", "is_oem", "mypage_postal_code", "mypage_address", "company_info_name",
-    "company_info_address",
-)  # fmt: skip
-
-
-def write_people(folder: Path, emails: Iterable[str]) -> Path:
-    """A §3 data set: one direct, active customer per address, whose contract manager it is.
-
-    Each address becomes exactly one delivery, in the order given (corp_ids ascend with it).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    with (
-        (folder / "customers.csv").open("w", encoding="utf-8", newline="") as customers_file,
-        (folder / "mypage_contacts.csv").open("w", encoding="utf-8", newline="") as contacts_file,
-    ):
-        customers = csv.writer(customers_file)
-        contacts = csv.writer(contacts_file)
-        customers.writerow(_CUSTOMER_COLUMNS)
-        contacts.writerow(("corp_id", "role", "name", "email"))
-        for i, address in enumerate(emails, start=1):
-            corp_id = f"C{i:09d}"
-            customers.writerow(
-                (
-                    corp_id, f"株式会社テスト{i}", "direct", "", "paid", "active", "2021-04-01",
-                    "0", "100-0001", f"東京都千代田区1-{i}", f"株式会社テスト{i} 本社",
-                    "書類用住所",
-                )
-            )  # fmt: skip
-            contacts.writerow((corp_id, "contract_manager", f"試験 太郎{i}", address))
-    return folder
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
