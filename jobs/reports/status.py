@@ -106,8 +106,9 @@ class RunStatus:
         for w in self.workers:
             state = "stopped" if w.stopped_at is not None else "last seen"
             when = (w.stopped_at or w.last_seen).isoformat(timespec="seconds")
+            label = w.id if w.id.startswith(w.role.value) else f"{w.role.value} {w.id}"
             lines.append(
-                f"  {w.role.value} {w.id}: sent {w.sent:,}  deferred {w.deferred:,}  "
+                f"  {label}: sent {w.sent:,}  deferred {w.deferred:,}  "
                 f"failed {w.failed:,}  ({state} {when})"
             )
         return "\n".join(lines)
