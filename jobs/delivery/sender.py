@@ -1,12 +1,14 @@
-"""The sending pipeline of one pass: claim → compose → send (with retries) → record.
+"""The sending pipeline of one pass: claim → compose → send (one attempt) → record or requeue.
 
-Three kinds of asyncio tasks share one event loop:
+Four kinds of asyncio tasks share one event loop:
 - a claimer takes small batches of deliveries from the ledger (each claim committed before its
   messages go out, so a crash leaves them `sending` for the next pass to find);
-- `smtp.connections` senders each compose a message and send it through the pool with retries;
+- `smtp.connections` senders each compose a message and make one attempt through the pool; a
+  delivery that must wait for a retry goes back to the queue instead of holding a connection;
 - a committer writes confirmed results in short batched transactions, at most `COMMIT_INTERVAL`
   after the server confirmed them (SPEC §7: at most the last 50 ms can be sent twice after a
-  kill -9). Progress is the ledger itself: nothing is counted in memory and written later.
+  kill -9). Progress is the ledger itself: nothing is counted in memory and written later;
+- a lease keeper renews this sender's lease and takes back the claims of dead senders (§9).
 
 Database calls are blocking (SQLAlchemy), so they run on one dedicated thread: the loop keeps
 the SMTP connections busy meanwhile, and a single writer thread keeps SQLite free of lock fights.
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL = 0.05  # seconds: the oldest confirmed-but-uncommitted result (§7)
 IDLE_POLL = 0.5  # seconds: how often an idle sender looks at the queue again at most
+STALE_WAIT = 60.0  # seconds overdue: a waiting delivery another sender must have taken
 _STATUS = {
     FinalStatus.SENT: DeliveryStatus.SENT,
     FinalStatus.DEFERRED: DeliveryStatus.DEFERRED,
@@ -277,7 +280,7 @@ class SendPass:
             # a result on its way may put a delivery back in the queue
             now = loop.time()
             # an entry long overdue was taken by another sender: it no longer wakes this one
-            for stale in [i for i, due in self.waiting.items() if due < now - IDLE_POLL]:
+            for stale in [i for i, due in self.waiting.items() if due < now - STALE_WAIT]:
                 del self.waiting[stale]
                 self.composed.pop(stale, None)
             if self.waiting:
