@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
 from jobs.config.settings import SmtpSettings
-from jobs.delivery.sender import PassReport, send_pass
+from jobs.delivery.sender import PassReport, SendPass
 from jobs.ledger import (
     DeliveryStatus,
     RunRecord,
@@ -51,7 +51,7 @@ from jobs.smtp.pool import SmtpPool
 from jobs.smtp.rate import RateLimiter, SharedRateLimiter
 from resolver.model import Delivery, Warning
 
-__all__ = ["RunOutcome", "run_campaign", "send_run"]
+__all__ = ["RunOutcome", "run_campaign", "send_as_owner"]
 
 EXIT_DONE = 0
 EXIT_DEFERRED = 3
@@ -149,24 +149,17 @@ def run_campaign(
         with ledger.connect() as conn:
             before = stats(conn, run)
         todo = before[DeliveryStatus.PENDING] + before[DeliveryStatus.SENDING]
-        register_worker(ledger, run, holder, WorkerRole.COORDINATOR)
-        try:
-            report = asyncio.run(
-                send_run(
-                    ledger,
-                    run,
-                    info.pass_no,
-                    composer,
-                    smtp,
-                    worker_id=holder,
-                    todo=todo,
-                    progress=progress,
-                    coordinator=lock,
-                )
-            )
-        finally:
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                stop_worker(ledger, run, holder)
+        report = send_as_owner(
+            ledger,
+            run,
+            info.pass_no,
+            composer,
+            smtp,
+            worker_id=holder,
+            todo=todo,
+            progress=progress,
+            coordinator=lock,
+        )
         finish_run(ledger, run)
         with ledger.connect() as conn:
             after = stats(conn, run)
@@ -194,7 +187,7 @@ def _limiter(ledger: sa.Engine, run: RunRecord, smtp: SmtpSettings) -> RateLimit
     return SharedRateLimiter(smtp.rate_per_second, reserve)
 
 
-async def send_run(
+def send_as_owner(
     ledger: sa.Engine,
     run: RunRecord,
     pass_no: int,
@@ -206,26 +199,37 @@ async def send_run(
     progress: bool,
     coordinator: RunLock | None,
 ) -> PassReport:
-    """One sender's share of a pass: the coordinator's (with its run lock) or a worker's.
+    """One sender's share of a pass, as a claim owner with a lease (§9).
 
-    The coordinator waits for the other senders' claims too (each comes back to it if its
-    owner dies); a worker leaves when nothing is left to claim.
+    The coordinator (holding `coordinator`, its run lock) waits for the other senders' claims
+    too, each coming back to it if its owner dies; a worker leaves when nothing is left to
+    claim. The owner's row stays for `status`, marked stopped.
     """
-    if todo == 0:
-        return PassReport()
-    pool = SmtpPool(smtp, smtp.password(), limiter=_limiter(ledger, run, smtp))
-    async with pool:
-        return await send_pass(
-            ledger,
-            run,
-            pass_no,
-            composer,
-            pool,
-            smtp,
-            worker_id=worker_id,
-            total=todo,
-            progress=progress,
-            wait_for_others=coordinator is not None,
-            lease_seconds=smtp.claim_lease_seconds,
-            lock=coordinator,
-        )
+    role = WorkerRole.WORKER if coordinator is None else WorkerRole.COORDINATOR
+
+    async def send() -> PassReport:
+        if todo == 0:
+            return PassReport()
+        pool = SmtpPool(smtp, smtp.password(), limiter=_limiter(ledger, run, smtp))
+        async with pool:
+            return await SendPass(
+                ledger,
+                run,
+                pass_no,
+                composer,
+                pool,
+                smtp,
+                worker_id=worker_id,
+                total=todo,
+                progress=progress,
+                wait_for_others=coordinator is not None,
+                lease_seconds=smtp.claim_lease_seconds,
+                lock=coordinator,
+            ).run()
+
+    register_worker(ledger, run, worker_id, role)
+    try:
+        return asyncio.run(send())
+    finally:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            stop_worker(ledger, run, worker_id)

@@ -48,7 +48,7 @@ from jobs.smtp.envelope import (
 from jobs.smtp.retry import RetryPolicy, one_attempt
 from jobs.smtp.transport import Transport
 
-__all__ = ["COMMIT_INTERVAL", "PassReport", "SendPass", "send_pass"]
+__all__ = ["COMMIT_INTERVAL", "PassReport", "SendPass"]
 
 log = logging.getLogger(__name__)
 
@@ -581,37 +581,3 @@ class SendPass:
         except sa.exc.SQLAlchemyError:
             # the error being raised is the one to report; the next pass resets these anyway
             log.warning("could not give back %d claimed deliveries", len(self.held), exc_info=True)
-
-
-async def send_pass(
-    engine: sa.Engine,
-    run: RunRecord,
-    pass_no: int,
-    composer: Composer,
-    transport: Transport,
-    smtp: SmtpSettings,
-    *,
-    worker_id: str,
-    total: int | None = None,
-    progress: bool = False,
-    claim_size: int | None = None,
-    wait_for_others: bool = False,
-    lease_seconds: float | None = None,
-    lock: RunLock | None = None,
-) -> PassReport:
-    """Send every delivery the pass can claim (a `SendPass` run to its end)."""
-    return await SendPass(
-        engine,
-        run,
-        pass_no,
-        composer,
-        transport,
-        smtp,
-        worker_id=worker_id,
-        total=total,
-        progress=progress,
-        claim_size=claim_size,
-        wait_for_others=wait_for_others,
-        lease_seconds=lease_seconds,
-        lock=lock,
-    ).run()

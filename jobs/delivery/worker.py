@@ -9,8 +9,6 @@ it stops sending by itself (exit 4).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import socket
 from collections.abc import Callable
@@ -19,18 +17,15 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from jobs.config.settings import SmtpSettings
-from jobs.delivery.coordinator import send_run
+from jobs.delivery.coordinator import send_as_owner
 from jobs.delivery.sender import PassReport
 from jobs.errors import InputError, NotFound
 from jobs.ledger import (
     DeliveryStatus,
     RunRecord,
-    WorkerRole,
     check_ledger,
     get_run,
-    register_worker,
     stats,
-    stop_worker,
 )
 from jobs.ledger.codec import utc_now
 from jobs.messages.compose import Composer
@@ -79,22 +74,15 @@ def run_worker(
     me = worker_id()
     with ledger.connect() as conn:
         before = stats(conn, run)
-    register_worker(ledger, run, me, WorkerRole.WORKER)
-    try:
-        report = asyncio.run(
-            send_run(
-                ledger,
-                run,
-                run.pass_no,
-                composer,
-                smtp,
-                worker_id=me,
-                todo=before[DeliveryStatus.PENDING],
-                progress=progress,
-                coordinator=None,
-            )
-        )
-    finally:
-        with contextlib.suppress(sa.exc.SQLAlchemyError):
-            stop_worker(ledger, run, me)
+    report = send_as_owner(
+        ledger,
+        run,
+        run.pass_no,
+        composer,
+        smtp,
+        worker_id=me,
+        todo=before[DeliveryStatus.PENDING],
+        progress=progress,
+        coordinator=None,
+    )
     return WorkerOutcome(run=run, worker_id=me, pass_report=report)

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from jobs.ledger.codec import accounts_from_json, split_codes, utc_now
 from jobs.ledger.models import DeliveryRow, RunRow, SuppressionRow, WorkerRole, WorkerRow
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, PassInfo, RunRecord
-from jobs.ledger.workers import live_owner
+from jobs.ledger.workers import live_owner, unconfirmed_back_to_queue
 from resolver.model import Delivery, SuppressionReason
 
 __all__ = ["QueueState", "begin_pass", "claim", "queue_state", "record", "release"]
@@ -93,15 +93,7 @@ def begin_pass(
             .values(stopped_at=now)
         )
         reset = conn.execute(
-            sa.update(DeliveryRow)
-            .where(*in_flight)
-            .values(
-                status=DeliveryStatus.PENDING,
-                unconfirmed=DeliveryRow.unconfirmed + 1,
-                outcome_unknown=True,
-                claimed_by=None,
-                claimed_at=None,
-            )
+            sa.update(DeliveryRow).where(*in_flight).values(**unconfirmed_back_to_queue())
         ).rowcount
         # a new retry series: max_attempts again, from now (a waiting `pending` keeps its own)
         retried = conn.execute(

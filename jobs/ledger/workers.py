@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -30,6 +31,7 @@ __all__ = [
     "reserve_pace",
     "stop_worker",
     "take_back",
+    "unconfirmed_back_to_queue",
 ]
 
 
@@ -107,6 +109,21 @@ def stop_worker(
         )
 
 
+def unconfirmed_back_to_queue() -> dict[str, Any]:
+    """The values of a `sending` delivery whose sender is gone: queued again, outcome unknown.
+
+    Its message may or may not have reached the server (§7): it is resent with its Message-ID,
+    counted as unconfirmed, and as a possible duplicate when its body goes out again.
+    """
+    return {
+        "status": DeliveryStatus.PENDING,
+        "unconfirmed": DeliveryRow.unconfirmed + 1,
+        "outcome_unknown": True,
+        "claimed_by": None,
+        "claimed_at": None,
+    }
+
+
 def live_owner(run: RunRecord, cutoff: datetime, *roles: WorkerRole) -> sa.Exists:
     """A row of `claimed_by` that renewed its lease since `cutoff` and has not stopped."""
     return (
@@ -148,13 +165,7 @@ def take_back(
                     DeliveryRow.status == DeliveryStatus.SENDING,
                     ~live_owner(run, cutoff, *spare),
                 )
-                .values(
-                    status=DeliveryStatus.PENDING,
-                    unconfirmed=DeliveryRow.unconfirmed + 1,
-                    outcome_unknown=True,
-                    claimed_by=None,
-                    claimed_at=None,
-                )
+                .values(**unconfirmed_back_to_queue())
                 .execution_options(synchronize_session=False)
             ).rowcount
         )

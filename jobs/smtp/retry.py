@@ -65,18 +65,30 @@ def one_attempt(
 ) -> FinalResult:
     """One attempt's result as the delivery's final one (sent, failed, or deferred when spent)."""
     answered = {r.address: r for r in result.recipients}
+    return _final(envelope, answered, result, attempts=1, possible_duplicate=possible_duplicate)
+
+
+def _final(
+    envelope: Envelope,
+    answered: dict[str, RecipientResult],
+    last: SendResult,
+    *,
+    attempts: int,
+    possible_duplicate: bool,
+) -> FinalResult:
+    """The delivery's result: each recipient's last answer, the last attempt's reply."""
     recipients = tuple(answered[address] for address in envelope.recipients)
     return FinalResult(
         key=envelope.key,
         message_id=envelope.message_id,
         outcome=combined(recipients),
-        attempts=1,
-        code=result.code,
-        text=result.text,
+        attempts=attempts,
+        code=last.code,
+        text=last.text,
         recipients=recipients,
         possible_duplicate=possible_duplicate,
-        unknown_outcome=result.after_data,
-        phase=result.phase,
+        unknown_outcome=last.after_data,
+        phase=last.phase,
     )
 
 
@@ -142,16 +154,4 @@ async def send_with_retry(
             sleep=sleep,
         )
         last = await retrying(replay_then_attempt)
-    recipients = tuple(final[address] for address in envelope.recipients)
-    return FinalResult(
-        key=envelope.key,
-        message_id=envelope.message_id,
-        outcome=combined(recipients),
-        attempts=attempts,
-        code=last.code,
-        text=last.text,
-        recipients=recipients,
-        possible_duplicate=possible_duplicate,
-        unknown_outcome=last.after_data,
-        phase=last.phase,
-    )
+    return _final(envelope, final, last, attempts=attempts, possible_duplicate=possible_duplicate)
