@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -233,6 +234,47 @@ def test_a_coordinator_that_loses_its_run_lock_stops_sending(
     rows = _rows(site)
     assert len([r for r in rows if r.status is DeliveryStatus.SENDING]) <= 2  # in flight only
     assert len(received_per_address(handler.bodies)) < 400  # it stopped before the end
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_renew_its_lease_stops_sending(
+    pg_url: str,
+    make_site: Callable[..., Site],
+    smtp_server: Callable[..., SmtpServer],
+    tmp_path: Path,
+) -> None:
+    """Cut off from the ledger for longer than half its lease, a worker stops on its own.
+
+    The table of leases is locked for longer than the worker may wait for its heartbeat: as
+    with a database out of reach, the others may take its claims soon, so it must not go on.
+    """
+    addresses = numbered_addresses(400)
+    site = make_site(pg_url)
+    site.prepare(write_people(tmp_path / "data", addresses))
+    with socket.socket() as probe:  # freeze the run without sending: nothing listens here
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    frozen = site.cli(*site.run_args(), host="127.0.0.1", port=dead_port, max_attempts=1)
+    assert frozen.returncode == 3, frozen.stderr
+    handler = ScriptedHandler(data=Stall(0.05))
+    server = smtp_server(handler)
+    worker = site.spawn(*_worker_args(), server=server, connections=2, claim_lease_seconds=LEASE)
+    wait_until(lambda: len(handler.bodies) >= 10, 60, "10 messages")
+
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("LOCK TABLE swmail_workers IN ACCESS EXCLUSIVE MODE"))
+            # longer than a heartbeat interval (1 s) plus the wait it allows (1.5 s); the
+            # worker stops sending then, and exits once it can record what it has
+            time.sleep(5)
+    finally:
+        engine.dispose()
+    code, _, err = _finish(worker)
+
+    assert code == 4, err
+    assert "could not renew its lease" in err
+    assert len(received_per_address(handler.bodies)) < len(addresses)
 
 
 def test_worker_on_sqlite_exits_2_with_one_line(
