@@ -206,9 +206,9 @@ def main() -> None:
     load = os.getloadavg()
     print(f"scale-out on PostgreSQL, sink: {sink_name}, {args.connections} connections each")
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
-    print(f"{'case':<18} {'sent':>7} {'seconds':>8} {'msg/s':>8} {'wall s':>7}")
+    print(f"{'case':<18} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'wall s':>7}")
     for label, sent, seconds, rate, wall in rows:
-        print(f"{label:<18} {sent:>7,} {seconds:>8.2f} {rate:>8,.0f} {wall:>7.1f}")
+        print(f"{label:<18} {sent:>8,} {seconds:>8.2f} {rate:>8,.0f} {wall:>7.1f}")
     ratio = rows[1][3] / rows[0][3] if rows[0][3] else 0.0
     verdict = "meets" if ratio >= TARGET else "below"
     print(f"ratio (run + worker) / (run alone): {ratio:.2f}x ({verdict} the {TARGET}x target)")

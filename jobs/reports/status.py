@@ -25,6 +25,7 @@ from jobs.ledger.models import DeliveryRow
 from jobs.ledger.values import AuditExportRow
 from jobs.ledger.workers import WorkerStats
 from jobs.reports.audit import AUDIT_COLUMNS, AuditLine, CsvOut
+from resolver.model import join_reasons
 
 __all__ = ["RunStatus", "export_audit", "run_status"]
 
@@ -78,9 +79,9 @@ class RunStatus:
             "workers": [
                 {
                     "id": w.id,
-                    "sent": w.sent,
-                    "deferred": w.deferred,
-                    "failed": w.failed,
+                    DeliveryStatus.SENT.value: w.sent,
+                    DeliveryStatus.DEFERRED.value: w.deferred,
+                    DeliveryStatus.FAILED.value: w.failed,
                     "last_seen": w.last_seen.isoformat(),
                 }
                 for w in self.workers
@@ -153,7 +154,7 @@ def _line(row: AuditExportRow) -> AuditLine:
         run_id=row.run_id,
         campaign_id=row.campaign_id,
         decision=row.decision.value,
-        reasons=";".join(r.value for r in row.reasons),
+        reasons=join_reasons(row.reasons),
         audience=row.audience.value,
         account_id=row.account_id,
         account_name=row.account_name,
