@@ -178,7 +178,7 @@ def test_the_rate_limit_is_the_runs_total_across_processes(
     tmp_path: Path,
 ) -> None:
     rate = 20
-    addresses = numbered_addresses(140)
+    addresses = numbered_addresses(240)  # 12 s at the rate: the worker joins well before
     site = make_site(str(request.getfixturevalue(database)))
     site.prepare(write_people(tmp_path / "data", addresses))
     handler = TimedHandler()
