@@ -5,7 +5,8 @@ Real processes, a real server database and a real, deliberately slow SMTP server
   delivery is sent; only the killed worker's claims can arrive twice; its claims come back
   after the lease and are sent by the others; the live worker is never disturbed;
 - `smtp.rate_per_second` is the run's total: two processes together never exceed it;
-- a coordinator that loses its run lock stops sending (exit 4);
+- a coordinator that loses its run lock stops sending (exit 4), and so does a worker that
+  cannot renew its lease in time;
 - on SQLite, `worker` exits 2 with one line.
 """
 
