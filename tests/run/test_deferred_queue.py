@@ -9,11 +9,17 @@ of tenacity's stop strategy: a delivery greylisted for good spends them and is `
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from jobs.ledger import DeliveryStatus
+from jobs.delivery.sender import SendPass
+from jobs.ledger import DeliveryStatus, begin_pass, get_run
+from jobs.smtp.pool import SmtpPool
+from jobs.source.engine import make_engine
 from tests.run.conftest import (
+    RUN_ID,
     ScriptedHandler,
     Site,
     numbered_addresses,
@@ -77,3 +83,46 @@ def test_a_delivery_greylisted_for_good_spends_its_attempts_and_is_deferred(
     assert (row.status, row.attempts, row.last_smtp_code) == (DeliveryStatus.DEFERRED, 3, 451)
     assert outcome.pass_report.waited == 2
     assert outcome.pass_report.sent == 5
+
+
+def test_the_pass_state_is_readable_and_empty_at_the_end(
+    make_site: Callable[..., Site],
+    smtp_server: Callable[..., SmtpServer],
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    """Issue 6: the sending pass is an object whose parts keep their state in plain fields."""
+    handler = ScriptedHandler(rcpt={address: [GREYLIST] for address in GREYLISTED})
+    server = smtp_server(handler)
+    site = make_site(sqlite_url)
+    site.prepare(write_people(tmp_path / "data", (*GREYLISTED, *ORDINARY[:10])))
+    with socket.socket() as probe:  # freeze the run without sending: nothing listens here
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    assert site.run(server, port=dead_port, max_attempts=1).exit_code == 3
+    settings = site.settings(server, connections=2, **BACKOFF)
+    _, composer = site.composer(settings)
+    ledger = make_engine(site.effective_ledger_url)
+    try:
+        with ledger.connect() as conn:
+            run = get_run(conn, RUN_ID)
+        assert run is not None
+        info = begin_pass(ledger, run)
+
+        async def send() -> SendPass:
+            async with SmtpPool(settings.smtp, None) as pool:
+                sending = SendPass(
+                    ledger, run, info.pass_no, composer, pool, settings.smtp, worker_id="t"
+                )
+                await sending.run()
+                return sending
+
+        sending = asyncio.run(send())
+    finally:
+        ledger.dispose()
+
+    assert (sending.report.sent, sending.report.waited) == (12, 2)
+    assert sending.committed == 12 + 2  # each result and each wait, one ledger write each
+    assert sending.held == {} and sending.in_flight == {} and sending.confirmed == []
+    assert sending.waiting == {} and sending.composed == {} and sending.parked == []
+    assert sending.session_failures == 0 and not sending.report.relay_down
