@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +53,7 @@ __all__ = [
     "ScriptedHandler",
     "Site",
     "all_disconnected",
+    "closed_port",
     "numbered_addresses",
     "read_csv",
     "received_per_address",
@@ -109,6 +111,13 @@ class ScriptedHandler(RecordingHandler):
 def received_per_address(bodies: Iterable[Received]) -> Counter[str]:
     """How many DATA bodies reached the server for each recipient (accepted or not)."""
     return Counter(address for body in bodies for address in body.rcpt_tos)
+
+
+def closed_port() -> int:
+    """A loopback port where nothing listens: a relay that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def all_disconnected(server: SmtpServer) -> bool:

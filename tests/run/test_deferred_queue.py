@@ -10,7 +10,6 @@ of tenacity's stop strategy: a delivery greylisted for good spends them and is `
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.run.conftest import (
     RUN_ID,
     ScriptedHandler,
     Site,
+    closed_port,
     numbered_addresses,
     received_per_address,
     write_people,
@@ -96,10 +96,8 @@ def test_the_pass_state_is_readable_and_empty_at_the_end(
     server = smtp_server(handler)
     site = make_site(sqlite_url)
     site.prepare(write_people(tmp_path / "data", (*GREYLISTED, *ORDINARY[:10])))
-    with socket.socket() as probe:  # freeze the run without sending: nothing listens here
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
-    assert site.run(server, port=dead_port, max_attempts=1).exit_code == 3
+    # freeze the run without sending: the relay is down
+    assert site.run(server, port=closed_port(), max_attempts=1).exit_code == 3
     settings = site.settings(server, connections=2, **BACKOFF)
     _, composer = site.composer(settings)
     ledger = make_engine(site.effective_ledger_url)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.run.conftest import (
     ScriptedHandler,
     Site,
     all_disconnected,
+    closed_port,
     numbered_addresses,
     received_per_address,
     wait_until,
@@ -123,9 +123,7 @@ def test_a_relay_that_is_down_stops_the_pass_instead_of_retrying_every_delivery(
 ) -> None:
     site = make_site(sqlite_url)
     site.prepare(write_people(tmp_path / "data", numbered_addresses(DELIVERIES)))
-    with socket.socket() as probe:  # a loopback port where nothing listens
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
+    dead_port = closed_port()
 
     down = site.cli(
         *site.run_args(),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from tests.run.conftest import (
     RUN_ID,
     ScriptedHandler,
     Site,
+    closed_port,
     numbered_addresses,
     received_per_address,
     wait_until,
@@ -252,10 +252,8 @@ def test_a_worker_that_cannot_renew_its_lease_stops_sending(
     addresses = numbered_addresses(400)
     site = make_site(pg_url)
     site.prepare(write_people(tmp_path / "data", addresses))
-    with socket.socket() as probe:  # freeze the run without sending: nothing listens here
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
-    frozen = site.cli(*site.run_args(), host="127.0.0.1", port=dead_port, max_attempts=1)
+    # freeze the run without sending: the relay is down
+    frozen = site.cli(*site.run_args(), host="127.0.0.1", port=closed_port(), max_attempts=1)
     assert frozen.returncode == 3, frozen.stderr
     handler = ScriptedHandler(data=Stall(0.05))
     server = smtp_server(handler)
