@@ -29,6 +29,7 @@ from jobs.ledger import (
 )
 from jobs.ledger.codec import utc_now
 from jobs.messages.compose import Composer
+from jobs.smtp.pool import check_relay_settings
 
 __all__ = ["WorkerOutcome", "run_worker", "worker_id"]
 
@@ -71,6 +72,7 @@ def run_worker(
         raise NotFound(f"no run {run_id!r} in the ledger: `run` freezes it first")
     composer = composer_for(run)
     composer.check()
+    check_relay_settings(smtp)  # exit 2 before the worker joins the run
     me = worker_id()
     with ledger.connect() as conn:
         before = stats(conn, run)
