@@ -277,9 +277,10 @@ def test_a_worker_that_cannot_renew_its_lease_stops_sending(
 
 
 def test_worker_on_sqlite_exits_2_with_one_line(
-    make_site: Callable[..., Site], sqlite_url: str
+    make_site: Callable[..., Site], sqlite_url: str, tmp_path: Path
 ) -> None:
     site = make_site(sqlite_url)
+    site.prepare(write_people(tmp_path / "data", numbered_addresses(3)))
     shown = site.cli(*_worker_args())
     assert shown.returncode == 2
     assert shown.stderr.count("\n") == 1
