@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from jobs.app import App, append_error_log, render_explanation, render_preview
 from jobs.config.campaign import Campaign
 from jobs.config.runs import name_problem, split_run_id
 from jobs.config.settings import load_settings
-from jobs.errors import ConfigError, InputError, MailerError
+from jobs.errors import ConfigError, InputError, MailerError, Terminated
 from jobs.i18n import N_, _, choose_language, current_language, fmt_date, set_language, tr
 from jobs.terminal import terminal_safe
 from resolver.model import DeliveryStatus
@@ -61,6 +62,11 @@ class _SafeFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return terminal_safe(super().format(record))
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """Outside a sending pass (which has its own handler), SIGTERM unwinds like Ctrl-C."""
+    raise Terminated("SIGTERM")
 
 
 def _internal_error(exc: BaseException) -> NoReturn:
@@ -210,6 +216,13 @@ class MailerGroup(TranslatedHelp, click.Group):
             raise _exit_with(exc) from exc
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except Terminated:
+            # SIGTERM (systemd's stop) is a clean stop like Ctrl-C, reported as shells do
+            _echo(
+                _("Terminated: what the server confirmed is recorded; run again to resume."),
+                err=True,
+            )
+            sys.exit(Terminated.exit_code)
         except KeyboardInterrupt:
             # 130 as shells report SIGINT; 1 is reserved for bugs (SPEC §8)
             _echo(
@@ -633,8 +646,8 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
     if p.possible_duplicates:
         _echo(
             tr(
-                "possible duplicates: {n:,} (connection lost after the message body was sent,"
-                " resent with the same Message-ID)",
+                "possible duplicates: {n:,} (resent with the same Message-ID after an unknown"
+                " outcome: a connection lost after the body, or a crash)",
                 n=p.possible_duplicates,
             )
         )
@@ -646,6 +659,39 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
         _echo(f"  {line}", err=True)
     _print_status(outcome.stats)
     _report_side_notes(p.charset_fallbacks, [], "utf-8")
+    app.close()
+    sys.exit(outcome.exit_code)
+
+
+@cli.command()
+@click.option(
+    "--run", "run_id", type=RUN_ID, required=True, help="The run to help: <campaign>/<key>."
+)
+@pass_app
+def worker(app: App, run_id: str) -> None:
+    """An extra sender for a run in progress (PostgreSQL or MariaDB ledger).
+
+    Claims deliveries beside the `run` coordinator and other workers and exits 0 when nothing
+    is left to claim. Its claims come back to the others after `smtp.claim_lease_seconds` if
+    it dies; it exits 4 if it cannot renew its lease.
+    """
+    outcome = app.worker(run_id, progress=_is_tty())
+    p = outcome.pass_report
+    _echo(
+        tr(
+            "worker {worker} on {run_id}: sent {sent:,}, deferred {deferred:,}, failed"
+            " {failed:,} in {seconds:.2f}s ({rate:,.0f} messages/s)",
+            worker=outcome.worker_id,
+            run_id=outcome.run.run_id,
+            sent=p.sent,
+            deferred=p.deferred,
+            failed=p.failed,
+            seconds=p.seconds,
+            rate=p.rate,
+        )
+    )
+    for line in p.first_errors:
+        _echo(f"  {line}", err=True)
     app.close()
     sys.exit(outcome.exit_code)
 
@@ -697,6 +743,7 @@ def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)  # the process's own: not in CliRunner tests
     cli(prog_name="swmail")
 
 
