@@ -93,6 +93,15 @@ def test_translations_read_as_japanese_and_keep_every_placeholder() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_the_catalogs_compile_as_pybabel_compile_checks_them() -> None:
+    """`pybabel compile` (run by `make .venv`) refuses incompatible placeholders: so does this."""
+    for language in ("en", "ja"):
+        with (LOCALES / language / "LC_MESSAGES" / "swmail.po").open("rb") as f:
+            catalog = read_po(f)
+        problems = [f"{message.id!r}: {errors}" for message, errors in catalog.check() if errors]
+        assert not problems, f"{language}: " + "\n".join(problems)
+
+
 def test_a_checkout_without_compiled_catalogs_reads_the_po(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
