@@ -113,6 +113,25 @@ class App:
 
         return ledger_suppressions(self.ledger_engine())
 
+    def suppression_origin(self) -> Callable[[str], list[str]]:
+        """Where a dedupe key's suppression came from, in words (`explain`, §10)."""
+        from jobs.ledger.suppressions import entries_for
+
+        def origin(key: str) -> list[str]:
+            return [e.provenance() for e in entries_for(self.ledger_engine(), self.engine(), key)]
+
+        return origin
+
+    def redirect_notice(self) -> str | None:
+        """§10: with `redirect_all_to` set, every run summary says so on its first line."""
+        to = self.settings.message.redirect_all_to.strip()
+        if not to:
+            return None
+        return (
+            f"REDIRECTED: every message goes to {to} (message.redirect_all_to), "
+            "none to its recipients"
+        )
+
     def close(self) -> None:
         for engine in self._engines.values():
             engine.dispose()
@@ -389,6 +408,7 @@ def explain(
         corp_id=corp_id,
         partner_id=partner_id,
         extra_suppressed=app.ledger_suppressions(),
+        suppression_origin=app.suppression_origin(),
     )
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
@@ -466,6 +486,8 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
     )
     r = outcome.run
     verb = "resolved and froze" if outcome.created else "resumed"
+    if (notice := app.redirect_notice()) is not None:
+        click.echo(notice)
     click.echo(f"run {r.run_id} ({verb}; as of {r.as_of.isoformat()})")
     if outcome.resolution is not None:
         _print_summary(outcome.resolution)
@@ -498,7 +520,7 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
 
 def _print_status(st: Any) -> None:
     counts = {s.value: n for s, n in st.counts.items()}
-    order = ("pending", "sending", "sent", "deferred", "failed")
+    order = ("pending", "sending", "sent", "deferred", "failed", "bounced")
     cells = "  ".join(f"{s} {counts.get(s, 0):,}" for s in order)
     click.echo(f"ledger: {cells}")
 
@@ -538,6 +560,231 @@ def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     written = export_audit(app.ledger_engine(), run_id, out, encoding)
     click.echo(f"wrote {written.rows:,} rows to {out}")
     _report_side_notes([], written.unencodable, encoding)
+
+
+# --- bounces, suppressions, the postal list, test sends (SPEC §10) ------------------------------
+
+
+@cli.group()
+def bounces() -> None:
+    """Delivery status notifications that came back after sending."""
+
+
+def _listed(title: str, items: list[Any]) -> None:
+    if not items:
+        return
+    click.echo(f"{title}:")
+    for item in items:
+        who = f" (from {item.sender})" if item.sender else ""
+        click.echo(f"  {item.where}: {item.subject or '(no subject)'}{who}: {item.why}")
+
+
+@bounces.command("import")
+@click.option(
+    "--maildir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A Maildir folder (with new/ and cur/) that receives the bounces.",
+)
+@click.option(
+    "--mbox",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="An mbox file that receives the bounces.",
+)
+@pass_app
+def bounces_import(app: App, maildir: Path | None, mbox: Path | None) -> None:
+    """Match bounces to deliveries: 5.x.x → bounced and suppressed, 4.x.x → recorded; repeatable."""
+    from jobs.bounces.importer import import_bounces
+    from jobs.bounces.reader import read_maildir, read_mbox
+    from jobs.errors import InputError
+    from jobs.messages.verp import ReturnPath, check_return_path
+
+    if (maildir is None) == (mbox is None):
+        raise InputError("give exactly one of --maildir DIR, --mbox FILE")
+    message = app.settings.message
+    check_return_path(message.return_path)
+    return_path = ReturnPath(message.return_path, message.verp_key())
+    messages = read_maildir(maildir) if maildir is not None else read_mbox(mbox)  # type: ignore[arg-type]
+    report = import_bounces(app.ledger_engine(), messages, return_path)
+    t = report.tally
+    click.echo(
+        f"read {report.messages:,} messages from {maildir or mbox}: {report.bounces:,} bounces, "
+        f"{len(report.not_bounces):,} not bounces"
+    )
+    click.echo(
+        f"matched {report.by_message_id:,} by Message-ID and {report.by_verp:,} by VERP token; "
+        f"unmatched {len(report.unmatched):,}; refused {len(report.forged):,} (forged token)"
+    )
+    click.echo(
+        f"recorded {t.hard:,} hard and {t.soft:,} soft bounces ({t.repeated:,} imported before); "
+        f"{t.bounced:,} deliveries now bounced, {t.suppressed:,} addresses suppressed"
+    )
+    _listed("not bounces", report.not_bounces)
+    _listed("unmatched", report.unmatched)
+    _listed("refused", report.forged)
+
+
+@cli.group()
+def suppress() -> None:
+    """The job's own suppression list (unioned with suppressions.csv)."""
+
+
+@suppress.command("add")
+@click.argument("email")
+@click.option(
+    "--reason",
+    type=click.Choice(["manual", "complaint"]),
+    default="manual",
+    show_default=True,
+    help="Why the address is stopped.",
+)
+@click.option("--note", default="", help="Free text kept with the entry (who asked, ticket…).")
+@pass_app
+def suppress_add(app: App, email: str, reason: str, note: str) -> None:
+    """Stop every later campaign to EMAIL (normalized as in SPEC §4)."""
+    from jobs.ledger.suppressions import add_suppression
+    from resolver.model import SuppressionReason
+
+    entry, added = add_suppression(app.ledger_engine(), email, SuppressionReason(reason), note)
+    if added:
+        click.echo(f"suppressed {entry.email} ({entry.reason.value}): later runs skip it")
+    else:
+        click.echo(f"{entry.email} was already suppressed, left as it is: {entry.provenance()}")
+
+
+@suppress.command("remove")
+@click.argument("email")
+@pass_app
+def suppress_remove(app: App, email: str) -> None:
+    """Lift the job's stop on EMAIL (a stop from suppressions.csv is lifted there)."""
+    from jobs.ledger.suppressions import entries_for, remove_suppression
+
+    entry = remove_suppression(app.ledger_engine(), app.engine(), email)
+    click.echo(f"removed {entry.email} from the job's suppression list ({entry.provenance()})")
+    if still := entries_for(app.ledger_engine(), app.engine(), entry.email):
+        click.echo(f"note: {entry.email} stays {still[0].provenance()}")
+
+
+@suppress.command("list")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a CSV file (SPEC §5 conventions) instead of printing CSV.",
+)
+@encoding_option(_WRITTEN_CSV)
+@pass_app
+def suppress_list(app: App, out: Path | None, encoding: str) -> None:
+    """Every suppressed address: source data, hard bounces and operators' stops."""
+    import csv
+
+    from jobs.ledger.suppressions import SUPPRESSION_COLUMNS, list_suppressions
+    from jobs.reports.audit import CsvOut, protect_formula
+
+    entries = list_suppressions(app.ledger_engine(), app.engine())
+    if out is None:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(SUPPRESSION_COLUMNS)
+        writer.writerows([protect_formula(c) for c in e.cells()] for e in entries)
+        return
+    with CsvOut(out, SUPPRESSION_COLUMNS, encoding) as written:
+        for entry in entries:
+            written.write(entry.cells())
+    click.echo(f"wrote {written.rows:,} rows to {out}")
+    _report_side_notes([], written.unencodable, encoding)
+
+
+@cli.command("export-postal")
+@campaign_option
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@as_of_option
+@encoding_option(_WRITTEN_CSV)
+@pass_app
+def export_postal_cmd(
+    app: App, campaign: str, out: Path, as_of: datetime | None, encoding: str
+) -> None:
+    """The paper-mail list: My Page postal addresses of the campaign's accounts (SPEC §10)."""
+    from jobs.reports.postal import MISSING_POSTAL_ADDRESS, export_postal
+
+    chosen = app.campaign(campaign)
+    day = _as_of(as_of)
+    report = export_postal(app.engine(), chosen, out, as_of=day, encoding=encoding)
+    for row in report.missing:
+        click.echo(
+            f"warning {MISSING_POSTAL_ADDRESS}: {row.account_kind.value} {row.account_id} "
+            f"{row.account_name}: the postal code or address is empty",
+            err=True,
+        )
+    counts = ", ".join(f"{kind.value} {n:,}" for kind, n in report.counts.items()) or "none"
+    click.echo(f"postal list of {chosen.id} as of {day.isoformat()}: {report.rows:,} accounts")
+    click.echo(f"  {counts}")
+    click.echo(f"warnings: {MISSING_POSTAL_ADDRESS} {len(report.missing):,}")
+    click.echo(f"wrote {out}")
+    _report_side_notes([], report.unencodable, encoding)
+
+
+@cli.command("test-send")
+@campaign_option
+@click.option("--to", "to", required=True, help="The only address that receives anything.")
+@click.option("--email", default=None, help="Send the messages this recipient would get.")
+@click.option(
+    "--sample",
+    type=int,
+    default=None,
+    help="Send N messages spread over audiences and reasons (default 3).",
+)
+@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@as_of_option
+@pass_app
+def test_send_cmd(
+    app: App,
+    campaign: str,
+    to: str,
+    email: str | None,
+    sample: int | None,
+    run_key: str | None,
+    as_of: datetime | None,
+) -> None:
+    """Send real messages of chosen recipients to --to only, marked [TEST]; no ledger writes.
+
+    Exit 0 when the relay accepted every copy, 3 when it refused or deferred one.
+    """
+    import dataclasses
+
+    from jobs.delivery.testsend import send_test_copies
+    from jobs.errors import InputError
+    from resolver.normalize import normalize_email
+
+    if email is not None and sample is not None:
+        raise InputError("give at most one of --email, --sample")
+    address = normalize_email(to).address
+    if address is None:
+        raise InputError(f"--to {to!r} is not a valid e-mail address")
+    chosen = app.campaign(campaign)
+    day = _as_of(as_of)
+    composer = dataclasses.replace(
+        app.composer(chosen, _run_key(run_key, day), day), test_to=address
+    )
+    report = send_test_copies(
+        app.engine(),
+        chosen,
+        composer,
+        app.settings.smtp,
+        as_of=day,
+        email=email,
+        sample=3 if sample is None else sample,
+        extra_suppressed=app.ledger_suppressions(),
+    )
+    click.echo(f"test send of {chosen.id} to {address} only (nothing recorded in the ledger)")
+    for copy in report.sent:
+        click.echo(
+            f"  {copy.status.value}: the message for {copy.original_to} {copy.message_id}"
+            + (f" ({copy.reply})" if copy.status.value != "sent" and copy.reply else "")
+        )
+    app.close()
+    sys.exit(0 if report.all_accepted else 3)
 
 
 def main() -> None:

@@ -79,6 +79,26 @@ class MessageSettings:
     reply_to: str = "support@smileworks.example.jp"
     charset: Charset = "utf-8"
     message_id_domain: str = "mailer.smileworks.example.jp"
+    # §10 VERP: the envelope sender, e.g. "bounce+{token}@mailer.example.jp"; empty: the From
+    # address. `{token}` is a keyed HMAC of the delivery, keyed by the variable `verp_key_env`.
+    return_path: str = ""
+    verp_key_env: str = ""
+    # §10: every message of every run goes to this one address instead (staging, rehearsals)
+    redirect_all_to: str = ""
+
+    def verp_key(self) -> bytes | None:
+        """The VERP key, read from the environment only when `return_path` holds `{token}`."""
+        if "{token}" not in self.return_path:
+            return None
+        if not self.verp_key_env:
+            raise ConfigError("message.return_path holds {token} but message.verp_key_env is empty")
+        value = os.environ.get(self.verp_key_env, "")
+        if len(value) < 16:
+            raise ConfigError(
+                f"message.verp_key_env names {self.verp_key_env!r}, which must hold a secret of at"
+                " least 16 characters in the environment"
+            )
+        return value.encode()
 
 
 @dataclass(frozen=True, slots=True)

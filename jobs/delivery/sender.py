@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from jobs.config.settings import SmtpSettings
 from jobs.ledger.queue import claim, record, release
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, RunRecord
-from jobs.messages.compose import Composer, envelope_sender
+from jobs.messages.compose import Composer
 from jobs.progress import Progress
 from jobs.smtp.envelope import SESSION_PHASES, Envelope, FinalResult, FinalStatus
 from jobs.smtp.retry import send_with_retry
@@ -127,7 +127,7 @@ async def send_pass(
     """
     report = PassReport()
     started = time.perf_counter()
-    sender = envelope_sender(composer.message.from_)
+    return_path = composer.return_path()  # §10: VERP, or the From address
     connections = smtp.connections
     batch = claim_size or max(8, min(200, connections * 8))
     work: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue(maxsize=batch * 2)
@@ -169,10 +169,10 @@ async def send_pass(
         if composed.fallback:
             report.charset_fallbacks.append(c.delivery.email)
         envelope = Envelope(
-            sender=sender,
-            recipients=(c.delivery.email,),
+            sender=return_path.for_delivery(c.delivery_id, c.message_id),
+            recipients=(composer.recipient(c.delivery),),  # §10: redirect_all_to
             data=composed.data,
-            message_id=c.message_id,
+            message_id=composed.message_id,
             key=c.delivery.key,
         )
         held.pop(c.delivery_id, None)  # from here on the message may reach the server

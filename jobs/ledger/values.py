@@ -18,6 +18,7 @@ __all__ = [
     "FINAL_STATUSES",
     "OPEN_STATUSES",
     "AuditExportRow",
+    "BounceKind",
     "ClaimedDelivery",
     "DeliveryResult",
     "DeliveryStatus",
@@ -35,6 +36,15 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     DEFERRED = "deferred"
     FAILED = "failed"
+    # §10: the relay accepted it, then a delivery status notification (5.x.x) came back
+    BOUNCED = "bounced"
+
+
+class BounceKind(StrEnum):
+    """§10: a 5.x.x DSN is hard (bounced, suppressed); a 4.x.x is soft (recorded only)."""
+
+    HARD = "hard"
+    SOFT = "soft"
 
 
 FINAL_STATUSES: frozenset[DeliveryStatus] = frozenset(
@@ -176,3 +186,4 @@ class AuditExportRow:
     last_error: str | None
     message_id: str | None
     sent_at: datetime | None
+    dsn_status: str | None = None  # §10: a bounced delivery's DSN status, shown as last_smtp_code

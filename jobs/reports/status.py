@@ -32,6 +32,7 @@ _ORDER = (
     DeliveryStatus.SENT,
     DeliveryStatus.DEFERRED,
     DeliveryStatus.FAILED,
+    DeliveryStatus.BOUNCED,  # §10: after `bounces import`
 )
 
 
@@ -143,7 +144,8 @@ def _line(row: AuditExportRow) -> AuditLine:
         delivery_email=_cell(row.delivery_email),
         status=_cell(row.status.value if row.status is not None else None),
         attempts=_cell(row.attempts),
-        last_smtp_code=_cell(row.last_smtp_code),
+        # §10: a bounced delivery shows the DSN status (5.1.1) instead of the relay's 250
+        last_smtp_code=row.dsn_status or _cell(row.last_smtp_code),
         last_error=_cell(row.last_error),
         message_id=_cell(row.message_id),
         sent_at=_cell(row.sent_at),

@@ -8,6 +8,7 @@ who are not candidates at all (ordinary users) and those outside the campaign's 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -21,7 +22,16 @@ from jobs.source.loader import find_accounts_by_email
 from jobs.source.models import Customer as CustomerRow
 from jobs.source.models import Partner as PartnerRow
 from resolver.candidates import is_legacy_admin
-from resolver.model import AccountKind, Candidate, Decided, Decision, Delivery, Excluded, User
+from resolver.model import (
+    AccountKind,
+    Candidate,
+    Decided,
+    Decision,
+    Delivery,
+    Excluded,
+    Reason,
+    User,
+)
 from resolver.normalize import dedupe_key
 from resolver.resolve import AccountOutcome
 from resolver.rules import EXPLANATIONS
@@ -135,8 +145,13 @@ def explain(
     corp_id: str | None = None,
     partner_id: str | None = None,
     extra_suppressed: frozenset[str] = frozenset(),
+    suppression_origin: Callable[[str], Sequence[str]] | None = None,
 ) -> Explanation:
-    """Trace one person (by e-mail) or one account; NotFound (exit 2) when nothing matches."""
+    """Trace one person (by e-mail) or one account; NotFound (exit 2) when nothing matches.
+
+    `suppression_origin(key)`: where the suppression of a dedupe key came from, in sentences
+    (§10: the source data, a hard bounce in run X, an operator with a note).
+    """
     query = {
         k: v for k, v in (("email", email), ("corp_id", corp_id), ("partner_id", partner_id)) if v
     }
@@ -171,7 +186,11 @@ def explain(
             return
         for row in outcome.rows:
             if matches(row.candidate.email):
-                traced.append((_trace_row(row), row.delivery_key))
+                trace = _trace_row(row)
+                key = row.candidate.normalized.key
+                if Reason.SUPPRESSED in row.reasons and suppression_origin and key:
+                    trace.because.extend(suppression_origin(key))
+                traced.append((trace, row.delivery_key))
         for ex in outcome.excluded:
             if matches(ex.candidate.email):
                 traced.append((_trace_excluded(ex), None))
@@ -214,7 +233,11 @@ def explain(
             "contact: nobody in it can receive the campaign"
         )
     if target_key is not None and target_key in extra_suppressed:
-        result.notes.append("the address is on the job's own suppression list (a hard bounce)")
+        origins = suppression_origin(target_key) if suppression_origin else ()
+        result.notes.append(
+            "the address is on the job's own suppression list"
+            + (": " + "; ".join(origins) if origins else "")
+        )
     return result
 
 
