@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from jobs.ledger.codec import utc_now
-from jobs.ledger.models import BounceRow, DeliveryRow, RunRow
+from jobs.ledger.models import BounceRow, DeliveryRow, RunRow, SuppressionRow
 from jobs.ledger.suppressions import suppression_insert
 from jobs.ledger.values import BounceKind, DeliveryStatus
 from resolver.model import SuppressionReason
@@ -130,7 +130,7 @@ def record_bounces(
                     sa.select(BounceRow.delivery_id, BounceRow.fingerprint).where(
                         BounceRow.delivery_id.in_(chunk)
                     )
-                ).tuples()
+                )
             )
         for b in bounces:
             pair = (b.delivery.delivery_id, b.fingerprint)
@@ -165,11 +165,15 @@ def record_bounces(
                     last_error=b.diagnostic,
                 )
             ).rowcount
-            # §10: the delivery's own normalized address (its dedupe key) is suppressed
+            # §10: the delivery's own normalized address (its dedupe key) is suppressed; counted
+            # by a look first, as rowcounts of "insert or ignore" differ between databases
             key = b.delivery.email.lower()
-            tally.suppressed += conn.execute(
-                suppression_insert(conn.dialect),
-                [
+            on_list = conn.execute(
+                sa.select(SuppressionRow.email).where(SuppressionRow.email == key)
+            ).first()
+            if on_list is None:
+                conn.execute(
+                    suppression_insert(conn.dialect),
                     {
                         "email": key,
                         "reason": SuppressionReason.HARD_BOUNCE,
@@ -178,7 +182,7 @@ def record_bounces(
                         "smtp_code": None,
                         "smtp_text": f"{b.dsn_status} {b.diagnostic}".strip(),
                         "note": None,
-                    }
-                ],
-            ).rowcount
+                    },
+                )
+                tally.suppressed += 1
     return tally
