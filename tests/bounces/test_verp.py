@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobs.errors import ConfigError
-from jobs.messages.verp import ReturnPath, check_return_path, parse_token, token_verifies, verp_token
+from jobs.messages.verp import (
+    ReturnPath,
+    check_return_path,
+    parse_token,
+    token_verifies,
+    verp_token,
+)
 
 KEY = b"a-test-key-of-32-bytes-0123456789"
 TEMPLATE = "bounce+{token}@mailer.smileworks.example.jp"
@@ -56,7 +62,7 @@ def test_without_a_token_the_return_path_is_fixed() -> None:
     ],
 )
 def test_bad_return_paths_are_config_errors(value: str) -> None:
-    with pytest.raises(ConfigError, match="message.return_path"):
+    with pytest.raises(ConfigError, match=r"message\.return_path"):
         check_return_path(value)
 
 

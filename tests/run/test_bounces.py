@@ -54,7 +54,9 @@ def sent_site(
     return site
 
 
-def _import(site: Site, messages: list[tuple[str, bytes]], path: ReturnPath = NO_VERP) -> ImportReport:
+def _import(
+    site: Site, messages: list[tuple[str, bytes]], path: ReturnPath = NO_VERP
+) -> ImportReport:
     ledger = make_engine(site.effective_ledger_url)
     try:
         return import_bounces(ledger, messages, path)
@@ -157,8 +159,7 @@ RETURN_PATH = "bounce+{token}@mailer.smileworks.example.jp"
 def _dsn(to: str, recipient: str, returned_id: str = "") -> bytes:
     """A minimal RFC 3464 bounce delivered to `to`, with or without the returned headers."""
     returned = (
-        "--B\nContent-Type: text/rfc822-headers\n\n"
-        f"Message-ID: {returned_id}\nTo: {recipient}\n\n"
+        f"--B\nContent-Type: text/rfc822-headers\n\nMessage-ID: {returned_id}\nTo: {recipient}\n\n"
         if returned_id
         else ""
     )
