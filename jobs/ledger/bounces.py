@@ -112,6 +112,13 @@ def deliveries_by_id(conn: sa.Connection, ids: Collection[int]) -> dict[int, Del
     return {ref.delivery_id: ref for ref in refs}
 
 
+def _reply_text(b: MatchedBounce) -> str:
+    """The diagnostic, led by the DSN status when it does not quote it itself."""
+    if b.dsn_status in b.diagnostic:
+        return b.diagnostic
+    return f"{b.dsn_status} {b.diagnostic}".strip()
+
+
 def record_bounces(
     engine: sa.Engine, bounces: Sequence[MatchedBounce], *, now: datetime | None = None
 ) -> BounceTally:
@@ -180,7 +187,7 @@ def record_bounces(
                         "created_at": now,
                         "run_id": b.delivery.run_id,
                         "smtp_code": None,
-                        "smtp_text": f"{b.dsn_status} {b.diagnostic}".strip(),
+                        "smtp_text": _reply_text(b),
                         "note": None,
                     },
                 )
