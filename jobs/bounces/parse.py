@@ -218,7 +218,7 @@ def parse_notice(data: bytes) -> Notice:
     return Notice(
         fingerprint=_fingerprint(msg, data),
         subject=_decoded(str(msg.get("Subject", ""))),
-        sender=_clean(str(msg.get("From", ""))),
+        sender=_decoded(str(msg.get("From", ""))),
         failures=failures,
         original_message_ids=tuple(dict.fromkeys(_returned_message_ids(msg))),
         envelope_to=tuple(dict.fromkeys(address.lower() for _, address in envelope if address)),

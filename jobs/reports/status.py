@@ -49,7 +49,9 @@ class RunStatus:
         if self.first_sent is None or self.last_sent is None:
             return 0.0
         span = (self.last_sent - self.first_sent).total_seconds()
-        return self.stats[DeliveryStatus.SENT] / span if span > 0 else 0.0
+        # a bounced delivery was sent too: the bounce came back later (§10)
+        accepted = self.stats[DeliveryStatus.SENT] + self.stats[DeliveryStatus.BOUNCED]
+        return accepted / span if span > 0 else 0.0
 
     @property
     def state(self) -> str:

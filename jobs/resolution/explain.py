@@ -180,6 +180,7 @@ def explain(
         return target_key is None or dedupe_key(raw_email) == target_key
 
     traced: list[tuple[PersonTrace, str | None]] = []
+    explained: set[str] = set()  # suppressed keys whose origin a trace already gives
 
     def on_outcome(outcome: AccountOutcome) -> None:
         if outcome.account_id not in wanted:
@@ -190,6 +191,7 @@ def explain(
                 key = row.candidate.normalized.key
                 if Reason.SUPPRESSED in row.reasons and suppression_origin and key:
                     trace.because.extend(suppression_origin(key))
+                    explained.add(key)
                 traced.append((trace, row.delivery_key))
         for ex in outcome.excluded:
             if matches(ex.candidate.email):
@@ -232,7 +234,7 @@ def explain(
             "this account has no My Page contact, System Administrator, admin user or partner "
             "contact: nobody in it can receive the campaign"
         )
-    if target_key is not None and target_key in extra_suppressed:
+    if target_key is not None and target_key in extra_suppressed and target_key not in explained:
         origins = suppression_origin(target_key) if suppression_origin else ()
         result.notes.append(
             "the address is on the job's own suppression list"
