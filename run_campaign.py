@@ -598,12 +598,11 @@ def bounces_import(app: App, maildir: Path | None, mbox: Path | None) -> None:
     from jobs.bounces.importer import import_bounces
     from jobs.bounces.reader import read_maildir, read_mbox
     from jobs.errors import InputError
-    from jobs.messages.verp import ReturnPath, check_return_path
+    from jobs.messages.verp import ReturnPath
 
     if (maildir is None) == (mbox is None):
         raise InputError("give exactly one of --maildir DIR, --mbox FILE")
     message = app.settings.message
-    check_return_path(message.return_path)
     return_path = ReturnPath(message.return_path, message.verp_key())
     messages = read_maildir(maildir) if maildir is not None else read_mbox(mbox)  # type: ignore[arg-type]
     report = import_bounces(app.ledger_engine(), messages, return_path)

@@ -8,6 +8,7 @@ file: `smtp.password_env` names the environment variable that holds it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -18,15 +19,19 @@ from jobs.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "VERP_PLACEHOLDER",
     "DatabaseSettings",
     "MessageSettings",
     "PathSettings",
     "Settings",
     "SmtpSettings",
+    "check_return_path",
     "load_settings",
 ]
 
 DEFAULT_CONFIG = Path("config/settings.toml")
+VERP_PLACEHOLDER = "{token}"  # §10: where message.return_path takes each delivery's token
+_BARE_ADDRESS = re.compile(r"[\x21-\x7e]+@[A-Za-z0-9.-]+")
 DEFAULT_DATABASE_URL = "sqlite:///var/swmail.sqlite3"
 
 Security = Literal["none", "starttls", "tls"]
@@ -88,7 +93,7 @@ class MessageSettings:
 
     def verp_key(self) -> bytes | None:
         """The VERP key, read from the environment only when `return_path` holds `{token}`."""
-        if "{token}" not in self.return_path:
+        if VERP_PLACEHOLDER not in self.return_path:
             return None
         if not self.verp_key_env:
             raise ConfigError("message.return_path holds {token} but message.verp_key_env is empty")
@@ -159,6 +164,30 @@ def _coerce(section: str, key: str, value: Any, default: Any, annotation: Any, o
     return result
 
 
+def check_return_path(value: str) -> None:
+    """`message.return_path` is one bare address, with `{token}` at most once, in the local part."""
+    if not value:
+        return
+    where = f"message.return_path {value!r}"
+    if value.count(VERP_PLACEHOLDER) > 1:
+        raise ConfigError(f"{where} holds {VERP_PLACEHOLDER} more than once")
+    local, at, _ = value.partition("@")
+    if VERP_PLACEHOLDER in value and VERP_PLACEHOLDER not in local:
+        raise ConfigError(f"{where}: {VERP_PLACEHOLDER} must be in the part before the @")
+    sample = value.replace(VERP_PLACEHOLDER, "0-aaaaaaaaaaaaa")
+    if not at or not _BARE_ADDRESS.fullmatch(sample) or any(ch in sample for ch in '<>(),;:"[]\\'):
+        raise ConfigError(
+            f"{where} is not a bare address like bounce+{VERP_PLACEHOLDER}@example.jp"
+        )
+
+
+def _check_redirect(value: str) -> None:
+    if value and (not _BARE_ADDRESS.fullmatch(value) or any(ch in value for ch in '<>(),;:"[]\\')):
+        raise ConfigError(
+            f"message.redirect_all_to {value!r} is not a bare address like me@example.jp"
+        )
+
+
 def _build(data: Mapping[str, Any], env: Mapping[str, str], origin: str) -> Settings:
     unknown_sections = set(data) - set(_SECTIONS)
     if unknown_sections:
@@ -187,6 +216,8 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str], origin: str) -> Sett
         raise ConfigError(f"{origin}: smtp.connections must be at least 1")
     if settings.smtp.max_attempts < 1:
         raise ConfigError(f"{origin}: smtp.max_attempts must be at least 1")
+    check_return_path(settings.message.return_path)
+    _check_redirect(settings.message.redirect_all_to.strip())
     return settings
 
 

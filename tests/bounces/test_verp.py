@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jobs.config.settings import check_return_path, load_settings
 from jobs.errors import ConfigError
 from jobs.messages.verp import (
     ReturnPath,
-    check_return_path,
     parse_token,
     token_verifies,
     verp_token,
@@ -70,3 +70,25 @@ def test_good_return_paths_pass() -> None:
     check_return_path(TEMPLATE)
     check_return_path("bounces@mailer.smileworks.example.jp")
     check_return_path("")
+
+
+def test_settings_refuse_a_bad_return_path_or_redirect_when_loaded() -> None:
+    with pytest.raises(ConfigError, match=r"message\.return_path"):
+        load_settings(None, env={"SWMAIL_MESSAGE_RETURN_PATH": "bounce+{token}"})
+    with pytest.raises(ConfigError, match=r"message\.redirect_all_to"):
+        load_settings(None, env={"SWMAIL_MESSAGE_REDIRECT_ALL_TO": "Me <me@example.jp>"})
+    loaded = load_settings(None, env={"SWMAIL_MESSAGE_REDIRECT_ALL_TO": "me@example.jp"})
+    assert loaded.message.redirect_all_to == "me@example.jp"
+
+
+def test_a_token_without_its_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"SWMAIL_MESSAGE_RETURN_PATH": TEMPLATE, "SWMAIL_MESSAGE_VERP_KEY_ENV": "SWMAIL_K"}
+    settings = load_settings(None, env=env)
+    monkeypatch.delenv("SWMAIL_K", raising=False)
+    with pytest.raises(ConfigError, match="SWMAIL_K"):
+        settings.message.verp_key()
+    monkeypatch.setenv("SWMAIL_K", "short")
+    with pytest.raises(ConfigError, match="at least 16"):
+        settings.message.verp_key()
+    monkeypatch.setenv("SWMAIL_K", "long-enough-secret-0123")
+    assert settings.message.verp_key() == b"long-enough-secret-0123"
