@@ -19,7 +19,7 @@ from jobs.messages.verp import ReturnPath
 from resolver.model import Delivery
 from resolver.normalize import normalize_email
 
-__all__ = ["TOKYO", "Composed", "Composer", "envelope_sender", "test_message_id"]
+__all__ = ["TOKYO", "Composed", "Composer", "copy_message_id", "envelope_sender"]
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -32,7 +32,7 @@ def envelope_sender(from_header: str) -> str:
     return address
 
 
-def test_message_id(message_id: str) -> str:
+def copy_message_id(message_id: str) -> str:
     """The Message-ID of a test copy: never the real one, so its bounce matches no delivery."""
     return "<test." + message_id.removeprefix("<")
 
@@ -118,7 +118,7 @@ class Composer:
         mid = message_id if message_id is not None else self.message_id(delivery.key)
         original_to: str | None = None
         if self.redirect_to:
-            mid, original_to = test_message_id(mid), delivery.email
+            mid, original_to = copy_message_id(mid), delivery.email
         built = build_message(
             rendered,
             to_name=delivery.name,
