@@ -28,11 +28,15 @@ from email.utils import getaddresses
 from flufl.bounce import all_failures
 
 from jobs.ledger.values import BounceKind
+from resolver.normalize import dedupe_key
 
 __all__ = ["Failure", "Notice", "parse_notice"]
 
 _ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _REPLY = re.compile(r"(?<![\d.#])([45])\d\d(?:[ -]|$)")
+# RFC 3464 §2.3.3 `Action` values that report a failure (the others: delivered, relayed,
+# expanded). Its own vocabulary, case-insensitive, unrelated to the ledger's status words.
+_FAILURE_ACTION = re.compile(r"\s*(?:failed|delayed)\s*", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"^message-id:[ \t]*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
 _DIAGNOSTIC_MAX = 500  # characters kept of a diagnostic (the audit's last_error)
 # Headers in which the receiving MTA records the envelope recipient (the VERP address).
@@ -43,7 +47,7 @@ _ENVELOPE_HEADERS = ("x-original-to", "delivered-to", "envelope-to", "to")
 class Failure:
     """One recipient the notification reports as failed or delayed."""
 
-    recipient: str  # lower-cased address as the report gives it
+    recipient: str  # the dedupe key (§4) of the address the report gives
     kind: BounceKind
     status: str  # an enhanced status code, e.g. 5.1.1
     diagnostic: str
@@ -67,7 +71,8 @@ class Notice:
 
     def worst_for(self, address: str) -> Failure:
         """The failure to record for a delivery to `address`: its own, hard before soft."""
-        own = [f for f in self.failures if f.recipient == address.lower()] or list(self.failures)
+        key = dedupe_key(address)
+        own = [f for f in self.failures if f.recipient == key] or list(self.failures)
         return min(own, key=lambda f: (f.kind is not BounceKind.HARD, own.index(f)))
 
 
@@ -91,10 +96,9 @@ def _kind(status: str) -> BounceKind:
 
 
 def _address(field: str) -> str:
-    """`rfc822; User@Example.jp` → `user@example.jp`."""
+    """`rfc822; User@Example.jp` → `user@example.jp` (its dedupe key)."""
     _, _, value = field.partition(";")
-    value = (value or field).strip().strip("<>").strip()
-    return value.lower()
+    return dedupe_key((value or field).strip().strip("<>")) or ""
 
 
 def _dsn_failures(report: Message) -> Iterator[Failure]:
@@ -107,10 +111,9 @@ def _dsn_failures(report: Message) -> Iterator[Failure]:
         text = str(payload)
         blocks = [HeaderParser().parsestr(b.strip() + "\n") for b in re.split(r"\n\s*\n", text)]
     for block in blocks[1:] if len(blocks) > 1 else blocks:
-        action = str(block.get("Action", "")).strip().lower()
         status_field = str(block.get("Status", "")).strip()
         match = _ENHANCED.search(status_field)
-        if action not in ("failed", "delayed") or match is None:
+        if not _FAILURE_ACTION.fullmatch(str(block.get("Action", ""))) or match is None:
             continue  # delivered, relayed, expanded: not a failure
         status = match.group(0)
         recipient = _address(
@@ -165,7 +168,7 @@ def _heuristic_failures(msg: Message) -> Iterator[Failure]:
         text = text.split(marker, 1)[0]
     for found, default in ((permanent, "5.0.0"), (temporary, "4.0.0")):
         for raw in sorted(found):
-            address = raw.decode("ascii", errors="replace").lower()
+            address = dedupe_key(raw.decode("ascii", errors="replace")) or ""
             line = _reply_line(text, address)
             enhanced = _ENHANCED.search(line)
             status = enhanced.group(0) if enhanced else default

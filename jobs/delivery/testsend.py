@@ -39,6 +39,10 @@ class SentCopy:
     status: FinalStatus
     reply: str
 
+    @property
+    def accepted(self) -> bool:
+        return self.status is FinalStatus.SENT
+
 
 @dataclass
 class CopiesReport:
@@ -47,7 +51,7 @@ class CopiesReport:
 
     @property
     def all_accepted(self) -> bool:
-        return all(s.status is FinalStatus.SENT for s in self.sent)
+        return all(s.accepted for s in self.sent)
 
 
 def pick_deliveries(
@@ -60,7 +64,7 @@ def pick_deliveries(
     """
     if email is not None:
         key = dedupe_key(email)
-        found = [d for d in deliveries if key is not None and d.email.lower() == key]
+        found = [d for d in deliveries if key is not None and dedupe_key(d.email) == key]
         if not found:
             raise NotFound(f"{email} receives nothing in this campaign (`explain` says why)")
         return found

@@ -21,6 +21,7 @@ from jobs.ledger.models import BounceRow, DeliveryRow, RunRow, SuppressionRow
 from jobs.ledger.suppressions import suppression_insert
 from jobs.ledger.values import BounceKind, DeliveryStatus
 from resolver.model import SuppressionReason
+from resolver.normalize import dedupe_key
 
 __all__ = [
     "BOUNCEABLE",
@@ -174,7 +175,9 @@ def record_bounces(
             ).rowcount
             # §10: the delivery's own normalized address (its dedupe key) is suppressed; counted
             # by a look first, as rowcounts of "insert or ignore" differ between databases
-            key = b.delivery.email.lower()
+            key = dedupe_key(b.delivery.email)
+            if key is None:  # cannot happen for a frozen delivery's address; kept honest
+                continue
             on_list = conn.execute(
                 sa.select(SuppressionRow.email).where(SuppressionRow.email == key)
             ).first()

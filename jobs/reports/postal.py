@@ -41,6 +41,18 @@ class PostalReport:
     missing: list[PostalRow] = field(default_factory=list)  # MISSING_POSTAL_ADDRESS
     unencodable: list[UnencodableCell] = field(default_factory=list)
 
+    def warning_lines(self) -> list[str]:
+        """One stderr line per account without a postal address (§10)."""
+        return [
+            f"warning {MISSING_POSTAL_ADDRESS}: {row.account_kind.value} {row.account_id} "
+            f"{row.account_name}: the postal code or address is empty"
+            for row in self.missing
+        ]
+
+    def warning_count(self) -> str:
+        """The summary's count of warnings, by code."""
+        return f"{MISSING_POSTAL_ADDRESS} {len(self.missing):,}"
+
 
 def export_postal(
     engine: sa.Engine, campaign: Campaign, out: Path, *, as_of: date, encoding: str = "utf-8"

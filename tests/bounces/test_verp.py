@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs.config.settings import check_return_path, load_settings
+from jobs.config.settings import load_settings, return_path_problem
 from jobs.errors import ConfigError
 from jobs.messages.verp import (
     ReturnPath,
@@ -62,14 +62,15 @@ def test_without_a_token_the_return_path_is_fixed() -> None:
     ],
 )
 def test_bad_return_paths_are_config_errors(value: str) -> None:
-    with pytest.raises(ConfigError, match=r"message\.return_path"):
-        check_return_path(value)
+    problem = return_path_problem(value)
+    assert problem is not None and problem.startswith("message.return_path")
+    with pytest.raises(ConfigError, match=r"SWMAIL_MESSAGE_RETURN_PATH: message\.return_path"):
+        load_settings(None, env={"SWMAIL_MESSAGE_RETURN_PATH": value})
 
 
 def test_good_return_paths_pass() -> None:
-    check_return_path(TEMPLATE)
-    check_return_path("bounces@mailer.smileworks.example.jp")
-    check_return_path("")
+    for value in (TEMPLATE, "bounces@mailer.smileworks.example.jp", ""):
+        assert return_path_problem(value) is None
 
 
 def test_settings_refuse_a_bad_return_path_or_redirect_when_loaded() -> None:
