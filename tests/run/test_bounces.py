@@ -300,3 +300,21 @@ def test_bounces_import_needs_exactly_one_mailbox(
     result = site.cli("bounces", "import")
     assert result.returncode == 2
     assert "exactly one of --maildir DIR, --mbox FILE" in result.stderr
+
+
+def test_a_run_with_verp_but_no_key_stops_before_sending(
+    make_site: Callable[..., Site],
+    smtp_server: Callable[..., SmtpServer],
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    site = make_site(sqlite_url)
+    site.extra_env.update(
+        {"SWMAIL_MESSAGE_RETURN_PATH": RETURN_PATH, "SWMAIL_MESSAGE_VERP_KEY_ENV": VERP_KEY_ENV}
+    )
+    site.prepare(write_people(tmp_path / "data", (OK,)))
+    server = smtp_server()
+    done = site.cli(*site.run_args(), server=server)
+    assert done.returncode == 2
+    assert f"message.verp_key_env names {VERP_KEY_ENV!r}" in done.stderr
+    assert server.handler.messages == []
