@@ -136,3 +136,22 @@ def test_without_redirect_the_run_says_nothing_about_it(
     assert done.stdout.startswith("run ")
     assert sorted(m.rcpt_tos[0] for m in server.handler.messages) == sorted(PEOPLE)
     assert all("X-SWMail-Original-To" not in _headers(m) for m in server.handler.messages)
+
+
+def test_a_sample_takes_one_of_each_kind_before_any_repeats() -> None:
+    from jobs.delivery.testsend import pick_deliveries
+    from resolver.model import Audience, Delivery, Reason
+
+    def delivery(seq: int, audience: Audience, reason: Reason) -> Delivery:
+        return Delivery(
+            f"p{seq}@example.jp", f"p{seq}@example.jp", "名前", audience, (reason,), (), seq
+        )
+
+    customers = [delivery(i, Audience.CUSTOMER, Reason.MYPAGE_CONTACT) for i in range(1, 5)]
+    admins = [delivery(i, Audience.CUSTOMER, Reason.SYSTEM_ADMIN) for i in range(5, 7)]
+    partner = [delivery(7, Audience.PARTNER, Reason.PARTNER_CONTACT)]
+    every = customers + admins + partner
+    picked = pick_deliveries(every, email=None, sample=4)
+    assert [d.seq for d in picked] == [1, 5, 7, 2]  # one per (audience, reasons), then again
+    assert len(pick_deliveries(every, email=None, sample=50)) == len(every)
+    assert [d.seq for d in pick_deliveries(every, email="P6@Example.jp", sample=1)] == [6]
