@@ -136,6 +136,8 @@ def test_without_redirect_the_run_says_nothing_about_it(
     assert done.stdout.startswith("run ")
     assert sorted(m.rcpt_tos[0] for m in server.handler.messages) == sorted(PEOPLE)
     assert all("X-SWMail-Original-To" not in _headers(m) for m in server.handler.messages)
+    # §10: without message.return_path the envelope sender is the From address, as before
+    assert {m.mail_from for m in server.handler.messages} == {"info@smileworks.example.jp"}
 
 
 def test_a_sample_takes_one_of_each_kind_before_any_repeats() -> None:
