@@ -15,5 +15,6 @@ The sub-packages follow the data, and each imports only from the stages before i
 - `bounces`: delivery status notifications read back from a mailbox into the ledger.
 - `reports`: what operators read (audit and warnings CSV, dry-run output, status).
 
-`errors` and `progress` are shared by every stage and import nothing from them.
+`errors`, `progress`, `files` (owner-only output files, written atomically) and `terminal` (text
+from data escaped for a terminal) are shared by every stage and import nothing from them.
 """

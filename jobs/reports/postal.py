@@ -60,24 +60,18 @@ def export_postal(
     """Write the campaign's paper-mail list to `out`; the file appears only when complete."""
     check_source_schema(engine)
     report = PostalReport(as_of=as_of)
-    partial = out.with_name(out.name + ".partial")
-    try:
-        with snapshot(engine) as conn, CsvOut(partial, POSTAL_COLUMNS, encoding) as csv_out:
-            # §10: customers first, then partners, each by id (the loaders' order)
-            rows = (customer_postal_row(a, campaign.policy) for a in iter_customer_accounts(conn))
-            partner_rows = (
-                partner_postal_row(a, campaign.policy) for a in iter_partner_accounts(conn)
-            )
-            for row in chain(rows, partner_rows):  # one after the other, never all in memory
-                if row is None:
-                    continue
-                csv_out.write(row.cells())
-                report.counts[row.account_kind] = report.counts.get(row.account_kind, 0) + 1
-                if row.missing_address:
-                    report.missing.append(row)
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
+    # CsvOut writes a private temporary file and renames it into place when complete
+    with snapshot(engine) as conn, CsvOut(out, POSTAL_COLUMNS, encoding) as csv_out:
+        # §10: customers first, then partners, each by id (the loaders' order)
+        rows = (customer_postal_row(a, campaign.policy) for a in iter_customer_accounts(conn))
+        partner_rows = (partner_postal_row(a, campaign.policy) for a in iter_partner_accounts(conn))
+        for row in chain(rows, partner_rows):  # one after the other, never all in memory
+            if row is None:
+                continue
+            csv_out.write(row.cells())
+            report.counts[row.account_kind] = report.counts.get(row.account_kind, 0) + 1
+            if row.missing_address:
+                report.missing.append(row)
     report.rows = csv_out.rows
     report.unencodable = csv_out.unencodable
     return report
