@@ -318,3 +318,17 @@ def test_a_run_with_verp_but_no_key_stops_before_sending(
     assert done.returncode == 2
     assert f"message.verp_key_env names {VERP_KEY_ENV!r}" in done.stderr
     assert server.handler.messages == []
+
+
+def test_what_a_mailbox_holds_reaches_the_terminal_escaped(
+    make_site: Callable[..., Site], sqlite_url: str, tmp_path: Path
+) -> None:
+    site = make_site(sqlite_url)
+    site.prepare(write_people(tmp_path / "data", (OK,)))
+    box = mailbox.Maildir(tmp_path / "bounces", create=True)
+    # an encoded subject that decodes to an ESC sequence retitling the operator's terminal
+    box.add(b"From: x@example.jp\nSubject: =?UTF-8?B?G10wO3B3bmVkBw==?=\n\nhello\n")
+    done = site.cli("bounces", "import", "--maildir", str(tmp_path / "bounces"))
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    assert "\\x1b]0;pwned\\x07" in done.stdout
