@@ -10,7 +10,7 @@ nothing about the test copy can ever be matched to a real delivery). The ledger 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -55,12 +55,13 @@ class CopiesReport:
 
 
 def pick_deliveries(
-    deliveries: Sequence[Delivery], *, email: str | None, sample: int
+    deliveries: Iterable[Delivery], *, email: str | None, sample: int
 ) -> list[Delivery]:
     """The deliveries of `email`, or `sample` spread over audiences and include reasons.
 
     The spread takes one delivery of each (audience, reasons) group in turn, groups in order
     of first appearance, so that N messages show N different footers before any repeats.
+    One pass over the deliveries, keeping at most `sample` of each group.
     """
     if email is not None:
         key = dedupe_key(email)
@@ -72,7 +73,9 @@ def pick_deliveries(
         raise InputError("--sample must be at least 1")
     groups: dict[tuple[object, ...], list[Delivery]] = {}
     for d in deliveries:
-        groups.setdefault((d.audience, d.reasons), []).append(d)
+        group = groups.setdefault((d.audience, d.reasons), [])
+        if len(group) < sample:
+            group.append(d)
     picked: list[Delivery] = []
     depth = 0
     while len(picked) < sample and any(len(g) > depth for g in groups.values()):
@@ -123,8 +126,8 @@ def send_test_copies(
     if not composer.redirect_to:
         raise InputError("test-send needs a test address (--to)")
     composer.check()
-    resolved = resolve_campaign(
+    with resolve_campaign(
         engine, campaign, as_of, extra_suppressed=extra_suppressed, progress=False
-    )
-    chosen = pick_deliveries(resolved.deliveries, email=email, sample=sample)
+    ) as resolved:
+        chosen = pick_deliveries(resolved.deliveries, email=email, sample=sample)
     return asyncio.run(_send_all(composer, smtp, chosen))

@@ -117,15 +117,16 @@ def test_the_next_resolution_skips_hard_bounces_but_not_soft_ones(sent_site: Sit
     try:
         settings = sent_site.settings()
         campaign, _ = sent_site.composer(settings)
-        resolved = resolve_campaign(
+        with resolve_campaign(
             source, campaign, AS_OF, extra_suppressed=ledger_suppressions(ledger)
-        )
+        ) as resolved:
+            sent_to = {d.email for d in resolved.deliveries}
+            suppressed = resolved.summary.reasons[Reason.SUPPRESSED]
     finally:
         source.dispose()
         ledger.dispose()
-    sent_to = {d.email for d in resolved.deliveries}
     assert sent_to == {SOFT, OK}
-    assert resolved.summary.reasons[Reason.SUPPRESSED] == 3
+    assert suppressed == 3
 
 
 def test_importing_again_changes_nothing(sent_site: Site) -> None:
