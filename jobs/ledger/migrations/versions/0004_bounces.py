@@ -1,7 +1,7 @@
 """Bounces (SPEC §10): matched delivery status notifications, DSN status, operators' notes.
 
 Revision ID: 0004_bounces
-Revises: 0001
+Revises: 0002_delivery_queue
 Create Date: 2026-11-29
 
 - `swmail_bounces`: one row per (delivery, bounce message), so re-importing a mailbox adds
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0004_bounces"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002_delivery_queue"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
