@@ -24,7 +24,13 @@ from typing import Any, NoReturn
 
 import click
 
-from jobs.app import App, append_error_log, render_explanation, render_preview
+from jobs.app import (
+    App,
+    append_error_log,
+    render_explanation,
+    render_preview,
+    render_provenance,
+)
 from jobs.config.campaign import Campaign
 from jobs.config.runs import name_problem, split_run_id
 from jobs.config.settings import load_settings
@@ -618,6 +624,8 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
     outcome = app.run(campaign, run_key=app.run_key(run_key, day), as_of=day, progress=_is_tty())
     r = outcome.run
     verb = _("resolved and froze") if outcome.created else _("resumed")
+    if (notice := app.redirect_notice()) is not None:
+        _echo(notice)
     _echo(
         tr("run {run_id} ({verb}; as of {day})", run_id=r.run_id, verb=verb, day=fmt_date(r.as_of))
     )
@@ -677,6 +685,8 @@ def worker(app: App, run_id: str) -> None:
     """
     outcome = app.worker(run_id, progress=_is_tty())
     p = outcome.pass_report
+    if (notice := app.redirect_notice()) is not None:
+        _echo(notice)  # §10: a worker sends redirected too, and says so first
     _echo(
         tr(
             "worker {worker} on {run_id}: sent {sent:,}, deferred {deferred:,}, failed"
@@ -739,6 +749,246 @@ def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     written = app.audit_export(run_id, out, encoding)
     _echo(tr("wrote {n:,} rows to {path}", n=written.rows, path=out))
     _report_side_notes([], written.unencodable, encoding)
+
+
+# --- bounces, suppressions, the postal list, test sends (SPEC §10) ------------------------------
+
+
+@cli.group()
+def bounces() -> None:
+    """Delivery status notifications that came back after sending."""
+
+
+_provenance = render_provenance  # where a suppression came from, in the operator's language
+
+
+def _listed(title: str, items: list[Any]) -> None:
+    if not items:
+        return
+    _echo(f"{_(title)}:")
+    for item in items:
+        who = tr(" (from {sender})", sender=item.sender) if item.sender else ""
+        _echo(f"  {item.where}: {item.subject or _('(no subject)')}{who}: {item.why}")
+
+
+@bounces.command("import")
+@click.option(
+    "--maildir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A Maildir folder (with new/ and cur/) that receives the bounces.",
+)
+@click.option(
+    "--mbox",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="An mbox file that receives the bounces.",
+)
+@pass_app
+def bounces_import(app: App, maildir: Path | None, mbox: Path | None) -> None:
+    """Match bounces to deliveries: 5.x.x → bounced and suppressed, 4.x.x → recorded; repeatable."""
+    report = app.bounces_import(maildir=maildir, mbox=mbox)
+    t = report.tally
+    _echo(
+        tr(
+            "read {messages:,} messages from {source}: {bounces:,} bounces, {other:,} not bounces",
+            messages=report.messages,
+            source=maildir or mbox,
+            bounces=report.bounces,
+            other=len(report.not_bounces),
+        )
+    )
+    _echo(
+        tr(
+            "matched {by_id:,} by Message-ID and {by_verp:,} by VERP token; unmatched"
+            " {unmatched:,}; refused {forged:,} (forged token)",
+            by_id=report.by_message_id,
+            by_verp=report.by_verp,
+            unmatched=len(report.unmatched),
+            forged=len(report.forged),
+        )
+    )
+    _echo(
+        tr(
+            "recorded {hard:,} hard and {soft:,} soft bounces ({repeated:,} imported before);"
+            " {bounced:,} deliveries now bounced, {suppressed:,} addresses suppressed",
+            hard=t.hard,
+            soft=t.soft,
+            repeated=t.repeated,
+            bounced=t.bounced,
+            suppressed=t.suppressed,
+        )
+    )
+    _listed(N_("not bounces"), report.not_bounces)
+    _listed(N_("unmatched"), report.unmatched)
+    _listed(N_("refused"), report.forged)
+
+
+@cli.group()
+def suppress() -> None:
+    """The job's own suppression list (unioned with suppressions.csv)."""
+
+
+@suppress.command("add")
+@click.argument("email")
+@click.option(
+    "--reason",
+    type=click.Choice(["manual", "complaint"]),
+    default="manual",
+    show_default=True,
+    help="Why the address is stopped.",
+)
+@click.option("--note", default="", help="Free text kept with the entry (who asked, ticket…).")
+@pass_app
+def suppress_add(app: App, email: str, reason: str, note: str) -> None:
+    """Stop every later campaign to EMAIL (normalized as in SPEC §4)."""
+    entry, added = app.suppress_add(email, reason, note)
+    if added:
+        _echo(
+            tr(
+                "suppressed {email} ({reason}): later runs skip it",
+                email=entry.email,
+                reason=entry.reason.value,
+            )
+        )
+    else:
+        _echo(
+            tr(
+                "{email} was already suppressed, left as it is: {provenance}",
+                email=entry.email,
+                provenance=_provenance(entry.provenance()),
+            )
+        )
+
+
+@suppress.command("remove")
+@click.argument("email")
+@pass_app
+def suppress_remove(app: App, email: str) -> None:
+    """Lift the job's stop on EMAIL (a stop from suppressions.csv is lifted there)."""
+    entry, still = app.suppress_remove(email)
+    _echo(
+        tr(
+            "removed {email} from the job's suppression list ({provenance})",
+            email=entry.email,
+            provenance=_provenance(entry.provenance()),
+        )
+    )
+    if still:
+        _echo(
+            tr(
+                "note: {email} stays {provenance}",
+                email=entry.email,
+                provenance=_provenance(still[0].provenance()),
+            )
+        )
+
+
+@suppress.command("list")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a CSV file (SPEC §5 conventions) instead of printing CSV.",
+)
+@encoding_option(_WRITTEN_CSV)
+@pass_app
+def suppress_list(app: App, out: Path | None, encoding: str) -> None:
+    """Every suppressed address: source data, hard bounces and operators' stops."""
+    import csv
+    import io
+
+    if out is None:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(app.suppress_rows())
+        _echo(text.getvalue().rstrip("\n"))  # an operator's note may hold anything
+        return
+    written = app.suppress_list_csv(out, encoding)
+    _echo(tr("wrote {n:,} rows to {path}", n=written.rows, path=out))
+    _report_side_notes([], written.unencodable, encoding)
+
+
+@cli.command("export-postal")
+@campaign_option
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@as_of_option
+@encoding_option(_WRITTEN_CSV)
+@pass_app
+def export_postal_cmd(
+    app: App, campaign: Campaign, out: Path, as_of: date | None, encoding: str
+) -> None:
+    """The paper-mail list: My Page postal addresses of the campaign's accounts (SPEC §10)."""
+    day = app.as_of(as_of)
+    report = app.export_postal(campaign, out, as_of=day, encoding=encoding)
+    for line in report.warning_lines():
+        _echo(line, err=True)
+    counts = ", ".join(f"{kind.value} {n:,}" for kind, n in report.counts.items()) or _("none")
+    _echo(
+        tr(
+            "postal list of {campaign} as of {day}: {n:,} accounts",
+            campaign=campaign.id,
+            day=fmt_date(day),
+            n=report.rows,
+        )
+    )
+    _echo(f"  {counts}")
+    _echo(tr("warnings: {n}", n=report.warning_count()))
+    _echo(tr("wrote {path}", path=out))
+    _report_side_notes([], report.unencodable, encoding)
+
+
+@cli.command("test-send")
+@campaign_option
+@click.option("--to", "to", required=True, help="The only address that receives anything.")
+@click.option("--email", default=None, help="Send the messages this recipient would get.")
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Send N messages spread over audiences and reasons (default 3).",
+)
+@run_key_option
+@as_of_option
+@pass_app
+def test_send_cmd(
+    app: App,
+    campaign: Campaign,
+    to: str,
+    email: str | None,
+    sample: int | None,
+    run_key: str | None,
+    as_of: date | None,
+) -> None:
+    """Send real messages of chosen recipients to --to only, marked [TEST]; no ledger writes.
+
+    Exit 0 when the relay accepted every copy, 3 when it refused or deferred one.
+    """
+    day = app.as_of(as_of)
+    report = app.test_send(
+        campaign, to, email=email, sample=sample, run_key=app.run_key(run_key, day), as_of=day
+    )
+    _echo(
+        tr(
+            "test send of {campaign} to {to} only (nothing recorded in the ledger)",
+            campaign=campaign.id,
+            to=report.to,
+        )
+    )
+    for copy in report.sent:
+        refused = not copy.accepted and copy.reply
+        _echo(
+            "  "
+            + tr(
+                "{status}: the message for {original} {message_id}",
+                status=copy.status.value,
+                original=copy.original_to,
+                message_id=copy.message_id,
+            )
+            + (f" ({copy.reply})" if refused else "")
+        )
+    app.close()
+    sys.exit(0 if report.all_accepted else 3)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 The sub-packages follow the data, and each imports only from the stages before it:
 
     config  →  source  →  resolution  →  messages  →  smtp  →  ledger  →  delivery  →  reports
+                                                                     ↘  bounces  ↗
 
 - `config`: settings and campaign files, validated once at the edge.
 - `source`: the source database (engine, §3 tables, CSV import, streaming loader).
@@ -10,7 +11,8 @@ The sub-packages follow the data, and each imports only from the stages before i
 - `messages`: templates → text → RFC 5322 bytes (render, MIME, compose, preview).
 - `smtp`: the relay (a pool of persistent connections, the reply classifier, retries).
 - `ledger`: the job's own tables (runs, frozen deliveries, claims, locks, suppressions).
-- `delivery`: the coordinator and the sending pass that drain a frozen run.
+- `delivery`: the coordinator and the sending pass that drain a frozen run; `test-send`.
+- `bounces`: delivery status notifications read back from a mailbox into the ledger.
 - `reports`: what operators read (audit and warnings CSV, dry-run output, status).
 
 `errors`, `progress`, `files` (owner-only output files, written atomically) and `terminal` (text

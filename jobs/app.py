@@ -24,12 +24,16 @@ from jobs.i18n import _, tr
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from jobs.bounces.importer import ImportReport as BounceImportReport
     from jobs.delivery.coordinator import RunOutcome
+    from jobs.delivery.testsend import CopiesReport
     from jobs.delivery.worker import WorkerOutcome
     from jobs.ledger import RunRecord
+    from jobs.ledger.suppressions import SuppressionEntry
     from jobs.messages.compose import Composed, Composer
     from jobs.reports.audit import CsvOut
     from jobs.reports.dryrun import DryRunReport
+    from jobs.reports.postal import PostalReport
     from jobs.reports.status import RunStatus
     from jobs.resolution.explain import Explanation
     from jobs.resolution.pipeline import Resolved
@@ -41,6 +45,7 @@ __all__ = [
     "append_error_log",
     "render_explanation",
     "render_preview",
+    "render_provenance",
     "today_tokyo",
 ]
 
@@ -61,9 +66,18 @@ def append_error_log(path: Path, text: str) -> None:
 
 def render_explanation(result: Explanation) -> str:
     """`explain`'s text (the stage's own wording)."""
+    from jobs.ledger.suppressions import PROVENANCE_PHRASES, PROVENANCE_TEMPLATES
     from jobs.resolution.explain import render_text
 
-    return render_text(result)
+    return render_text(result, PROVENANCE_TEMPLATES, PROVENANCE_PHRASES)
+
+
+def render_provenance(sentence: str) -> str:
+    """Where a suppression came from (the ledger's English sentence), in the operator's language."""
+    from jobs.i18n import localize
+    from jobs.ledger.suppressions import PROVENANCE_PHRASES, PROVENANCE_TEMPLATES
+
+    return localize(sentence, PROVENANCE_TEMPLATES, PROVENANCE_PHRASES)
 
 
 def render_preview(message: Composed) -> str:
@@ -135,6 +149,30 @@ class App:
         except MissingDatabase:
             return frozenset()  # a separate ledger file not created yet holds no bounces
         return ledger_suppressions(ledger)
+
+    def suppression_origin(self, key: str) -> list[str]:
+        """Where a dedupe key's suppression came from, in words (`explain`, SPEC §10)."""
+        from jobs.ledger.suppressions import entries_for
+        from jobs.source.engine import MissingDatabase
+
+        try:
+            ledger = self.ledger_engine()
+        except MissingDatabase:
+            ledger = self.engine()  # a separate ledger not created yet: the source's list only
+        return [e.provenance() for e in entries_for(ledger, self.engine(), key)]
+
+    def redirect_notice(self) -> str | None:
+        """§10: with `redirect_all_to` set, every run summary says so on its first line."""
+        to = self.settings.message.redirect_all_to
+        if not to:
+            return None
+        from jobs.i18n import tr
+
+        return tr(
+            "REDIRECTED: every message goes to {to} (message.redirect_all_to), none to its"
+            " recipients",
+            to=to,
+        )
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -237,6 +275,7 @@ class App:
             corp_id=corp_id,
             partner_id=partner_id,
             extra_suppressed=self.ledger_suppressions(),
+            suppression_origin=self.suppression_origin,
         )
 
     def preview(
@@ -292,3 +331,102 @@ class App:
         from jobs.reports.status import export_audit
 
         return export_audit(self.ledger_engine(), run_id, out, encoding)
+
+    # --- SPEC §10: bounces, suppressions, the postal list, test sends ------------------------
+
+    def bounces_import(self, *, maildir: Path | None, mbox: Path | None) -> BounceImportReport:
+        """`bounces import`: match a mailbox of bounces to deliveries and record them."""
+        from jobs.bounces.importer import import_bounces
+        from jobs.bounces.reader import read_maildir, read_mbox
+        from jobs.errors import InputError
+        from jobs.messages.verp import ReturnPath
+
+        if maildir is not None and mbox is None:
+            messages = read_maildir(maildir)
+        elif mbox is not None and maildir is None:
+            messages = read_mbox(mbox)
+        else:
+            raise InputError("give exactly one of --maildir DIR, --mbox FILE")
+        message = self.settings.message
+        return_path = ReturnPath(message.return_path, message.verp_key())
+        return import_bounces(self.ledger_engine(), messages, return_path)
+
+    def suppress_add(self, email: str, reason: str, note: str) -> tuple[SuppressionEntry, bool]:
+        """`suppress add`: (the entry, False when the address was on the job's list already)."""
+        from jobs.ledger.suppressions import add_suppression
+        from resolver.model import SuppressionReason
+
+        return add_suppression(self.ledger_engine(), email, SuppressionReason(reason), note)
+
+    def suppress_remove(self, email: str) -> tuple[SuppressionEntry, list[SuppressionEntry]]:
+        """`suppress remove`: the entry lifted, and what still suppresses the address."""
+        from jobs.ledger.suppressions import entries_for, remove_suppression
+
+        entry = remove_suppression(self.ledger_engine(), self.engine(), email)
+        return entry, entries_for(self.ledger_engine(), self.engine(), entry.email)
+
+    def suppress_list(self) -> list[SuppressionEntry]:
+        """`suppress list`: both lists, by address."""
+        from jobs.ledger.suppressions import list_suppressions
+
+        return list_suppressions(self.ledger_engine(), self.engine())
+
+    def suppress_rows(self) -> list[tuple[str, ...]]:
+        """`suppress list` without `--out`: the header and every row, formula-protected (§5)."""
+        from jobs.ledger.suppressions import SUPPRESSION_COLUMNS
+        from jobs.reports.audit import protect_formula
+
+        rows = [tuple(protect_formula(c) for c in e.cells()) for e in self.suppress_list()]
+        return [SUPPRESSION_COLUMNS, *rows]
+
+    def suppress_list_csv(self, out: Path, encoding: str) -> CsvOut:
+        """`suppress list --out FILE`: the list as a CSV file (SPEC §5 conventions)."""
+        from jobs.ledger.suppressions import SUPPRESSION_COLUMNS
+        from jobs.reports.audit import CsvOut
+
+        with CsvOut(out, SUPPRESSION_COLUMNS, encoding) as written:
+            for entry in self.suppress_list():
+                written.write(entry.cells())
+        return written
+
+    def export_postal(
+        self, campaign: Campaign, out: Path, *, as_of: date, encoding: str
+    ) -> PostalReport:
+        """`export-postal`: the paper-mail list of the campaign's accounts."""
+        from jobs.reports.postal import export_postal
+
+        return export_postal(self.engine(), campaign, out, as_of=as_of, encoding=encoding)
+
+    def test_send(
+        self,
+        campaign: Campaign,
+        to: str,
+        *,
+        email: str | None,
+        sample: int | None,
+        run_key: str,
+        as_of: date,
+    ) -> CopiesReport:
+        """`test-send`: real messages of chosen recipients, to `to` only; no ledger writes."""
+        import dataclasses
+
+        from jobs.delivery.testsend import send_test_copies
+        from jobs.errors import InputError
+        from resolver.normalize import normalize_email
+
+        if email is not None and sample is not None:
+            raise InputError("give at most one of --email, --sample")
+        address = normalize_email(to).address
+        if address is None:
+            raise InputError(f"--to {to!r} is not a valid e-mail address")
+        composer = dataclasses.replace(self.composer(campaign, run_key, as_of), test_to=address)
+        return send_test_copies(
+            self.engine(),
+            campaign,
+            composer,
+            self.settings.smtp,
+            as_of=as_of,
+            email=email,
+            sample=3 if sample is None else sample,
+            extra_suppressed=self.ledger_suppressions(),
+        )

@@ -132,6 +132,8 @@ def current_language() -> Language:
 
 def _(message: str) -> str:
     """`message` (an English message id) in the language in force."""
+    if not message:  # gettext answers "" with the catalog's header
+        return message
     return _current[0][1].gettext(message)
 
 
@@ -142,44 +144,66 @@ def tr(message: str, /, **values: object) -> str:
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_patterns: dict[str, re.Pattern[str]] = {}
+_patterns: dict[tuple[str, tuple[tuple[str, str], ...]], re.Pattern[str]] = {}
 
 
-def _pattern(template: str) -> re.Pattern[str]:
-    if template not in _patterns:
-        parts = _PLACEHOLDER.split(template)  # literal, name, literal, name, ...
-        regex = "".join(
-            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.*?)" for i, part in enumerate(parts)
-        )
-        _patterns[template] = re.compile(f"^{regex}$", re.DOTALL)
-    return _patterns[template]
+def _regex(template: str, phrases: Mapping[str, str], depth: int = 0) -> str:
+    parts = _PLACEHOLDER.split(template)  # literal, name, literal, name, ...
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out.append(re.escape(part))
+        elif part in phrases and depth == 0:
+            # an optional phrase (" on {day}"): its own literal words keep neighbours apart
+            out.append(f"(?P<{part}>(?:{_regex(phrases[part], phrases, depth + 1)})?)")
+        else:
+            out.append(f"(?P<{part}>.*?)" if depth == 0 else ".*?")
+    return "".join(out)
 
 
-def localize(text: str, templates: Iterable[str]) -> str:
+def _pattern(template: str, phrases: Mapping[str, str]) -> re.Pattern[str]:
+    key = (template, tuple(sorted(phrases.items())))
+    if key not in _patterns:
+        _patterns[key] = re.compile(f"^{_regex(template, phrases)}$", re.DOTALL)
+    return _patterns[key]
+
+
+def localize(text: str, templates: Iterable[str], phrases: Mapping[str, str] | None = None) -> str:
     """An English sentence built from one of `templates` (resolver's details), translated.
 
     The resolver stays pure and the ledger and JSON keep the English sentence; what an operator
     reads is matched back to its template and each filled-in part translated in turn (a role
-    word, a nested phrase). A sentence no template matches is shown as it is.
+    word, a nested phrase, a date). `phrases` names the placeholders that hold an optional
+    phrase of their own (`{when}` = `" on {day}"` or nothing), so that two of them side by side
+    still split in the right place. A sentence no template matches is shown as it is.
     """
     if current_language() == "en":
         return text
+    phrases = phrases or {}
     # the most specific first: `{role}{person} of {account}` would match almost anything
-    ordered = sorted(templates, key=lambda t: len(_PLACEHOLDER.sub("", t)), reverse=True)
-    return _localize(text, tuple(ordered), depth=0)
+    ordered = sorted(
+        (*templates, *phrases.values()),
+        key=lambda t: len(_PLACEHOLDER.sub("", t)),
+        reverse=True,
+    )
+    return _localize(text, tuple(ordered), phrases, depth=0)
 
 
-def _localize(text: str, templates: tuple[str, ...], depth: int) -> str:
+def _localize(text: str, templates: tuple[str, ...], phrases: Mapping[str, str], depth: int) -> str:
     translated = _(text)
-    if translated != text or depth > 2:
+    if translated != text or depth > 3 or not text:
         return translated
     if _ISO_DATE.fullmatch(text):
         return fmt_date(date.fromisoformat(text))
     for template in templates:
-        found = _pattern(template).match(text)
+        found = _pattern(template, phrases).match(text)
         if found is not None:
-            parts = {k: _localize(v, templates, depth + 1) for k, v in found.groupdict().items()}
+            parts = {
+                k: _localize(v, templates, phrases, depth + 1) for k, v in found.groupdict().items()
+            }
             return tr(template, **parts)
+    if "; " in text:  # several sentences joined, e.g. where each suppression came from
+        return "; ".join(_localize(t, templates, phrases, depth + 1) for t in text.split("; "))
     return text
 
 

@@ -209,6 +209,8 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     DEFERRED = "deferred"
     FAILED = "failed"
+    # §10: the relay accepted it, then a delivery status notification (5.x.x) came back
+    BOUNCED = "bounced"
 
 
 class WarningCode(StrEnum):

@@ -14,12 +14,21 @@ refused); environment values are text and are parsed as the key's type (`SWMAIL_
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -29,6 +38,7 @@ from jobs.i18n import _, tr
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "VERP_PLACEHOLDER",
     "DatabaseSettings",
     "MessageSettings",
     "PathSettings",
@@ -37,9 +47,12 @@ __all__ = [
     "UiSettings",
     "load_settings",
     "read_toml",
+    "return_path_problem",
 ]
 
 DEFAULT_CONFIG = Path("config/settings.toml")
+VERP_PLACEHOLDER = "{token}"  # §10: where message.return_path takes each delivery's token
+_BARE_ADDRESS = re.compile(r"[\x21-\x7e]+@[A-Za-z0-9.-]+")
 DEFAULT_DATABASE_URL = "sqlite:///var/swmail.sqlite3"
 ENV_PREFIX = "SWMAIL_"
 BOM = "\ufeff"
@@ -123,6 +136,26 @@ class SmtpSettings(BaseModel):
         return value
 
 
+def _is_bare_address(value: str) -> bool:
+    return bool(_BARE_ADDRESS.fullmatch(value)) and not any(ch in value for ch in '<>(),;:"[]\\')
+
+
+def return_path_problem(value: str) -> str | None:
+    """What is wrong with `message.return_path`: one bare address, `{token}` at most once and
+    before the @; None when it is fine (or empty: the From address)."""
+    if not value:
+        return None
+    where = f"message.return_path {value!r}"
+    if value.count(VERP_PLACEHOLDER) > 1:
+        return f"{where} holds {VERP_PLACEHOLDER} more than once"
+    local, at, _ = value.partition("@")
+    if VERP_PLACEHOLDER in value and VERP_PLACEHOLDER not in local:
+        return f"{where}: {VERP_PLACEHOLDER} must be in the part before the @"
+    if not at or not _is_bare_address(value.replace(VERP_PLACEHOLDER, "0-aaaaaaaaaaaaa")):
+        return f"{where} is not a bare address like bounce+{VERP_PLACEHOLDER}@example.jp"
+    return None
+
+
 class MessageSettings(BaseModel):
     model_config = _STRICT
 
@@ -130,6 +163,44 @@ class MessageSettings(BaseModel):
     reply_to: str = "support@smileworks.example.jp"
     charset: Charset = "utf-8"
     message_id_domain: Text = "mailer.smileworks.example.jp"
+    # §10 VERP: the envelope sender, e.g. "bounce+{token}@mailer.example.jp"; empty: the From
+    # address. `{token}` is a keyed HMAC of the delivery, keyed by the variable `verp_key_env`.
+    return_path: str = ""
+    verp_key_env: str = ""
+    # §10: every message of every run goes to this one address instead (staging, rehearsals)
+    redirect_all_to: str = ""
+
+    @field_validator("return_path")
+    @classmethod
+    def _return_path_shape(cls, value: str) -> str:
+        problem = return_path_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("redirect_all_to")
+    @classmethod
+    def _redirect_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _is_bare_address(value):
+            raise ValueError(
+                f"message.redirect_all_to {value!r} is not a bare address like me@example.jp"
+            )
+        return value
+
+    def verp_key(self) -> bytes | None:
+        """The VERP key, read from the environment only when `return_path` holds `{token}`."""
+        if VERP_PLACEHOLDER not in self.return_path:
+            return None
+        if not self.verp_key_env:
+            raise ConfigError("message.return_path holds {token} but message.verp_key_env is empty")
+        value = os.environ.get(self.verp_key_env, "")
+        if len(value) < 16:
+            raise ConfigError(
+                f"message.verp_key_env names {self.verp_key_env!r}, which must hold a secret of at"
+                " least 16 characters in the environment"
+            )
+        return value.encode()
 
 
 class PathSettings(BaseModel):

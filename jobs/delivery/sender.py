@@ -36,7 +36,7 @@ from jobs.ledger.lock import RunLock
 from jobs.ledger.queue import claim, queue_state, record, release
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, RunRecord
 from jobs.ledger.workers import heartbeat, take_back
-from jobs.messages.compose import Composer, envelope_sender
+from jobs.messages.compose import Composer
 from jobs.progress import Progress
 from jobs.smtp.envelope import (
     SESSION_PHASES,
@@ -193,7 +193,7 @@ class SendPass:
         self.worker_id = worker_id
         self.connections = smtp.connections
         self.batch = claim_size or max(8, min(200, self.connections * 8))
-        self.sender = envelope_sender(composer.message.from_)
+        self.return_path = composer.return_path()  # §10: VERP, or the From address
         self.report = PassReport()
         # Claimed but not yet handed to the transport: certainly not sent, so given back on a
         # stop. Filled on the ledger thread as each claim commits, so a claim that finishes
@@ -319,10 +319,10 @@ class SendPass:
         if composed.fallback:
             self.report.charset_fallbacks.append(c.delivery.email)
         return Envelope(
-            sender=self.sender,
-            recipients=(c.delivery.email,),
+            sender=self.return_path.for_delivery(c.delivery_id, c.message_id),
+            recipients=(self.composer.recipient(c.delivery),),  # §10: redirect_all_to
             data=composed.data,
-            message_id=c.message_id,
+            message_id=composed.message_id,
             key=c.delivery.key,
         )
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from jobs.ledger.values import DeliveryStatus
+from jobs.ledger.values import BounceKind, DeliveryStatus
 from jobs.source.engine import id_type
 from resolver.model import (
     Audience,
@@ -35,6 +35,7 @@ __all__ = [
     "ENUM_LENGTH",
     "NAMING_CONVENTION",
     "AuditRowRow",
+    "BounceRow",
     "DeliveryRow",
     "LedgerBase",
     "RunLockRow",
@@ -188,6 +189,9 @@ class DeliveryRow(LedgerBase):
     outcome_unknown: Mapped[bool]  # no server default: "false" is spelled differently per database
     not_before: Mapped[Timestamp | None]  # a waiting retry: not claimable before this time
     retry_attempts: Mapped[Counter]  # attempts of the current retry series (tenacity's number)
+    # §10: the DSN status (`5.1.1`) of the bounce that made it `bounced`; the audit shows it as
+    # last_smtp_code, which holds the relay's integer reply code and stays as the relay said it
+    dsn_status: Mapped[str | None] = mapped_column(sa.String(16))
 
 
 class WorkerRole(StrEnum):
@@ -266,6 +270,32 @@ class SuppressionRow(LedgerBase):
     run_id: Mapped[RunId | None]
     smtp_code: Mapped[int | None]
     smtp_text: Mapped[FreeText | None]
+    note: Mapped[FreeText | None]  # §10: the operator's words (`suppress add --note`)
+
+
+class BounceRow(LedgerBase):
+    """A delivery status notification matched to a delivery (§10 `bounces import`).
+
+    Unique per (delivery, bounce message): importing the same mailbox again adds nothing.
+    """
+
+    __tablename__ = "swmail_bounces"
+    __table_args__ = (sa.UniqueConstraint("delivery_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    delivery_id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey(DeliveryRow.id, ondelete="CASCADE"),
+    )
+    # the bounce's own Message-ID, or a hash of its bytes when it has none
+    fingerprint: Mapped[str] = mapped_column(id_type(255))
+    kind: Mapped[BounceKind] = mapped_column(enum_type(BounceKind))
+    dsn_status: Mapped[str] = mapped_column(sa.String(16))
+    diagnostic: Mapped[FreeText]
+    matched_by: Mapped[str] = mapped_column(sa.String(16))  # message_id | verp
+    imported_at: Mapped[Timestamp]
 
 
 class RunLockRow(LedgerBase):

@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from jobs.ledger.codec import accounts_from_json, utc_now
-from jobs.ledger.models import DeliveryRow, RunRow, SuppressionRow, WorkerRole, WorkerRow
+from jobs.ledger.models import DeliveryRow, RunRow, WorkerRole, WorkerRow
+from jobs.ledger.suppressions import suppression_insert
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, PassInfo, RunRecord
 from jobs.ledger.workers import live_owner, unconfirmed_back_to_queue
 from resolver.model import Delivery, SuppressionReason, split_reasons
@@ -201,19 +201,6 @@ def claim(
     return [_claimed(row, run, worker_id, pass_no) for row in rows]
 
 
-def _suppression_insert(dialect: sa.Dialect) -> Any:
-    """An INSERT that keeps the first entry for an address (§7: duplicates are not errors)."""
-    if dialect.name == "postgresql":
-        return postgresql.insert(SuppressionRow).on_conflict_do_nothing(index_elements=["email"])
-    if dialect.name == "sqlite":
-        return sqlite.insert(SuppressionRow).on_conflict_do_nothing(index_elements=["email"])
-    if dialect.name in ("mysql", "mariadb"):
-        insert = mysql.insert(SuppressionRow)
-        # a no-op update, not INSERT IGNORE, which would also swallow truncation errors
-        return insert.on_duplicate_key_update(email=insert.table.c.email)
-    raise NotImplementedError(f"the ledger does not support {dialect.name}")
-
-
 def record(
     engine: sa.Engine, results: Sequence[DeliveryResult], *, now: datetime | None = None
 ) -> int:
@@ -293,7 +280,7 @@ def record(
     with engine.begin() as conn:
         updated = conn.execute(update, params).rowcount
         if suppressions:
-            conn.execute(_suppression_insert(conn.dialect), list(suppressions.values()))
+            conn.execute(suppression_insert(conn.dialect), list(suppressions.values()))
     return updated
 
 

@@ -63,6 +63,7 @@ def iter_audit(conn: sa.Connection, run: RunRecord) -> Iterator[AuditExportRow]:
             DeliveryRow.last_error,
             DeliveryRow.message_id,
             DeliveryRow.sent_at,
+            DeliveryRow.dsn_status,
         )
         .select_from(AuditRowRow)
         # skip rows have no delivery key: their delivery columns stay empty (§5)
@@ -101,6 +102,7 @@ def iter_audit(conn: sa.Connection, run: RunRecord) -> Iterator[AuditExportRow]:
             last_error=row.last_error,
             message_id=row.message_id,
             sent_at=row.sent_at,
+            dsn_status=row.dsn_status,
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 
 from resolver.model import Audience, Decision, DedupeMode, Delivery, DeliveryStatus, Reason, Source
 
@@ -17,6 +18,7 @@ __all__ = [
     "FINAL_STATUSES",
     "OPEN_STATUSES",
     "AuditExportRow",
+    "BounceKind",
     "ClaimedDelivery",
     "DeliveryResult",
     "DeliveryStatus",
@@ -24,6 +26,13 @@ __all__ = [
     "RunRecord",
     "RunStats",
 ]
+
+
+class BounceKind(StrEnum):
+    """§10: a 5.x.x DSN is hard (bounced, suppressed); a 4.x.x is soft (recorded only)."""
+
+    HARD = "hard"
+    SOFT = "soft"
 
 
 FINAL_STATUSES: frozenset[DeliveryStatus] = frozenset(
@@ -179,3 +188,4 @@ class AuditExportRow:
     last_error: str | None
     message_id: str | None
     sent_at: datetime | None
+    dsn_status: str | None = None  # §10: a bounced delivery's DSN status, shown as last_smtp_code

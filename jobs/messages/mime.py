@@ -42,7 +42,17 @@ from jobs.i18n import tr
 from jobs.messages.render import Rendered
 from resolver.normalize import strip_controls
 
-__all__ = ["BuiltMessage", "build_message", "message_id", "sanitize_header"]
+__all__ = [
+    "ORIGINAL_TO_HEADER",
+    "TEST_SUBJECT_PREFIX",
+    "BuiltMessage",
+    "build_message",
+    "message_id",
+    "sanitize_header",
+]
+
+ORIGINAL_TO_HEADER = "X-SWMail-Original-To"  # §10: who a test copy stands in for
+TEST_SUBJECT_PREFIX = "[TEST] "
 
 _LINE_MAX = 998  # RFC 5322 §2.1.1, octets per line without CRLF
 _WORD_MAX = 75  # RFC 2047 §2, characters per encoded word
@@ -334,6 +344,7 @@ def _build(
     message_id: str,
     date: datetime,
     campaign_id: str,
+    original_to: str | None,
 ) -> bytes:
     # A single token is never folded, so Date and Message-ID need no `_header`.
     headers = [
@@ -344,6 +355,8 @@ def _build(
         f"Message-ID: {message_id}\r\n",
         _trailer_lines(campaign_id, codec),
     ]
+    if original_to is not None:
+        headers.append(_header(ORIGINAL_TO_HEADER, (original_to,)))
     text_headers, text_body = _part(rendered.text, "plain", codec)
     if rendered.html is None:
         head = "".join(headers).encode("ascii")
@@ -382,10 +395,23 @@ def build_message(
     date: datetime,
     charset: Charset,
     campaign_id: str,
+    original_to: str | None = None,
 ) -> BuiltMessage:
-    """Encode one message; ISO-2022-JP falls back to UTF-8 when the text does not fit JIS."""
+    """Encode one message; ISO-2022-JP falls back to UTF-8 when the text does not fit JIS.
+
+    `original_to`: a test copy (§10 `test-send`, `redirect_all_to`): the subject is prefixed
+    `[TEST]` and `X-SWMail-Original-To` names the person the real message is for, while `to_addr`
+    is the test address.
+    """
     if date.tzinfo is None:
         raise ValueError("the Date header needs an aware datetime (e.g. Asia/Tokyo)")
+    if original_to is not None:
+        original_to, _ = sanitize_header(original_to)
+        if not _is_plain_address(original_to):
+            raise ValueError(f"original recipient {original_to!r} is not a plain ASCII address")
+        rendered = Rendered(
+            subject=TEST_SUBJECT_PREFIX + rendered.subject, text=rendered.text, html=rendered.html
+        )
     clean_subject, _ = sanitize_header(rendered.subject)
     if clean_subject != rendered.subject:
         rendered = Rendered(subject=clean_subject, text=rendered.text, html=rendered.html)
@@ -409,6 +435,7 @@ def build_message(
             message_id=clean_id,
             date=date,
             campaign_id=clean_campaign,
+            original_to=original_to,
         )
 
     if charset == "iso-2022-jp":

@@ -36,6 +36,7 @@ _ORDER = (
     DeliveryStatus.SENT,
     DeliveryStatus.DEFERRED,
     DeliveryStatus.FAILED,
+    DeliveryStatus.BOUNCED,  # §10: after `bounces import`
 )
 
 
@@ -53,7 +54,9 @@ class RunStatus:
         if self.first_sent is None or self.last_sent is None:
             return 0.0
         span = (self.last_sent - self.first_sent).total_seconds()
-        return self.stats[DeliveryStatus.SENT] / span if span > 0 else 0.0
+        # a bounced delivery was sent too: the bounce came back later (§10)
+        accepted = self.stats[DeliveryStatus.SENT] + self.stats[DeliveryStatus.BOUNCED]
+        return accepted / span if span > 0 else 0.0
 
     @property
     def state(self) -> str:
@@ -193,7 +196,8 @@ def _line(row: AuditExportRow) -> AuditLine:
         delivery_email=_cell(row.delivery_email),
         status=_cell(row.status.value if row.status is not None else None),
         attempts=_cell(row.attempts),
-        last_smtp_code=_cell(row.last_smtp_code),
+        # §10: a bounced delivery shows the DSN status (5.1.1) instead of the relay's 250
+        last_smtp_code=row.dsn_status or _cell(row.last_smtp_code),
         last_error=_cell(row.last_error),
         message_id=_cell(row.message_id),
         sent_at=_cell(row.sent_at),

@@ -9,6 +9,7 @@ who are not candidates at all (ordinary users) and those outside the campaign's 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -32,6 +33,7 @@ from resolver.model import (
     Decision,
     Delivery,
     Excluded,
+    Reason,
     User,
 )
 from resolver.normalize import dedupe_key
@@ -89,8 +91,15 @@ _NOBODY = N_(
     "this account has no My Page contact, System Administrator, admin user or partner "
     "contact: nobody in it can receive the campaign"
 )
-_JOB_SUPPRESSED = N_("the address is on the job's own suppression list (a hard bounce)")
-SENTENCE_TEMPLATES = (_MERGED_INTO, _OUTSIDE, *FILTER_DETAILS, *WARNING_DETAILS)
+_JOB_SUPPRESSED = N_("the address is on the job's own suppression list")
+_JOB_SUPPRESSED_BY = N_("the address is on the job's own suppression list: {origins}")
+SENTENCE_TEMPLATES = (
+    _MERGED_INTO,
+    _OUTSIDE,
+    _JOB_SUPPRESSED_BY,
+    *FILTER_DETAILS,
+    *WARNING_DETAILS,
+)
 """Every template a trace sentence is built from (for `localize`)."""
 
 
@@ -164,8 +173,13 @@ def explain(
     corp_id: str | None = None,
     partner_id: str | None = None,
     extra_suppressed: frozenset[str] = frozenset(),
+    suppression_origin: Callable[[str], Sequence[str]] | None = None,
 ) -> Explanation:
-    """Trace one person (by e-mail) or one account; NotFound (exit 2) when nothing matches."""
+    """Trace one person (by e-mail) or one account; NotFound (exit 2) when nothing matches.
+
+    `suppression_origin(key)`: where the suppression of a dedupe key came from, in sentences
+    (§10: the source data, a hard bounce in run X, an operator with a note).
+    """
     query = {
         k: v for k, v in (("email", email), ("corp_id", corp_id), ("partner_id", partner_id)) if v
     }
@@ -199,13 +213,19 @@ def explain(
         return target_key is None or dedupe_key(raw_email) == target_key
 
     traced: list[tuple[PersonTrace, str | None]] = []
+    explained: set[str] = set()  # suppressed keys whose origin a trace already gives
 
     def on_outcome(outcome: AccountOutcome) -> None:
         if outcome.account_id not in wanted:
             return
         for row in outcome.rows:
             if matches(row.candidate.email):
-                traced.append((_trace_row(row), row.delivery_key))
+                trace = _trace_row(row)
+                key = row.candidate.normalized.key
+                if Reason.SUPPRESSED in row.reasons and suppression_origin and key:
+                    trace.because.extend(suppression_origin(key))
+                    explained.add(key)
+                traced.append((trace, row.delivery_key))
         for ex in outcome.excluded:
             if matches(ex.candidate.email):
                 traced.append((_trace_excluded(ex), None))
@@ -245,8 +265,12 @@ def explain(
         result.people.append(trace)
     if not result.people:
         result.notes.append(_NOBODY)
-    if target_key is not None and target_key in extra_suppressed:
-        result.notes.append(_JOB_SUPPRESSED)
+    if target_key is not None and target_key in extra_suppressed and target_key not in explained:
+        origins = suppression_origin(target_key) if suppression_origin else ()
+        if origins:
+            result.notes.append(_JOB_SUPPRESSED_BY.format(origins="; ".join(origins)))
+        else:
+            result.notes.append(_JOB_SUPPRESSED)
     return result
 
 
@@ -276,12 +300,30 @@ def _role(source: str) -> str:
     return f"{_(_ROLE_WORDS.get(source, code))}（{code}）"
 
 
-def _sentence(text: str) -> str:
-    return localize(text, SENTENCE_TEMPLATES)
+def render_text(
+    result: Explanation,
+    templates: Sequence[str] = (),
+    phrases: Mapping[str, str] | None = None,
+) -> str:
+    """The trace as short paragraphs for a person, in the operator's language.
 
+    `templates`/`phrases`: sentences that later stages add to a trace (where a suppression came
+    from), so that they are translated too; this stage cannot import them itself.
+    """
+    every = (*SENTENCE_TEMPLATES, *templates)
 
-def render_text(result: Explanation) -> str:
-    """The trace as short paragraphs for a person, in the operator's language."""
+    def _sentence(text: str) -> str:
+        return localize(text, every, phrases)
+
+    def _merged_text(merged_into: str) -> str:
+        """`merged into` in the operator's words; in ja the person's name takes 様."""
+        found = re.match(r"^(?P<name>.*) <(?P<email>[^<>]*)> \(", merged_into)
+        text = _sentence(merged_into)
+        if found is None:
+            return text
+        plain = f"{found['name']} <{found['email']}>"
+        return text.replace(plain, fmt_person(found["name"], found["email"]), 1)
+
     lines = [
         tr(
             "campaign {campaign} as of {day}",
@@ -319,13 +361,3 @@ def render_text(result: Explanation) -> str:
         lines.append("")
         lines.append(tr("note: {note}", note=_sentence(note)))
     return "\n".join(lines)
-
-
-def _merged_text(merged_into: str) -> str:
-    """`merged into` in the operator's words; in ja the person's name takes 様."""
-    found = re.match(r"^(?P<name>.*) <(?P<email>[^<>]*)> \(", merged_into)
-    text = _sentence(merged_into)
-    if found is None:
-        return text
-    plain = f"{found['name']} <{found['email']}>"
-    return text.replace(plain, fmt_person(found["name"], found["email"]), 1)

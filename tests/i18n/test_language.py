@@ -114,3 +114,22 @@ def test_japanese_dates_and_names() -> None:
     set_language("en")
     assert fmt_date(date(2026, 12, 1)) == "2026-12-01"
     assert fmt_person("井上 直樹", "n@example.jp") == "井上 直樹 <n@example.jp>"
+
+
+def test_sentences_kept_in_english_are_shown_in_japanese_part_by_part() -> None:
+    """The ledger and JSON keep English; `localize` finds the template and each part."""
+    from jobs.app import render_provenance
+    from jobs.i18n import _
+
+    set_language("ja")
+    assert _("") == ""  # not the catalog's header
+    shown = render_provenance(
+        "suppressed by a hard bounce in run n/2026-12-01 on 2026-12-02: 550 5.1.1 unknown"
+    )
+    assert shown == "宛先不明で配信停止（実行 n/2026-12-01）（2026年12月2日）: 550 5.1.1 unknown"
+    assert render_provenance("suppressed by an operator (manual), note: 電話で依頼") == (
+        "担当者が配信停止（manual）、メモ: 電話で依頼"
+    )
+    assert render_provenance("something no template knows") == "something no template knows"
+    set_language("en")
+    assert render_provenance("suppressed by a hard bounce") == "suppressed by a hard bounce"

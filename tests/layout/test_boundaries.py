@@ -36,6 +36,7 @@ ALLOWED: dict[str, set[str]] = {
         "jobs.smtp",
         "jobs.ledger",
     },
+    "jobs.bounces": {"jobs.config", "jobs.source", "jobs.messages", "jobs.ledger"},
     "jobs.reports": {
         "jobs.config",
         "jobs.source",

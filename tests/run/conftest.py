@@ -164,6 +164,7 @@ class Site:
     url: str
     workdir: Path
     ledger_url: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. SWMAIL_MESSAGE_* settings
     _spawned: list[subprocess.Popen[str]] = field(default_factory=list)
 
     # --- settings -------------------------------------------------------------------------------
@@ -182,6 +183,7 @@ class Site:
             merged.setdefault("host", server.host)
             merged.setdefault("port", server.port)
         values.update({f"SWMAIL_SMTP_{k.upper()}": str(v) for k, v in merged.items()})
+        values.update(self.extra_env)
         return values
 
     def settings(self, server: SmtpServer | None = None, **smtp: object) -> Settings:

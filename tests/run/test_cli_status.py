@@ -52,7 +52,14 @@ def test_status_counts_the_ledger(one_of_each: Site) -> None:
     [run] = json.loads(as_json.stdout)
     assert run["run_id"] == RUN_ID
     assert run["deliveries"] == 3
-    assert run["counts"] == {"pending": 0, "sending": 0, "sent": 1, "deferred": 1, "failed": 1}
+    assert run["counts"] == {
+        "pending": 0,
+        "sending": 0,
+        "sent": 1,
+        "deferred": 1,
+        "failed": 1,
+        "bounced": 0,  # §10: after `bounces import`
+    }
     assert run["left"] == 1
     assert run["finished_at"] is None
     # §9: each sender with what it finished; here the coordinator alone
