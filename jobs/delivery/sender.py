@@ -3,7 +3,8 @@
 Three kinds of asyncio tasks share one event loop:
 - a claimer takes small batches of deliveries from the ledger (each claim committed before its
   messages go out, so a crash leaves them `sending` for the next pass to find);
-- `smtp.connections` senders each compose a message and send it through the pool with retries;
+- `transport.concurrency` senders (several per connection, so that a pipelining connection
+  always has a next message to group with) each compose a message and send it with retries;
 - a committer writes confirmed results in short batched transactions, at most `COMMIT_INTERVAL`
   after the server confirmed them (SPEC §7: at most the last 50 ms can be sent twice after a
   kill -9). Progress is the ledger itself: nothing is counted in memory and written later.
@@ -33,7 +34,7 @@ from jobs.messages.compose import Composer, envelope_sender
 from jobs.progress import Progress
 from jobs.smtp.envelope import SESSION_PHASES, Envelope, FinalResult, FinalStatus
 from jobs.smtp.retry import send_with_retry
-from jobs.smtp.transport import Transport
+from jobs.smtp.transport import NotSent, Transport
 
 __all__ = ["COMMIT_INTERVAL", "PassReport", "send_pass"]
 
@@ -129,7 +130,8 @@ async def send_pass(
     started = time.perf_counter()
     sender = envelope_sender(composer.message.from_)
     connections = smtp.connections
-    batch = claim_size or max(8, min(200, connections * 8))
+    senders_count = max(connections, transport.concurrency)
+    batch = claim_size or max(8, min(200, senders_count * 2, connections * 8))
     work: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue(maxsize=batch * 2)
     confirmed: list[DeliveryResult] = []
     # Claimed but not yet handed to the transport: certainly not sent, so given back on a stop.
@@ -160,7 +162,7 @@ async def send_pass(
         while not report.relay_down and (claims := await in_db(claim_and_hold)):
             for c in claims:
                 await work.put(c)
-        for _ in range(connections):
+        for _ in range(senders_count):
             await work.put(None)
 
     async def send_one(c: ClaimedDelivery) -> None:
@@ -176,13 +178,17 @@ async def send_pass(
             key=c.delivery.key,
         )
         held.pop(c.delivery_id, None)  # from here on the message may reach the server
-        final = await send_with_retry(
-            transport,
-            envelope,
-            max_attempts=smtp.max_attempts,
-            backoff_initial=smtp.backoff_initial_seconds,
-            backoff_max=smtp.backoff_max_seconds,
-        )
+        try:
+            final = await send_with_retry(
+                transport,
+                envelope,
+                max_attempts=smtp.max_attempts,
+                backoff_initial=smtp.backoff_initial_seconds,
+                backoff_max=smtp.backoff_max_seconds,
+            )
+        except NotSent:
+            held[c.delivery_id] = c  # stopped while queued in the transport: given back
+            raise
         result = _result(c, final)
         confirmed.append(result)
         if result.status is DeliveryStatus.SENT:
@@ -239,7 +245,7 @@ async def send_pass(
 
     commit_task = asyncio.create_task(committer(), name="committer")
     senders = [asyncio.create_task(claimer(), name="claimer")]
-    senders += [asyncio.create_task(worker(), name=f"sender-{i}") for i in range(connections)]
+    senders += [asyncio.create_task(worker(), name=f"sender-{i}") for i in range(senders_count)]
     sending_task = asyncio.create_task(sending(senders), name="sending")
     try:
         # The committer is awaited alongside the senders: if the ledger stops taking results,
