@@ -118,10 +118,33 @@ def wire_body(data: bytes) -> bytes:
 
 def dot_stuffed(body: bytes) -> bytes:
     """`wire_body` of a body that is already `crlf(...)`'s result (which SIZE has measured)."""
+    if not _dot_starts_a_line(body):
+        return body + b".\r\n"  # the usual case: headers and base64 never start with a dot
     # A line starts at the first byte or after an LF (in CRLF text an LF only ends a CRLF), so
     # this is exactly "a dot that begins a line gets a second one", without a regex pass.
     lead = b"." if body.startswith(b".") else b""
     return b"".join((lead, body.replace(b"\n.", b"\n.."), b".\r\n"))
+
+
+_DOTS_CHECKED_ONE_BY_ONE = 32
+
+
+def _dot_starts_a_line(body: bytes) -> bool:
+    """Whether any line of `body` starts with a dot.
+
+    Built messages hold a few dots (domains in headers), none at a line start. Finding each dot
+    is a memchr; looking for the two bytes LF-dot is a slower scan of every byte, worth it only
+    when dots are many (bench/send_cpu.py "wire form").
+    """
+    find = body.find
+    at = find(b".")
+    for _ in range(_DOTS_CHECKED_ONE_BY_ONE):
+        if at == -1:
+            return False
+        if at == 0 or body[at - 1] == 0x0A:
+            return True
+        at = find(b".", at + 1)
+    return b"\n." in body
 
 
 @dataclass(frozen=True, slots=True)
