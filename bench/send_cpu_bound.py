@@ -47,7 +47,9 @@ import jobs.delivery.sender
 from jobs.config.settings import MessageSettings, SmtpSettings
 from jobs.delivery.coordinator import run_campaign
 from jobs.delivery.sender import PassReport
+from jobs.ledger import DeliveryStatus, get_run, stats
 from jobs.messages.compose import Composer
+from jobs.source.engine import make_engine
 from tools.postfix import postfix_tools
 
 AS_OF = date(2026, 12, 1)
@@ -114,15 +116,11 @@ def _run_with_workers(
     seconds = time.perf_counter() - started
     if any(codes):
         raise SystemExit(f"swmail exited with {codes}")
-    ledger = sa.create_engine(ledger_url.replace("postgresql://", "postgresql+psycopg://"))
+    ledger = make_engine(ledger_url)
     with ledger.connect() as conn:
-        sent = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM swmail_deliveries d JOIN swmail_runs r ON r.id = d.run_id"
-                " WHERE r.run_key = :key AND d.status = 'SENT'"
-            ),
-            {"key": run_key},
-        ).scalar_one()
+        run = get_run(conn, run_id)
+        assert run is not None, f"no run {run_id} in the ledger"
+        sent = stats(conn, run).counts.get(DeliveryStatus.SENT, 0)
     return int(sent), seconds
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -15,7 +14,6 @@ import pytest
 from jobs.config.settings import SmtpSettings
 from jobs.smtp import Envelope
 from tests.smtpd import RecordingHandler, SmtpServer, TlsFiles, tls_files
-from tools.postfix import PostfixTools, PostfixUnavailable, postfix_tools
 
 SENDER = "info@smileworks.example.jp"
 # Longer than 78 columns and unfolded: it must reach the server exactly like this.
@@ -112,14 +110,3 @@ def make_envelope() -> Callable[..., Envelope]:
 @pytest.fixture
 def maildir(tmp_path: Path) -> Path:
     return tmp_path / "maildir"
-
-
-@pytest.fixture(scope="session")
-def postfix() -> PostfixTools:
-    """Postfix's smtp-sink/smtp-source (tools/postfix.py fetches them once into var/postfix)."""
-    try:
-        return postfix_tools()
-    except PostfixUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"smtp-sink is required in CI: {exc}")
-        pytest.skip(f"smtp-sink unavailable ({exc}); `python -m tools.postfix` fetches it")

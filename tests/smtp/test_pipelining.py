@@ -10,12 +10,8 @@ pipelining client has already written with the body.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from jobs.config.settings import SmtpSettings
 from jobs.smtp import Envelope, Outcome, Phase, SmtpPool
@@ -43,15 +39,6 @@ async def _send_all(pool: SmtpPool, envelopes: list[Envelope]) -> list[Outcome]:
 
 
 # smtp-sink
-
-
-@pytest.fixture
-def dump_dir() -> Iterator[Path]:
-    """A folder smtp-sink can write to when it runs as nobody (pytest's tmp_path is private)."""
-    folder = Path(tempfile.mkdtemp(prefix="swmail-sink-"))
-    folder.chmod(0o777)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 async def test_a_steady_stream_costs_one_round_trip_per_message(
