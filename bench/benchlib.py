@@ -7,6 +7,7 @@ accounting: its CPU can be read on its own (bench/send_cpu.py).
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from tools.postfix import PostfixTools, SinkProcess  # noqa: E402
 __all__ = [
     "REPO",
     "Sink",
+    "SourceRun",
     "cpu_seconds",
     "delay_proxy",
     "demo_database",
@@ -129,10 +131,23 @@ def delay_proxy(target_port: int, delay: float) -> Iterator[Sink]:
         process.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class SourceRun:
+    """One `smtp-source` run: wall seconds and its own CPU seconds (user + system)."""
+
+    messages: int
+    seconds: float
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
 def smtp_source(
     tools: PostfixTools, port: int, *, sessions: int, messages: int, message_file: Path
-) -> float:
-    """Seconds `smtp-source -d` takes to send `messages` copies of the file over `sessions`."""
+) -> SourceRun:
+    """`smtp-source -d` sending `messages` copies of the file over `sessions` sessions."""
     command = tools.command(
         "smtp-source",
         "-d",
@@ -148,6 +163,10 @@ def smtp_source(
         "bench@example.jp",
         f"127.0.0.1:{port}",
     )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, env=tools.env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return SourceRun(messages, seconds, cpu)

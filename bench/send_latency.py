@@ -84,14 +84,13 @@ def main() -> int:
             if report.sent != count:
                 print(f"run sent {report.sent} of {count}: {report.first_errors}")
                 return 1
-            seconds = smtp_source(
+            baseline = smtp_source(
                 tools,
                 proxy.port,
                 sessions=args.connections,
                 messages=count,
                 message_file=message_file,
-            )
-            baseline = count / seconds
+            ).rate
             rows.append((f"run {n + 1}", report.rate, count / outcome.seconds, baseline))
 
     print(

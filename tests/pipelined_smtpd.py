@@ -25,7 +25,7 @@ import ssl
 from dataclasses import dataclass, field
 from types import TracebackType
 
-__all__ = ["DROP", "PipelinedServer", "Script"]
+__all__ = ["DROP", "Log", "PipelinedServer", "Script"]
 
 DROP = "DROP"  # hang up instead of replying
 OK = b"250 2.0.0 Ok\r\n"

@@ -10,12 +10,13 @@ pipelining client has already written with the body.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 from jobs.config.settings import SmtpSettings
-from jobs.smtp import Envelope, Outcome, Phase, SmtpPool
-from tests.pipelined_smtpd import DROP, PipelinedServer, Script
+from jobs.smtp import Envelope, Outcome, Phase, SendResult, SmtpPool
+from tests.pipelined_smtpd import DROP, Log, PipelinedServer, Script
 from tests.smtpd import TlsFiles
 from tools.postfix import PostfixTools, SinkProcess
 
@@ -36,6 +37,22 @@ def _settings(port: int, **overrides: object) -> SmtpSettings:
 async def _send_all(pool: SmtpPool, envelopes: list[Envelope]) -> list[Outcome]:
     results = await asyncio.gather(*(pool.send(e) for e in envelopes))
     return [r.outcome for r in results]
+
+
+async def _exchange(
+    script: Script,
+    envelopes: list[Envelope],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    **settings: object,
+) -> tuple[list[SendResult], Log]:
+    """Send `envelopes` at once over one connection to a scripted server; results and its log."""
+    async with (
+        PipelinedServer(script, ssl_context=ssl_context) as server,
+        SmtpPool(_settings(server.port, **settings), None) as pool,
+    ):
+        results = await asyncio.gather(*(pool.send(e) for e in envelopes))
+    return list(results), server.log
 
 
 # smtp-sink
@@ -98,51 +115,40 @@ async def test_bodies_arrive_byte_for_byte_and_each_end_is_grouped(
     make_envelope: MakeEnvelope,
 ) -> None:
     envelopes = [make_envelope(f"user{i}@example.jp") for i in range(5)]
-    async with (
-        PipelinedServer(Script(hold_end=HOLD)) as server,
-        SmtpPool(_settings(server.port), None) as pool,
-    ):
-        outcomes = await _send_all(pool, envelopes)
+    results, log = await _exchange(Script(hold_end=HOLD), envelopes)
+    outcomes = [r.outcome for r in results]
     assert outcomes == [Outcome.SENT] * 5
-    assert server.log.bodies == [e.data for e in envelopes]
+    assert log.bodies == [e.data for e in envelopes]
     # every end of data but the last had the next message's MAIL right behind it
-    assert server.log.grouped == 4
+    assert log.grouped == 4
 
 
 async def test_a_refused_rcpt_then_554_to_data(make_envelope: MakeEnvelope) -> None:
     script = Script(rcpt={"gone@example.jp": "550 5.1.1 <gone@example.jp>: user unknown"})
     envelopes = [make_envelope(a) for a in ("a@example.jp", "gone@example.jp", "b@example.jp")]
-    async with (
-        PipelinedServer(script) as server,
-        SmtpPool(_settings(server.port), None) as pool,
-    ):
-        a, gone, b = await asyncio.gather(*(pool.send(e) for e in envelopes))
+    (a, gone, b), log = await _exchange(script, envelopes)
     assert (a.outcome, b.outcome) == (Outcome.SENT, Outcome.SENT)
     # the refusal is the recipient's own; the 554 that followed to DATA is not a second verdict
     assert (gone.outcome, gone.code, gone.phase) == (Outcome.PERMANENT, 550, Phase.RCPT)
     assert [r.hard_bounce for r in gone.recipients] == [True]
-    verbs = server.log.verbs()
+    verbs = log.verbs()
     # DATA went in the group anyway (pipelined), and RSET came before the next MAIL
     assert verbs[verbs.index("RCPT", 3) :][:4] == ["RCPT", "DATA", "RSET", "MAIL"]
-    assert len(server.log.bodies) == 2
-    assert server.log.connections == 1
+    assert len(log.bodies) == 2
+    assert log.connections == 1
 
 
 async def test_a_4xx_to_mail_inside_a_group(make_envelope: MakeEnvelope) -> None:
     script = Script(mail={1: "451 4.3.0 try again later"})
     envelopes = [make_envelope(f"user{i}@example.jp") for i in range(3)]
-    async with (
-        PipelinedServer(script) as server,
-        SmtpPool(_settings(server.port), None) as pool,
-    ):
-        first, refused, third = await asyncio.gather(*(pool.send(e) for e in envelopes))
+    (first, refused, third), log = await _exchange(script, envelopes)
     assert (first.outcome, third.outcome) == (Outcome.SENT, Outcome.SENT)
     # the 503s to its RCPT and DATA follow from the refused MAIL: the 451 decides
     assert (refused.outcome, refused.code, refused.phase) == (Outcome.TRANSIENT, 451, Phase.MAIL)
     assert not refused.recipients[0].hard_bounce
-    assert server.log.verbs().count("RCPT") == 3  # its RCPT was written in the group
-    assert len(server.log.bodies) == 2
-    assert server.log.connections == 1
+    assert log.verbs().count("RCPT") == 3  # its RCPT was written in the group
+    assert len(log.bodies) == 2
+    assert log.connections == 1
 
 
 async def test_a_drop_after_end_of_data_in_the_middle_of_a_stream(
@@ -150,11 +156,7 @@ async def test_a_drop_after_end_of_data_in_the_middle_of_a_stream(
 ) -> None:
     script = Script(end={1: DROP})
     envelopes = [make_envelope(f"user{i}@example.jp") for i in range(3)]
-    async with (
-        PipelinedServer(script) as server,
-        SmtpPool(_settings(server.port), None) as pool,
-    ):
-        sent, unknown, unsent = await asyncio.gather(*(pool.send(e) for e in envelopes))
+    (sent, unknown, unsent), log = await _exchange(script, envelopes)
     assert (sent.outcome, sent.after_data) == (Outcome.SENT, False)
     # only the message whose end of data was written has an unknown outcome
     assert (unknown.outcome, unknown.after_data, unknown.phase) == (
@@ -167,7 +169,7 @@ async def test_a_drop_after_end_of_data_in_the_middle_of_a_stream(
         False,
         Phase.MAIL,
     )
-    assert len(server.log.bodies) == 1
+    assert len(log.bodies) == 1
 
 
 async def test_354_without_a_recipient_is_ended_with_a_lone_dot(
@@ -179,15 +181,11 @@ async def test_354_without_a_recipient_is_ended_with_a_lone_dot(
         rcpt={"gone@example.jp": "550 5.1.1 user unknown"}, data_without_rcpt="354 go ahead"
     )
     envelopes = [make_envelope("gone@example.jp"), make_envelope("taro@example.jp")]
-    async with (
-        PipelinedServer(script) as server,
-        SmtpPool(_settings(server.port), None) as pool,
-    ):
-        gone, taro = await asyncio.gather(*(pool.send(e) for e in envelopes))
+    (gone, taro), log = await _exchange(script, envelopes)
     assert (gone.outcome, gone.code, gone.phase) == (Outcome.PERMANENT, 550, Phase.RCPT)
     assert taro.outcome is Outcome.SENT
-    assert server.log.bodies == [envelopes[1].data]
-    assert server.log.connections == 1
+    assert log.bodies == [envelopes[1].data]
+    assert log.connections == 1
 
 
 async def test_pipelining_over_starttls_and_implicit_tls(
@@ -195,19 +193,17 @@ async def test_pipelining_over_starttls_and_implicit_tls(
 ) -> None:
     envelopes = [make_envelope(f"user{i}@example.jp") for i in range(4)]
     script = Script(hold_end=HOLD, tls=tls.server_context)
-    async with PipelinedServer(script) as server:
-        settings = _settings(server.port, security="starttls", ca_file=str(tls.ca_file))
-        async with SmtpPool(settings, None) as pool:
-            outcomes = await _send_all(pool, envelopes)
-    assert outcomes == [Outcome.SENT] * 4
-    assert (server.log.tls_sessions, server.log.grouped) == (1, 3)
+    ca = str(tls.ca_file)
+    results, log = await _exchange(script, envelopes, security="starttls", ca_file=ca)
+    assert [r.outcome for r in results] == [Outcome.SENT] * 4
+    assert (log.tls_sessions, log.grouped) == (1, 3)
 
-    async with PipelinedServer(Script(hold_end=HOLD), ssl_context=tls.server_context) as server:
-        settings = _settings(server.port, security="tls", ca_file=str(tls.ca_file))
-        async with SmtpPool(settings, None) as pool:
-            outcomes = await _send_all(pool, envelopes)
-    assert outcomes == [Outcome.SENT] * 4
-    assert server.log.grouped == 3
+    implicit = tls.server_context
+    results, log = await _exchange(
+        Script(hold_end=HOLD), envelopes, ssl_context=implicit, security="tls", ca_file=ca
+    )
+    assert [r.outcome for r in results] == [Outcome.SENT] * 4
+    assert log.grouped == 3
 
 
 async def test_only_a_pipelining_relay_gets_commands_ahead_of_replies(
@@ -218,12 +214,8 @@ async def test_only_a_pipelining_relay_gets_commands_ahead_of_replies(
     counts = {}
     for pipelining in (False, True):
         script = Script(pipelining=pipelining, hold_each=0.2)
-        async with (
-            PipelinedServer(script) as server,
-            SmtpPool(_settings(server.port), None) as pool,
-        ):
-            outcomes = await _send_all(pool, [make_envelope(), make_envelope()])
-        assert outcomes == [Outcome.SENT] * 2
-        counts[pipelining] = server.log.early
+        results, log = await _exchange(script, [make_envelope(), make_envelope()])
+        assert [r.outcome for r in results] == [Outcome.SENT] * 2
+        counts[pipelining] = log.early
     assert counts[False] == 0
     assert counts[True] > 0
