@@ -22,6 +22,7 @@ a fresh one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections import deque
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from jobs.smtp.transaction import DATA, Next, Transaction
 from jobs.smtp.transport import NotSent
 
 __all__ = ["SmtpPool"]
+
+log = logging.getLogger(__name__)
 
 _QUIT_TIMEOUT = 5.0
 _OK = 250
@@ -165,7 +168,13 @@ class SmtpPool:
             connection = _Connection(self)
             task = asyncio.get_running_loop().create_task(connection.run(), name="smtp-connection")
             self._connections[task] = connection
-            task.add_done_callback(self._connections.pop)
+            task.add_done_callback(self._connection_done)
+
+    def _connection_done(self, task: asyncio.Task[None]) -> None:
+        self._connections.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            # a bug: the messages it carried were failed with it; the next send opens another
+            log.error("SMTP connection task failed", exc_info=task.exception())
 
     def _take_nowait(self) -> _Job | None:
         while self._queue:
