@@ -85,6 +85,7 @@ class Transaction:
     refused: dict[str, RecipientResult] = field(default_factory=dict)
     result: SendResult | None = None
     mail_refused: bool = False
+    rcpt_replies: int = 0
 
     @classmethod
     def start(cls, envelope: Envelope, extensions: Extensions, server: str) -> Transaction:
@@ -137,8 +138,11 @@ class Transaction:
 
     def on_rcpt(self, address: str, reply: SMTPResponse) -> None:
         """The reply to one RCPT; after a refused MAIL it only follows from that refusal."""
+        self.rcpt_replies += 1
         if self.mail_refused:
             return
+        if self.rcpt_replies == len(self.rcpts):
+            self.phase = Phase.DATA  # what is awaited next is DATA's reply
         if reply.code in (_OK, _FORWARD):
             self.accepted.append(address)
             return
