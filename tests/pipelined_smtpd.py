@@ -199,11 +199,20 @@ class PipelinedServer:
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def say_to_all(self, line: bytes) -> None:
+        """Write `line` to every open session unasked, and wait until the clients have it."""
+        for writer in self._writers:
+            writer.write(line)
+            await writer.drain()
+        await asyncio.sleep(0.05)  # let the client's loop read it (same event loop)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.append(writer)
         try:
             await _Session(self, reader, writer).run()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):

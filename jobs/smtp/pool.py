@@ -284,6 +284,8 @@ class _Connection:
 
     async def _ready(self, job: _Job) -> bool:
         """An open session in step for a new MAIL; False when `job` was settled instead."""
+        if self.session is not None and self.session.stream.unsolicited:
+            self._discard()  # the server spoke while idle (a 421 before hanging up): start anew
         if self.reset and self.session is not None and self.session.stream.is_open:
             await self._rset(self.session)
         if self.session is not None and self.session.stream.is_open:
@@ -401,6 +403,7 @@ class _Connection:
             if job.future.done() or job.txn is None:
                 continue
             txn = job.txn
+            decided = txn.result is not None
             try:
                 result = txn.failed(error)
             except SmtpSetupError as exc:
@@ -409,6 +412,7 @@ class _Connection:
             if (
                 job.after_idle
                 and not job.reopened
+                and not decided  # no reply of the server decided it
                 and txn.phase is Phase.MAIL
                 and isinstance(error, ConnectionError)
             ):

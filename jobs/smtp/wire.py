@@ -134,6 +134,11 @@ class ReplyStream(asyncio.Protocol):
         transport = self._transport
         return transport is not None and not transport.is_closing() and self._error is None
 
+    @property
+    def unsolicited(self) -> bool:
+        """Bytes arrived that no command asked for (e.g. an idle timeout's 421): out of step."""
+        return bool(self._replies or self._buffer)
+
     def write(self, data: bytes) -> None:
         """Hand bytes to the transport (one `send` when the socket takes them at once)."""
         transport = self._transport

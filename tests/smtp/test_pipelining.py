@@ -219,3 +219,20 @@ async def test_only_a_pipelining_relay_gets_commands_ahead_of_replies(
         counts[pipelining] = log.early
     assert counts[False] == 0
     assert counts[True] > 0
+
+
+async def test_a_421_sent_while_idle_costs_no_attempt(make_envelope: MakeEnvelope) -> None:
+    # An idle timeout: the server says 421 between messages but keeps the socket open a while.
+    async with (
+        PipelinedServer(Script()) as server,
+        SmtpPool(_settings(server.port), None) as pool,
+    ):
+        first = await pool.send(make_envelope())
+        await server.say_to_all(b"421 4.4.2 idle timeout\r\n")
+        second = await pool.send(make_envelope())
+        sessions = pool.sessions_opened
+    assert (first.outcome, second.outcome) == (Outcome.SENT, Outcome.SENT)
+    assert sessions == 2
+    # nothing was written to the session that had said goodbye: the next word is a new EHLO
+    verbs = server.log.verbs()
+    assert verbs[verbs.index(".\r\n") + 1] == "EHLO"
