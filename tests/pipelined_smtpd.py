@@ -25,9 +25,10 @@ import ssl
 from dataclasses import dataclass, field
 from types import TracebackType
 
-__all__ = ["DROP", "Log", "PipelinedServer", "Script"]
+__all__ = ["DROP", "STALL", "Log", "PipelinedServer", "Script"]
 
 DROP = "DROP"  # hang up instead of replying
+STALL = "STALL"  # never reply (the client's timeout must end it)
 OK = b"250 2.0.0 Ok\r\n"
 
 
@@ -176,6 +177,8 @@ class _Session:
         if text == DROP:
             self.writer.transport.abort()
             return False
+        if text == STALL:
+            await asyncio.Event().wait()  # until the client hangs up (the session is cancelled)
         if self.script.hold_end and await self.held(self.script.hold_end):
             self.log.grouped += 1
         if text.startswith("250") and self.rcpts:

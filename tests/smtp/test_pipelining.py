@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jobs.config.settings import SmtpSettings
 from jobs.smtp import Envelope, Outcome, Phase, SendResult, SmtpPool
-from tests.pipelined_smtpd import DROP, Log, PipelinedServer, Script
+from tests.pipelined_smtpd import DROP, STALL, Log, PipelinedServer, Script
 from tests.smtpd import TlsFiles
 from tools.postfix import PostfixTools, SinkProcess
 
@@ -236,3 +236,24 @@ async def test_a_421_sent_while_idle_costs_no_attempt(make_envelope: MakeEnvelop
     # nothing was written to the session that had said goodbye: the next word is a new EHLO
     verbs = server.log.verbs()
     assert verbs[verbs.index(".\r\n") + 1] == "EHLO"
+
+
+async def test_a_timeout_in_the_middle_of_a_stream(make_envelope: MakeEnvelope) -> None:
+    # The reply to the second end of data never comes; the third message's commands went with it.
+    script = Script(end={1: STALL})
+    envelopes = [make_envelope(f"user{i}@example.jp") for i in range(3)]
+    (sent, unknown, unsent), log = await _exchange(script, envelopes, timeout_seconds=1.0)
+    assert sent.outcome is Outcome.SENT
+    assert len(log.bodies) == 1
+    assert (unknown.outcome, unknown.code, unknown.after_data, unknown.phase) == (
+        Outcome.TRANSIENT,
+        None,
+        True,
+        Phase.BODY,
+    )
+    assert (unsent.outcome, unsent.after_data, unsent.phase) == (
+        Outcome.TRANSIENT,
+        False,
+        Phase.MAIL,
+    )
+    assert "timed out" in unknown.text
