@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import sqlalchemy as sa
 
-from jobs.config.settings import Settings, load_settings
-from jobs.errors import MailerError
+from jobs.app import App, render_explanation, render_preview
+from jobs.config.campaign import Campaign
+from jobs.config.runs import name_problem, split_run_id
+from jobs.errors import ConfigError, InputError, MailerError
+from resolver.model import DeliveryStatus
 
 __all__ = ["cli", "main"]
 
@@ -71,67 +72,88 @@ class MailerGroup(click.Group):
             _internal_error(exc)
 
 
-@dataclass
-class App:
-    """What every command needs, created lazily so `--help` works without a database."""
-
-    config: Path | None
-    _engines: dict[str, sa.Engine] = field(default_factory=dict)
-
-    @cached_property
-    def settings(self) -> Settings:
-        return load_settings(self.config)
-
-    def engine(self, url: str | None = None) -> sa.Engine:
-        from jobs.source.engine import make_engine
-
-        url = url or self.settings.database.url
-        if url not in self._engines:
-            self._engines[url] = make_engine(url)
-        return self._engines[url]
-
-    def ledger_engine(self) -> sa.Engine:
-        return self.engine(self.settings.database.effective_ledger_url)
-
-    def campaign(self, value: str) -> Any:
-        from jobs.config.campaign import load_campaign, resolve_campaign_path
-
-        return load_campaign(resolve_campaign_path(value, Path(self.settings.paths.campaigns)))
-
-    def composer(self, campaign: Any, run_key: str, as_of: date) -> Any:
-        from jobs.messages.compose import Composer
-        from jobs.messages.render import load_template_set
-
-        templates = load_template_set(
-            Path(self.settings.paths.templates), campaign.template, campaign.folder
-        )
-        return Composer(campaign.id, run_key, as_of, templates, self.settings.message)
-
-    def ledger_suppressions(self) -> frozenset[str]:
-        """Hard bounces the job recorded (§7): part of the effective suppression list."""
-        from jobs.ledger import ledger_suppressions
-
-        return ledger_suppressions(self.ledger_engine())
-
-    def close(self) -> None:
-        for engine in self._engines.values():
-            engine.dispose()
-
-
 pass_app = click.make_pass_decorator(App)
 
 
-def _today_tokyo() -> date:
-    from jobs.messages.compose import TOKYO
+# --- parameter types: options are checked at the edge, commands receive typed values --------
 
-    return datetime.now(TOKYO).date()
+
+class RunKeyType(click.ParamType[str, Any]):
+    """`--run-key K`: the rule of `jobs.config.runs` (no '/', no spaces)."""
+
+    name = "run_key"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        problem = name_problem(str(value))
+        if problem is not None:
+            self.fail(f"{value!r} {problem}", param, ctx)
+        return str(value)
+
+
+class RunIdType(click.ParamType[str, Any]):
+    """`--run RUN_ID`: `<campaign_id>/<run_key>`, both parts under the run-key rule."""
+
+    name = "RUN_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            split_run_id(str(value))
+        except InputError as exc:
+            self.fail(exc.message, param, ctx)
+        return str(value)
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class AsOfType(click.ParamType[date, Any]):
+    """`--as-of D`: a calendar date, YYYY-MM-DD."""
+
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        text = str(value)
+        if _DATE.fullmatch(text):
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                pass
+        self.fail(f"{text!r} is not a date (YYYY-MM-DD)", param, ctx)
+
+
+class CampaignType(click.ParamType[Campaign, Any]):
+    """`--campaign C`: an id under `paths.campaigns` or a path; loaded and checked here."""
+
+    name = "campaign"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Campaign:
+        if isinstance(value, Campaign):
+            return value
+        app = ctx.find_object(App) if ctx is not None else None
+        if app is None:
+            app = App(None)
+        app.settings  # noqa: B018 - a settings error is reported as itself, not as this option's
+        try:
+            return app.campaign(str(value))
+        except ConfigError as exc:
+            self.fail(exc.message, param, ctx)
+
+
+RUN_KEY = RunKeyType()
+RUN_ID = RunIdType()
+AS_OF = AsOfType()
+CAMPAIGN = CampaignType()
 
 
 def as_of_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--as-of",
         "as_of",
-        type=click.DateTime(formats=["%Y-%m-%d"]),
+        type=AS_OF,
         default=None,
         help="Resolve as of this date (YYYY-MM-DD; default: today in Asia/Tokyo).",
     )(f)
@@ -141,9 +163,16 @@ def campaign_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--campaign",
         "campaign",
+        type=CAMPAIGN,
         required=True,
         metavar="C",
         help="Campaign id (config/campaigns/<id>.toml) or path to a campaign file.",
+    )(f)
+
+
+def run_key_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--run-key", type=RUN_KEY, default=None, help="Run key (default: the as-of date)."
     )(f)
 
 
@@ -159,10 +188,6 @@ def encoding_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[.
         show_default=True,
         help=help_text,
     )
-
-
-def _as_of(value: datetime | None) -> date:
-    return value.date() if value is not None else _today_tokyo()
 
 
 def _is_tty() -> bool:
@@ -200,15 +225,10 @@ def db() -> None:
 @pass_app
 def db_init(app: App) -> None:
     """Create the source tables (SPEC §3) and the job's own ledger tables; safe to repeat."""
-    from jobs.ledger.migrate import upgrade
-    from jobs.source.models import init_source_schema
-
-    init_source_schema(app.engine())
-    upgrade(app.ledger_engine())
-    click.echo(f"database ready: {app.engine().url.render_as_string(hide_password=True)}")
-    if app.settings.database.ledger_url:
-        shown = app.ledger_engine().url.render_as_string(hide_password=True)
-        click.echo(f"ledger ready: {shown}")
+    ready = app.db_init()
+    click.echo(f"database ready: {ready.database}")
+    if ready.ledger is not None:
+        click.echo(f"ledger ready: {ready.ledger}")
 
 
 @db.command("import")
@@ -217,15 +237,7 @@ def db_init(app: App) -> None:
 @pass_app
 def db_import(app: App, directory: Path, encoding: str) -> None:
     """Load the CSV files of DIRECTORY (SPEC §3), replacing the data set; all or nothing."""
-    from jobs.errors import InputError
-    from jobs.source.importer import import_dir
-    from jobs.source.models import init_source_schema
-
-    if not directory.is_dir():
-        raise InputError(f"{directory}: no such folder")
-    engine = app.engine()
-    init_source_schema(engine)
-    report = import_dir(engine, directory, encoding)
+    report = app.db_import(directory, encoding)
     parts = ", ".join(f"{table} {n:,}" for table, n in report.counts.items())
     click.echo(f"imported {report.total_rows:,} rows in {report.elapsed_seconds:.2f}s: {parts}")
     if report.absent:
@@ -263,34 +275,16 @@ def _print_summary(summary: Any) -> None:
 @as_of_option
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_app
-def resolve(app: App, campaign: str, as_of: datetime | None, as_json: bool) -> None:
+def resolve(app: App, campaign: Campaign, as_of: date | None, as_json: bool) -> None:
     """Count who would receive a campaign: by decision, audience and reason."""
-    from jobs.resolution.pipeline import resolve_campaign
-
-    chosen = app.campaign(campaign)
-    day = _as_of(as_of)
-    resolved = resolve_campaign(
-        app.engine(),
-        chosen,
-        day,
-        extra_suppressed=app.ledger_suppressions(),
-        progress=_is_tty(),
-    )
+    day = app.as_of(as_of)
+    resolved = app.resolve(campaign, day, progress=_is_tty())
     if as_json:
-        out = {"campaign_id": chosen.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
+        out = {"campaign_id": campaign.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        click.echo(f"campaign {chosen.id} as of {day.isoformat()}")
+        click.echo(f"campaign {campaign.id} as of {day.isoformat()}")
         _print_summary(resolved.summary)
-
-
-def _run_key(run_key: str | None, day: date) -> str:
-    from jobs.errors import InputError
-
-    key = run_key or day.isoformat()  # §7: the run key defaults to the as-of date
-    if "/" in key or not key.strip() or any(ch.isspace() for ch in key):
-        raise InputError(f"--run-key {key!r} must be non-empty without '/' or spaces")
-    return key
 
 
 @cli.command("dry-run")
@@ -302,32 +296,25 @@ def _run_key(run_key: str | None, day: date) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for audit.csv, warnings.csv and messages/<n>.eml.",
 )
-@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@run_key_option
 @as_of_option
 @encoding_option(_WRITTEN_CSV)
 @pass_app
 def dry_run_cmd(
     app: App,
-    campaign: str,
+    campaign: Campaign,
     out: Path,
     run_key: str | None,
-    as_of: datetime | None,
+    as_of: date | None,
     encoding: str,
 ) -> None:
     """Resolve and render every message to DIR as `run` would send them; send nothing."""
-    from jobs.reports.dryrun import dry_run
-
-    chosen = app.campaign(campaign)
-    day = _as_of(as_of)
-    key = _run_key(run_key, day)
-    composer = app.composer(chosen, key, day)
-    report = dry_run(
-        app.engine(),
-        chosen,
-        composer,
+    day = app.as_of(as_of)
+    report = app.dry_run(
+        campaign,
         out,
+        run_key=app.run_key(run_key, day),
         as_of=day,
-        extra_suppressed=app.ledger_suppressions(),
         encoding=encoding,
         progress=_is_tty(),
     )
@@ -366,65 +353,41 @@ def _report_side_notes(fallbacks: list[str], unencodable: list[Any], encoding: s
 @pass_app
 def explain(
     app: App,
-    campaign: str,
+    campaign: Campaign,
     email: str | None,
     corp_id: str | None,
     partner_id: str | None,
-    as_of: datetime | None,
+    as_of: date | None,
     as_json: bool,
 ) -> None:
     """Why a person or account does or does not receive a campaign, rule by rule."""
-    from jobs.errors import InputError
-    from jobs.resolution.explain import explain as run_explain
-    from jobs.resolution.explain import render_text
-
-    chosen = [v for v in (email, corp_id, partner_id) if v]
-    if len(chosen) != 1:
-        raise InputError("give exactly one of --email, --corp-id, --partner-id")
-    result = run_explain(
-        app.engine(),
-        app.campaign(campaign),
-        _as_of(as_of),
-        email=email,
-        corp_id=corp_id,
-        partner_id=partner_id,
-        extra_suppressed=app.ledger_suppressions(),
+    result = app.explain(
+        campaign, app.as_of(as_of), email=email, corp_id=corp_id, partner_id=partner_id
     )
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
     else:
-        click.echo(render_text(result))
+        click.echo(render_explanation(result))
 
 
 @cli.command()
 @campaign_option
 @click.option("--email", required=True, help="The recipient's e-mail address.")
-@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@run_key_option
 @as_of_option
 @click.option("--raw", is_flag=True, help="Print the whole message as sent (RFC 5322 bytes).")
 @pass_app
 def preview(
     app: App,
-    campaign: str,
+    campaign: Campaign,
     email: str,
     run_key: str | None,
-    as_of: datetime | None,
+    as_of: date | None,
     raw: bool,
 ) -> None:
     """Show the rendered message one recipient would receive."""
-    from jobs.messages.preview import preview_messages, render_preview
-
-    chosen = app.campaign(campaign)
-    day = _as_of(as_of)
-    composer = app.composer(chosen, _run_key(run_key, day), day)
-    composed = preview_messages(
-        app.engine(),
-        chosen,
-        composer,
-        email,
-        as_of=day,
-        extra_suppressed=app.ledger_suppressions(),
-    )
+    day = app.as_of(as_of)
+    composed = app.preview(campaign, email, run_key=app.run_key(run_key, day), as_of=day)
     for i, message in enumerate(composed):
         if i:
             click.echo("=" * 72)
@@ -441,29 +404,17 @@ def preview(
 
 @cli.command()
 @campaign_option
-@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@run_key_option
 @as_of_option
 @pass_app
-def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) -> None:
+def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -> None:
     """Resolve (the first time) and send a campaign; run it again to resume.
 
     Exit 0 when every delivery is sent or failed, 3 when deferred deliveries are left for the
     next run, 4 when another coordinator holds the run.
     """
-    from jobs.delivery.coordinator import run_campaign
-
-    chosen = app.campaign(campaign)
-    day = _as_of(as_of)
-    composer = app.composer(chosen, _run_key(run_key, day), day)
-    outcome = run_campaign(
-        app.engine(),
-        app.ledger_engine(),
-        chosen,
-        composer,
-        app.settings.smtp,
-        as_of=day,
-        progress=_is_tty(),
-    )
+    day = app.as_of(as_of)
+    outcome = app.run(campaign, run_key=app.run_key(run_key, day), as_of=day, progress=_is_tty())
     r = outcome.run
     verb = "resolved and froze" if outcome.created else "resumed"
     click.echo(f"run {r.run_id} ({verb}; as of {r.as_of.isoformat()})")
@@ -498,20 +449,17 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
 
 def _print_status(st: Any) -> None:
     counts = {s.value: n for s, n in st.counts.items()}
-    order = ("pending", "sending", "sent", "deferred", "failed")
-    cells = "  ".join(f"{s} {counts.get(s, 0):,}" for s in order)
+    cells = "  ".join(f"{s.value} {counts.get(s.value, 0):,}" for s in DeliveryStatus)
     click.echo(f"ledger: {cells}")
 
 
 @cli.command()
-@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="One run: <campaign>/<key>.")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="One run: <campaign>/<key>.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_app
 def status(app: App, run_id: str | None, as_json: bool) -> None:
     """Progress of runs: deliveries per status, what is left, how fast it went."""
-    from jobs.reports.status import run_status
-
-    rows = run_status(app.ledger_engine(), run_id)
+    rows = app.status(run_id)
     if as_json:
         click.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
         return
@@ -527,15 +475,13 @@ def audit() -> None:
 
 
 @audit.command("export")
-@click.option("--run", "run_id", required=True, metavar="RUN_ID", help="<campaign>/<run key>.")
+@click.option("--run", "run_id", type=RUN_ID, required=True, help="<campaign>/<run key>.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @encoding_option(_WRITTEN_CSV)
 @pass_app
 def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     """Write the audit CSV of a run (SPEC §5) with each delivery's status."""
-    from jobs.reports.status import export_audit
-
-    written = export_audit(app.ledger_engine(), run_id, out, encoding)
+    written = app.audit_export(run_id, out, encoding)
     click.echo(f"wrote {written.rows:,} rows to {out}")
     _report_side_notes([], written.unencodable, encoding)
 

@@ -10,7 +10,7 @@ Must not import: `jobs.resolution`, `jobs.messages`, `jobs.smtp`, `jobs.delivery
 (it stores what those stages decided; it never decides).
 """
 
-from jobs.ledger.codec import make_run_id
+from jobs.config.runs import make_run_id
 from jobs.ledger.lock import RunLock, acquire_run_lock, holder_description
 from jobs.ledger.migrate import (
     check_ledger,

@@ -100,6 +100,11 @@ class SmtpPool:
         self._idle: deque[asyncio.Future[_Job | None]] = deque()  # connections waiting for work
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._closed = False
+        # Until one AUTH succeeded, sessions open one at a time and a refusal is remembered:
+        # the password crosses the wire at most once when it is wrong, whatever `connections`.
+        self._auth_gate = asyncio.Lock()
+        self._authenticated = not settings.username
+        self._setup_refused: SmtpSetupError | None = None
         # observable, for tests and benchmarks
         self.sessions_opened = 0  # how often the pool had to (re)connect
         self.round_trips = 0  # writes that waited for replies before the next write
@@ -202,6 +207,21 @@ class SmtpPool:
         return self._local_hostname
 
     async def _open(self) -> Session | Verdict:
+        """Connect, STARTTLS and AUTH as configured; a transient failure comes back as a Verdict."""
+        if self._authenticated:
+            return await self._open_session()
+        async with self._auth_gate:
+            if self._setup_refused is not None:
+                raise SmtpSetupError(self._setup_refused.message)
+            try:
+                opened = await self._open_session()
+            except SmtpSetupError as exc:
+                self._setup_refused = exc
+                raise
+            self._authenticated = isinstance(opened, Session)
+            return opened
+
+    async def _open_session(self) -> Session | Verdict:
         session = await open_session(
             self._settings, self._password, self._tls, await self._hostname()
         )

@@ -70,7 +70,7 @@ async def open_session(
                     f"smtp: smtp.username is set but {server} offers no AUTH"
                     f" (security = {settings.security})"
                 )
-            await client.login(settings.username, password or "")
+            await _authenticate(client, settings.username, password or "", server)
         extensions = Extensions(
             size=client.supports_extension("size"),
             eight_bit_mime=client.supports_extension("8bitmime"),
@@ -101,3 +101,29 @@ async def _ehlo(client: aiosmtplib.SMTP) -> None:
         if not (500 <= exc.code <= 599 and client.is_connected):
             raise
         await client.helo()
+
+
+# aiosmtplib's own preference order (strongest first) and its public method for each.
+_AUTH_METHODS = ("cram-md5", "plain", "login")
+
+
+async def _authenticate(client: aiosmtplib.SMTP, username: str, password: str, server: str) -> None:
+    """AUTH with ONE mechanism: after a 535 the password is not sent again another way.
+
+    `SMTP.login` would try every mechanism the server offers in turn, sending the password once
+    per mechanism; a relay that refused it once will refuse it again, so the retries only put
+    the secret on the wire more often.
+    """
+    offered = [m for m in _AUTH_METHODS if m in client.server_auth_methods]
+    if not offered:
+        shown = ", ".join(sorted(client.server_auth_methods)) or "none"
+        raise SmtpSetupError(
+            f"smtp: {server} offers no AUTH mechanism this client speaks (offered: {shown};"
+            f" supported: {', '.join(_AUTH_METHODS)})"
+        )
+    if offered[0] == "cram-md5":
+        await client.auth_crammd5(username, password)
+    elif offered[0] == "plain":
+        await client.auth_plain(username, password)
+    else:
+        await client.auth_login(username, password)
