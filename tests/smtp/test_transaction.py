@@ -138,3 +138,27 @@ def test_a_non_ascii_address_without_smtputf8_is_refused_before_any_command() ->
     assert txn.result is not None
     assert txn.result.outcome is Outcome.PERMANENT
     assert "SMTPUTF8" in txn.result.text
+
+
+def test_a_4xx_to_data_defers_the_accepted_recipients() -> None:
+    txn = _start("a@example.jp")
+    txn.on_mail(OK)
+    txn.on_rcpt("a@example.jp", OK)
+    assert txn.on_data(SMTPResponse(451, "4.3.0 queue full")) is Next.RESET
+    assert txn.result is not None
+    assert (txn.result.outcome, txn.result.code, txn.result.phase) == (
+        Outcome.TRANSIENT,
+        451,
+        Phase.DATA,
+    )
+
+
+def test_a_5_1_1_after_the_body_bounces_a_single_recipient() -> None:
+    txn = _start("gone@example.jp")
+    txn.on_mail(OK)
+    txn.on_rcpt("gone@example.jp", OK)
+    txn.on_data(GO)
+    txn.body_sent()
+    result = txn.on_end(SMTPResponse(550, "5.1.1 mailbox unknown"))
+    assert (result.outcome, result.phase) == (Outcome.PERMANENT, Phase.BODY)
+    assert [r.hard_bounce for r in result.recipients] == [True]
