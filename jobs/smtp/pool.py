@@ -169,7 +169,11 @@ class SmtpPool:
             self._queue.appendleft(job)
         else:
             self._queue.append(job)
-        if len(self._connections) < self._settings.connections:
+        self._start_connection()
+
+    def _start_connection(self) -> None:
+        """One more connection when envelopes wait, none is free and the pool is not full."""
+        if self._queue and not self._closed and len(self._connections) < self._settings.connections:
             connection = _Connection(self)
             task = asyncio.get_running_loop().create_task(connection.run(), name="smtp-connection")
             self._connections[task] = connection
@@ -180,6 +184,7 @@ class SmtpPool:
         if not task.cancelled() and task.exception() is not None:
             # a bug: the messages it carried were failed with it; the next send opens another
             log.error("SMTP connection task failed", exc_info=task.exception())
+        self._start_connection()  # what it left in the queue still gets a connection
 
     def _take_nowait(self) -> _Job | None:
         while self._queue:
@@ -198,6 +203,10 @@ class SmtpPool:
         connection.busy = False
         try:
             return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and (job := waiter.result()) is not None:
+                self._put(job, first=True)  # handed over just as this connection was stopped
+            raise
         finally:
             connection.busy = True
 

@@ -299,3 +299,18 @@ async def test_a_cancelled_send_says_whether_its_envelope_was_written(
     assert seen == {"on the wire": "cancelled", "queued": "not sent"}
     assert issubclass(NotSent, asyncio.CancelledError)  # a cancellation to everyone else
     assert handler.commands["MAIL"] == 1
+
+
+async def test_an_envelope_handed_to_a_stopping_connection_is_sent_by_another(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope
+) -> None:
+    server = smtp_server()
+    async with SmtpPool(smtp_settings(server), None) as pool:
+        assert (await pool.send(make_envelope())).outcome is Outcome.SENT
+        [idle] = list(pool._connections)  # waiting for work
+        sending = asyncio.create_task(pool.send(make_envelope()))
+        await asyncio.sleep(0)  # the envelope is handed to the idle connection...
+        idle.cancel()  # ...which is stopped before it could start on it
+        result = await asyncio.wait_for(sending, 10)
+    assert result.outcome is Outcome.SENT
+    assert server.handler.connections == 2
