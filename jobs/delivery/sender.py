@@ -176,6 +176,7 @@ async def send_pass(
             data=composed.data,
             message_id=c.message_id,
             key=c.delivery.key,
+            crlf_form=True,  # the composer's bytes are in wire line form already
         )
         held.pop(c.delivery_id, None)  # from here on the message may reach the server
         try:

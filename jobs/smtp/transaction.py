@@ -91,7 +91,8 @@ class Transaction:
     def start(cls, envelope: Envelope, extensions: Extensions, server: str) -> Transaction:
         """The commands for `envelope`; `result` is already set when it cannot be sent at all."""
         txn = cls(envelope, server)
-        body = crlf(envelope.data)  # once: SIZE counts it, the wire carries it dot-stuffed
+        # once: SIZE counts it, the wire carries it dot-stuffed
+        body = envelope.data if envelope.crlf_form else crlf(envelope.data)
         options: list[bytes] = []
         if extensions.size:
             options.append(b"SIZE=%d" % len(body))

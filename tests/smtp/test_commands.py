@@ -140,3 +140,15 @@ async def test_refused_recipient_keeps_its_reply(raw_server: tuple[Recorder, int
 def test_plain_addresses_are_what_aiosmtplib_would_quote(address: str) -> None:
     # The condition under which the pool writes the address itself.
     assert quote_address(address) == f"<{address}>"
+
+
+async def test_crlf_form_bytes_go_out_as_they_are(raw_server: tuple[Recorder, int]) -> None:
+    recorder, port = raw_server
+    envelope = Envelope(SENDER, ("taro@example.jp",), DATA, "<m@x>", "k", crlf_form=True)
+
+    async with SmtpPool(_settings(port), None, local_hostname="t") as pool:
+        result = await pool.send(envelope)
+
+    assert result.outcome is Outcome.SENT
+    assert recorder.payloads == [wire_body(DATA)]
+    assert recorder.commands(b"MAIL")[0].endswith(b" SIZE=%d\r\n" % len(DATA))

@@ -145,3 +145,8 @@ def test_hard_bounces_lists_flagged_recipients_only() -> None:
     )
     result = FinalResult("k", "<m@x>", Outcome.PERMANENT, 1, 550, "", recipients)
     assert result.hard_bounces == ("gone@x.jp",)
+
+
+def test_crlf_form_data_must_end_with_crlf() -> None:
+    with pytest.raises(ValueError, match="end with CRLF"):
+        Envelope("a@example.jp", ("b@example.jp",), b"Subject: x\r\n\r\nbody", "<m@x>", "k", True)
