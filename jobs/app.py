@@ -32,7 +32,14 @@ if TYPE_CHECKING:
     from jobs.resolution.pipeline import Resolved
     from jobs.source.importer import ImportReport
 
-__all__ = ["App", "DbReady", "render_explanation", "render_preview", "today_tokyo"]
+__all__ = [
+    "App",
+    "DbReady",
+    "append_error_log",
+    "render_explanation",
+    "render_preview",
+    "today_tokyo",
+]
 
 
 def today_tokyo() -> date:
@@ -40,6 +47,13 @@ def today_tokyo() -> date:
     from jobs.messages.compose import TOKYO
 
     return datetime.now(TOKYO).date()
+
+
+def append_error_log(path: Path, text: str) -> None:
+    """Append a bug's traceback to the error log, owner-only: it can quote names and addresses."""
+    from jobs.files import append_private
+
+    append_private(path, text)
 
 
 def render_explanation(result: Explanation) -> str:
@@ -78,16 +92,22 @@ class App:
     def settings(self) -> Settings:
         return load_settings(self.config, self.env)
 
-    def engine(self, url: str | None = None) -> sa.Engine:
+    def engine(self, url: str | None = None, *, create: bool = False) -> sa.Engine:
+        """The engine of `url` (default: the source). Only `create=True` makes a SQLite file.
+
+        Read-only by default: `status`, `resolve`, `explain`, `preview`, `dry-run` and
+        `audit export` never create a database file or folder; `db init` and `db import` ask for
+        `create`, and `run` for its ledger (a separate `ledger_url` is created on first use).
+        """
         from jobs.source.engine import make_engine
 
         url = url or self.settings.database.url
         if url not in self._engines:
-            self._engines[url] = make_engine(url)
+            self._engines[url] = make_engine(url, create=create)
         return self._engines[url]
 
-    def ledger_engine(self) -> sa.Engine:
-        return self.engine(self.settings.database.effective_ledger_url)
+    def ledger_engine(self, *, create: bool = False) -> sa.Engine:
+        return self.engine(self.settings.database.effective_ledger_url, create=create)
 
     def campaign(self, value: str) -> Campaign:
         """`--campaign`: an id under `paths.campaigns` or a path to a campaign file."""
@@ -105,8 +125,13 @@ class App:
     def ledger_suppressions(self) -> frozenset[str]:
         """Hard bounces the job recorded (§7): part of the effective suppression list."""
         from jobs.ledger import ledger_suppressions
+        from jobs.source.engine import MissingDatabase
 
-        return ledger_suppressions(self.ledger_engine())
+        try:
+            ledger = self.ledger_engine()
+        except MissingDatabase:
+            return frozenset()  # a separate ledger file not created yet holds no bounces
+        return ledger_suppressions(ledger)
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -130,8 +155,8 @@ class App:
         from jobs.source.engine import shown_url
         from jobs.source.models import init_source_schema
 
-        init_source_schema(self.engine())
-        upgrade(self.ledger_engine())
+        init_source_schema(self.engine(create=True))
+        upgrade(self.ledger_engine(create=True))
         ledger = shown_url(self.ledger_engine()) if self.settings.database.ledger_url else None
         return DbReady(database=shown_url(self.engine()), ledger=ledger)
 
@@ -143,7 +168,7 @@ class App:
 
         if not directory.is_dir():
             raise InputError(f"{directory}: no such folder")
-        engine = self.engine()
+        engine = self.engine(create=True)
         init_source_schema(engine)
         return import_dir(engine, directory, encoding)
 
@@ -229,8 +254,8 @@ class App:
 
         composer = self.composer(campaign, run_key, as_of)  # templates checked before the lock
         return run_campaign(
-            self.engine(),
-            self.ledger_engine(),
+            self.engine(),  # the source must exist: `db init` and `db import` make it
+            self.ledger_engine(create=True),
             campaign,
             composer,
             self.settings.smtp,

@@ -40,7 +40,7 @@ from jobs.smtp.tls import client_tls_context
 from jobs.smtp.transaction import DATA, Next, Transaction
 from jobs.smtp.transport import NotSent
 
-__all__ = ["SmtpPool"]
+__all__ = ["SmtpPool", "check_relay_settings", "relay_password"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,26 @@ _END_ONLY = b".\r\n"  # RFC 2920 §3.1: a 354 without an accepted recipient ends
 # Sends outstanding per connection that keep a pipelining connection busy: the message whose
 # body goes next, the one whose commands go with it, and one waiting in the queue meanwhile.
 _PER_CONNECTION = 4
+
+
+def relay_password(settings: SmtpSettings) -> str | None:
+    """The AUTH password (None without `smtp.username`); unset or empty is a ConfigError."""
+    password = settings.password()
+    if settings.username and not password:
+        raise SmtpSetupError(
+            f"smtp.password_env names {settings.password_env!r}, which is empty in the environment"
+        )
+    return password
+
+
+def check_relay_settings(settings: SmtpSettings) -> None:
+    """Everything about the relay settings that can fail without connecting (exit 2).
+
+    The password variable and the CA file: `run` calls this before it freezes a run, so a
+    setting that would stop the first connection changes nothing in the ledger.
+    """
+    relay_password(settings)
+    client_tls_context(settings)
 
 
 @dataclass(slots=True, eq=False)
@@ -117,7 +137,7 @@ class SmtpPool:
     @classmethod
     def from_settings(cls, settings: SmtpSettings) -> SmtpPool:
         """A pool whose AUTH password comes from the variable named by `smtp.password_env`."""
-        return cls(settings, settings.password())
+        return cls(settings, relay_password(settings))
 
     async def __aenter__(self) -> SmtpPool:
         return self
