@@ -14,6 +14,11 @@ OK = SMTPResponse(250, "2.0.0 Ok")
 GO = SMTPResponse(354, "End data with <CR><LF>.<CR><LF>")
 
 
+def _fate(txn: Transaction) -> tuple[Outcome, int | None, Phase | None]:
+    assert txn.result is not None, "the transaction's fate is not known yet"
+    return txn.result.outcome, txn.result.code, txn.result.phase
+
+
 def _start(*recipients: str, data: bytes = b"Subject: x\r\n\r\nbody\r\n") -> Transaction:
     envelope = Envelope("info@smileworks.example.jp", recipients, data, "<m@x>", "k")
     return Transaction.start(envelope, EXTENSIONS, SERVER)
@@ -47,12 +52,7 @@ def test_a_refused_rcpt_then_554_to_data_keeps_the_rcpt_reply() -> None:
     txn.on_mail(OK)
     txn.on_rcpt("gone@example.jp", SMTPResponse(550, "5.1.1 <gone@example.jp>: user unknown"))
     assert txn.on_data(SMTPResponse(554, "5.5.1 Error: no valid recipients")) is Next.RESET
-    assert txn.result is not None
-    assert (txn.result.outcome, txn.result.code, txn.result.phase) == (
-        Outcome.PERMANENT,
-        550,
-        Phase.RCPT,
-    )
+    assert _fate(txn) == (Outcome.PERMANENT, 550, Phase.RCPT)
     assert txn.result.recipients[0].hard_bounce
 
 
@@ -69,12 +69,7 @@ def test_a_4xx_to_mail_decides_and_the_503s_after_it_do_not() -> None:
     assert not txn.on_mail(SMTPResponse(451, "4.3.0 try again later"))
     txn.on_rcpt("a@example.jp", SMTPResponse(503, "5.5.1 Error: need MAIL command"))
     assert txn.on_data(SMTPResponse(503, "5.5.1 Error: need RCPT command")) is Next.RESET
-    assert txn.result is not None
-    assert (txn.result.outcome, txn.result.code, txn.result.phase) == (
-        Outcome.TRANSIENT,
-        451,
-        Phase.MAIL,
-    )
+    assert _fate(txn) == (Outcome.TRANSIENT, 451, Phase.MAIL)
     assert not txn.result.recipients[0].hard_bounce
 
 
@@ -145,12 +140,7 @@ def test_a_4xx_to_data_defers_the_accepted_recipients() -> None:
     txn.on_mail(OK)
     txn.on_rcpt("a@example.jp", OK)
     assert txn.on_data(SMTPResponse(451, "4.3.0 queue full")) is Next.RESET
-    assert txn.result is not None
-    assert (txn.result.outcome, txn.result.code, txn.result.phase) == (
-        Outcome.TRANSIENT,
-        451,
-        Phase.DATA,
-    )
+    assert _fate(txn) == (Outcome.TRANSIENT, 451, Phase.DATA)
 
 
 def test_a_5_1_1_after_the_body_bounces_a_single_recipient() -> None:
