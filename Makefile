@@ -29,7 +29,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/send_pipeline.py
 	$(BIN)/python bench/send_latency.py
 	$(BIN)/python bench/send_cpu_bound.py
-	$(BIN)/python bench/resolve.py --runs 3
+	$(BIN)/python bench/resolve.py --runs 3 --freeze
+	$(BIN)/python bench/import_speed.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,6 +20,7 @@ trip per message instead of four). The first figure is the send pass of `run`; t
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -47,8 +48,9 @@ AS_OF = date(2026, 12, 1)
 def average_message(composer: Composer, engine: sa.Engine, folder: Path) -> tuple[Path, int]:
     """A file with the campaign message closest to the average size, for `smtp-source -F`."""
     campaign, _ = shipped_campaign()
-    deliveries = resolve_campaign(engine, campaign, AS_OF, progress=False).deliveries
-    datas = [composer.compose(d).data for d in deliveries[:500]]
+    with resolve_campaign(engine, campaign, AS_OF, progress=False) as resolved:
+        deliveries = list(itertools.islice(resolved.deliveries, 500))
+    datas = [composer.compose(d).data for d in deliveries]
     mean = sum(map(len, datas)) / len(datas)
     data = min(datas, key=lambda d: abs(len(d) - mean))
     path = folder / "message.txt"

@@ -176,13 +176,16 @@ class App:
         """`resolve`: counts by decision, audience and reason."""
         from jobs.resolution.pipeline import resolve_campaign
 
-        return resolve_campaign(
+        resolved = resolve_campaign(
             self.engine(),
             campaign,
             as_of,
             extra_suppressed=self.ledger_suppressions(),
             progress=progress,
+            keep_deliveries=False,  # the counts are all `resolve` prints
         )
+        resolved.close()
+        return resolved
 
     def dry_run(
         self,
