@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import click
 from jobs.app import App, append_error_log, render_explanation, render_preview
 from jobs.config.campaign import Campaign
 from jobs.config.runs import name_problem, split_run_id
-from jobs.errors import ConfigError, InputError, MailerError
+from jobs.errors import ConfigError, InputError, MailerError, Terminated
 from jobs.terminal import terminal_safe
 from resolver.model import DeliveryStatus
 
@@ -57,6 +58,11 @@ class _SafeFormatter(logging.Formatter):
         return terminal_safe(super().format(record))
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    """Outside a sending pass (which has its own handler), SIGTERM unwinds like Ctrl-C."""
+    raise Terminated("SIGTERM")
+
+
 def _internal_error(exc: BaseException) -> NoReturn:
     where = f"traceback in {ERROR_LOG}"
     try:
@@ -81,6 +87,13 @@ class MailerGroup(click.Group):
             raise _exit_with(exc) from exc
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except Terminated:
+            # SIGTERM (systemd's stop) is a clean stop like Ctrl-C, reported as shells do
+            _echo(
+                "Terminated: what the server confirmed is recorded; run again to resume.",
+                err=True,
+            )
+            sys.exit(Terminated.exit_code)
         except KeyboardInterrupt:
             # 130 as shells report SIGINT; 1 is reserved for bugs (SPEC §8)
             _echo(
@@ -454,8 +467,8 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
         )
     if p.possible_duplicates:
         _echo(
-            f"possible duplicates: {p.possible_duplicates:,} (connection lost after the "
-            "message body was sent, resent with the same Message-ID)"
+            f"possible duplicates: {p.possible_duplicates:,} (resent with the same Message-ID "
+            "after an unknown outcome: a connection lost after the body, or a crash)"
         )
     if p.hard_bounces:
         _echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")
@@ -465,6 +478,30 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
         _echo(f"  {line}", err=True)
     _print_status(outcome.stats)
     _report_side_notes(p.charset_fallbacks, [], "utf-8")
+    app.close()
+    sys.exit(outcome.exit_code)
+
+
+@cli.command()
+@click.option(
+    "--run", "run_id", type=RUN_ID, required=True, help="The run to help: <campaign>/<key>."
+)
+@pass_app
+def worker(app: App, run_id: str) -> None:
+    """An extra sender for a run in progress (PostgreSQL or MariaDB ledger).
+
+    Claims deliveries beside the `run` coordinator and other workers and exits 0 when nothing
+    is left to claim. Its claims come back to the others after `smtp.claim_lease_seconds` if
+    it dies; it exits 4 if it cannot renew its lease.
+    """
+    outcome = app.worker(run_id, progress=_is_tty())
+    p = outcome.pass_report
+    _echo(
+        f"worker {outcome.worker_id} on {outcome.run.run_id}: sent {p.sent:,}, deferred "
+        f"{p.deferred:,}, failed {p.failed:,} in {p.seconds:.2f}s ({p.rate:,.0f} messages/s)"
+    )
+    for line in p.first_errors:
+        _echo(f"  {line}", err=True)
     app.close()
     sys.exit(outcome.exit_code)
 
@@ -510,6 +547,7 @@ def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)  # the process's own: not in CliRunner tests
     cli(prog_name="swmail")
 
 

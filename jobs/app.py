@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from jobs.delivery.coordinator import RunOutcome
+    from jobs.delivery.worker import WorkerOutcome
+    from jobs.ledger import RunRecord
     from jobs.messages.compose import Composed, Composer
     from jobs.reports.audit import CsvOut
     from jobs.reports.dryrun import DryRunReport
@@ -264,6 +266,18 @@ class App:
             self.settings.smtp,
             as_of=as_of,
             progress=progress,
+        )
+
+    def worker(self, run_id: str, *, progress: bool) -> WorkerOutcome:
+        """`worker --run RUN_ID`: an extra sender for a frozen run (SPEC §9)."""
+        from jobs.delivery.worker import run_worker
+
+        def composer_for(run: RunRecord) -> Composer:
+            # the frozen run renders with its own run key and as-of date, as `run` does
+            return self.composer(self.campaign(run.campaign_id), run.run_key, run.as_of)
+
+        return run_worker(
+            self.ledger_engine(), run_id, composer_for, self.settings.smtp, progress=progress
         )
 
     def status(self, run_id: str | None) -> list[RunStatus]:

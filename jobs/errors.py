@@ -9,10 +9,12 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "InputError",
+    "LostRun",
     "MailerError",
     "NotFound",
     "RunLocked",
     "TemplateError",
+    "Terminated",
 ]
 
 
@@ -72,3 +74,20 @@ class RunLocked(MailerError):
     """Another coordinator holds the run (SPEC §7: exit 4 instead of sending twice)."""
 
     exit_code = 4
+
+
+class LostRun(RunLocked):
+    """A sender lost its run lock, its lease or its database session, and stopped (SPEC §9).
+
+    Exit 4 like a second coordinator: another process may hold the run's claims now.
+    """
+
+
+class Terminated(BaseException):
+    """SIGTERM (what systemd sends to stop a unit): a clean stop, like Ctrl-C (issue 6).
+
+    Not a `MailerError`: like `KeyboardInterrupt` it must pass every `except Exception` on its
+    way out, so that nothing logs it and carries on. Exit 143 (128 + 15), as shells report it.
+    """
+
+    exit_code = 143

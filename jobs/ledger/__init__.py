@@ -3,7 +3,8 @@
 A run freezes its resolution here once; senders then claim deliveries, send them and record each
 confirmed outcome, so that a crash loses nothing and a resume never resends a `sent` delivery.
 Modules: `models` (tables), `migrate` (Alembic, from code), `store` (runs and the freeze),
-`queue` (passes, claims, results), `report` (status, audit export), `lock` (one coordinator).
+`queue` (passes, claims, results), `workers` (claim owners, leases, the run-wide pace), `report`
+(status, audit export), `lock` (one coordinator).
 
 Owns: every read and write of the `swmail_*` tables, and the run locks.
 Must not import: `jobs.resolution`, `jobs.messages`, `jobs.smtp`, `jobs.delivery`, `jobs.reports`
@@ -20,7 +21,8 @@ from jobs.ledger.migrate import (
     schema_diff,
     upgrade,
 )
-from jobs.ledger.queue import begin_pass, claim, record, release
+from jobs.ledger.models import WorkerRole
+from jobs.ledger.queue import QueueState, begin_pass, claim, queue_state, record, release
 from jobs.ledger.report import (
     iter_audit,
     iter_warnings,
@@ -40,6 +42,15 @@ from jobs.ledger.values import (
     RunRecord,
     RunStats,
 )
+from jobs.ledger.workers import (
+    WorkerStats,
+    heartbeat,
+    list_workers,
+    register_worker,
+    reserve_pace,
+    stop_worker,
+    take_back,
+)
 
 __all__ = [
     "FINAL_STATUSES",
@@ -49,9 +60,12 @@ __all__ = [
     "DeliveryResult",
     "DeliveryStatus",
     "PassInfo",
+    "QueueState",
     "RunLock",
     "RunRecord",
     "RunStats",
+    "WorkerRole",
+    "WorkerStats",
     "acquire_run_lock",
     "begin_pass",
     "check_ledger",
@@ -61,17 +75,24 @@ __all__ = [
     "finish_run",
     "get_run",
     "head_revision",
+    "heartbeat",
     "holder_description",
     "iter_audit",
     "iter_warnings",
     "ledger_exists",
     "ledger_suppressions",
     "list_runs",
+    "list_workers",
     "load_suppression_keys",
     "make_run_id",
+    "queue_state",
     "record",
+    "register_worker",
     "release",
+    "reserve_pace",
     "schema_diff",
     "stats",
+    "stop_worker",
+    "take_back",
     "upgrade",
 ]
