@@ -44,7 +44,7 @@ from send_latency import average_message
 from jobs.config.settings import MessageSettings, SmtpSettings
 from jobs.delivery.coordinator import run_campaign
 from jobs.delivery.sender import PassReport, SendPass
-from jobs.ledger import DeliveryStatus, get_run, stats
+from jobs.ledger import DeliveryStatus, get_run, stats, upgrade
 from jobs.messages.compose import Composer
 from jobs.source.engine import make_engine
 from tools.postfix import postfix_tools
@@ -100,11 +100,18 @@ def _run_with_workers(
         "SWMAIL_SMTP_PORT": str(port),
         "SWMAIL_SMTP_CONNECTIONS": str(connections),
     }
+    ledger = make_engine(ledger_url)
+    upgrade(ledger)  # the ledger tables, as `db init` makes them
     swmail = [sys.executable, str(REPO / "run_campaign.py")]
     run_args = ["run", "--campaign", "maintenance-notice", "--as-of", str(AS_OF)]
     started = time.perf_counter()
     coordinator = subprocess.Popen([*swmail, *run_args, "--run-key", run_key], cwd=REPO, env=env)
     run_id = f"maintenance-notice/{run_key}"
+    while coordinator.poll() is None:  # workers join a frozen run: wait until `run` froze it
+        with ledger.connect() as conn:
+            if get_run(conn, run_id) is not None:
+                break
+        time.sleep(0.1)
     helpers = [
         subprocess.Popen([*swmail, "worker", "--run", run_id], cwd=REPO, env=env)
         for _ in range(workers)
@@ -113,7 +120,6 @@ def _run_with_workers(
     seconds = time.perf_counter() - started
     if any(codes):
         raise SystemExit(f"swmail exited with {codes}")
-    ledger = make_engine(ledger_url)
     with ledger.connect() as conn:
         run = get_run(conn, run_id)
         assert run is not None, f"no run {run_id} in the ledger"
