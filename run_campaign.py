@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
@@ -99,13 +101,9 @@ class App:
         return load_campaign(resolve_campaign_path(value, Path(self.settings.paths.campaigns)))
 
     def composer(self, campaign: Any, run_key: str, as_of: date) -> Any:
-        from jobs.messages.compose import Composer
-        from jobs.messages.render import load_template_set
+        from jobs.delivery.launch import make_composer
 
-        templates = load_template_set(
-            Path(self.settings.paths.templates), campaign.template, campaign.folder
-        )
-        return Composer(campaign.id, run_key, as_of, templates, self.settings.message)
+        return make_composer(self.settings, campaign, run_key, as_of)
 
     def ledger_suppressions(self) -> frozenset[str]:
         """Hard bounces the job recorded (§7): part of the effective suppression list."""
@@ -169,6 +167,23 @@ def _is_tty() -> bool:
     return sys.stderr.isatty()
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (systemd's stop, `kill`) stops like Ctrl-C: confirmed results kept, exit 130.
+
+    Re-raised as SIGINT so that it takes the one path that is tested for Ctrl-C, asyncio's
+    included (the sending pass cancels cleanly and gives back unsent claims).
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+
+
+def _already_sent(app: App, campaign: Any, run_key: str, resend: bool = False) -> frozenset[str]:
+    """§4 ALREADY_SENT's input: what earlier runs of a non-recurring campaign sent."""
+    from jobs.ledger import already_sent_for
+
+    return already_sent_for(app.ledger_engine(), campaign, run_key, resend=resend)
+
+
 @click.group(cls=MailerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -178,11 +193,20 @@ def _is_tty() -> bool:
     help="Settings file (default: config/settings.toml; env SWMAIL_CONFIG).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: debug).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines on stderr: text, or JSON lines carrying run_id.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
+def cli(ctx: click.Context, config: Path | None, verbose: int, log_format: str) -> None:
     """SmileWorks announcement mailer: who receives each announcement, why, and sending it."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from jobs.logs import configure_logging
+
+    configure_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
+    _stop_on_sigterm()
     app = App(config)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -328,6 +352,7 @@ def dry_run_cmd(
         out,
         as_of=day,
         extra_suppressed=app.ledger_suppressions(),
+        already_sent=_already_sent(app, chosen, key),
         encoding=encoding,
         progress=_is_tty(),
     )
@@ -336,6 +361,10 @@ def dry_run_cmd(
     click.echo(f"audit:    {out / 'audit.csv'}")
     click.echo(f"warnings: {out / 'warnings.csv'}")
     click.echo(f"messages: {out / 'messages'} ({report.messages:,} files)")
+    if chosen.require_approval:
+        from jobs.delivery.approval import approve_command
+
+        click.echo(f"this campaign needs an approval; next: {approve_command(chosen, key, day)}")
     _report_side_notes(report.charset_fallbacks, report.unencodable, encoding)
 
 
@@ -381,14 +410,18 @@ def explain(
     chosen = [v for v in (email, corp_id, partner_id) if v]
     if len(chosen) != 1:
         raise InputError("give exactly one of --email, --corp-id, --partner-id")
+    chosen_campaign = app.campaign(campaign)
+    day = _as_of(as_of)
     result = run_explain(
         app.engine(),
-        app.campaign(campaign),
-        _as_of(as_of),
+        chosen_campaign,
+        day,
         email=email,
         corp_id=corp_id,
         partner_id=partner_id,
         extra_suppressed=app.ledger_suppressions(),
+        # as `run` with the default run key (the as-of date) would decide
+        already_sent=_already_sent(app, chosen_campaign, _run_key(None, day)),
     )
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
@@ -441,27 +474,48 @@ def preview(
 
 @cli.command()
 @campaign_option
-@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@click.option("--run-key", default=None, help="Run key (default: the unfinished run, or as-of).")
 @as_of_option
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Send again what earlier runs of this one-off campaign already sent (no ALREADY_SENT).",
+)
 @pass_app
-def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) -> None:
+def run(
+    app: App, campaign: str, run_key: str | None, as_of: datetime | None, resend: bool
+) -> None:
     """Resolve (the first time) and send a campaign; run it again to resume.
 
-    Exit 0 when every delivery is sent or failed, 3 when deferred deliveries are left for the
-    next run, 4 when another coordinator holds the run.
+    Without --run-key, an unfinished run of the campaign is resumed (and said so); otherwise the
+    run key is the as-of date. Exit 0 when every delivery is sent or failed, 3 when deferred
+    deliveries are left for the next run, 4 when another coordinator holds the run, 2 when a
+    campaign that needs an approval has none that matches.
     """
-    from jobs.delivery.coordinator import run_campaign
+    from jobs.delivery.launch import launch_run
+    from jobs.ledger import check_ledger, unfinished_run
 
     chosen = app.campaign(campaign)
     day = _as_of(as_of)
-    composer = app.composer(chosen, _run_key(run_key, day), day)
-    outcome = run_campaign(
+    if run_key is None:
+        check_ledger(app.ledger_engine())
+        with app.ledger_engine().connect() as conn:
+            open_run = unfinished_run(conn, chosen.id)
+        if open_run is not None:
+            # §9: a second `run` the next day resumes instead of sending everything again
+            click.echo(
+                f"resuming the unfinished run {open_run.run_id} (as of "
+                f"{open_run.as_of.isoformat()}); give --run-key to start another run"
+            )
+            run_key, day = open_run.run_key, open_run.as_of
+    outcome = launch_run(
+        app.settings,
         app.engine(),
         app.ledger_engine(),
         chosen,
-        composer,
-        app.settings.smtp,
+        run_key=_run_key(run_key, day),
         as_of=day,
+        resend=resend,
         progress=_is_tty(),
     )
     r = outcome.run
@@ -494,6 +548,122 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None) ->
     _report_side_notes(p.charset_fallbacks, [], "utf-8")
     app.close()
     sys.exit(outcome.exit_code)
+
+
+@cli.command()
+@campaign_option
+@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@as_of_option
+@pass_app
+def approve(app: App, campaign: str, run_key: str | None, as_of: datetime | None) -> None:
+    """Resolve, print the counts and record the approval of a run key (require_approval)."""
+    from jobs.delivery.approval import approve as record_approval
+    from jobs.delivery.approval import fingerprint
+    from jobs.delivery.launch import make_composer
+    from jobs.ledger import check_ledger
+
+    chosen = app.campaign(campaign)
+    day = _as_of(as_of)
+    key = _run_key(run_key, day)
+    composer = make_composer(app.settings, chosen, key, day)
+    composer.check()
+    check_ledger(app.ledger_engine())
+    fp = fingerprint(
+        chosen, composer.templates.folder, Path(app.settings.paths.templates), app.settings.message
+    )
+    approval, summary = record_approval(
+        app.engine(),
+        app.ledger_engine(),
+        chosen,
+        fp,
+        run_key=key,
+        as_of=day,
+        extra_suppressed=app.ledger_suppressions(),
+        already_sent=_already_sent(app, chosen, key),
+    )
+    click.echo(f"campaign {chosen.id} run key {key} as of {day.isoformat()}")
+    _print_summary(summary)
+    click.echo(
+        f"approved by {approval.approved_by} (fingerprint {approval.fingerprint[:12]}; "
+        f"refused later if the campaign file, templates or [message] settings change, or a send "
+        f"count drifts more than {chosen.max_drift_percent:g}%)"
+    )
+
+
+def _now_option(value: str | None) -> datetime:
+    from jobs.errors import InputError
+
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--now {value!r} is not an ISO-8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise InputError(f"--now {value!r} needs an offset, e.g. {value}+09:00")
+    return parsed
+
+
+@cli.command()
+@click.option(
+    "--campaigns",
+    "campaigns_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of campaign files (default: paths.campaigns, config/campaigns).",
+)
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    metavar="DATETIME",
+    help="Replay the clock: an ISO-8601 date-time with offset (tests, backfills).",
+)
+@pass_app
+def nightly(app: App, campaigns_dir: Path | None, now_text: str | None) -> None:
+    """Send every scheduled campaign that is due; one summary line per campaign (for cron).
+
+    Exit code: the worst of the campaigns (1 > 2 > 4 > 3 > 0); 4 at once when another nightly
+    holds this ledger. When any campaign is refused, expired, deferred, failed or broken, one
+    summary e-mail goes to `[alerts] to`.
+    """
+    from jobs.delivery.alerts import AlertFailed, build_alert, send_alert
+    from jobs.delivery.nightly import run_nightly
+
+    now = _now_option(now_text)
+    folder = campaigns_dir or Path(app.settings.paths.campaigns)
+    report = run_nightly(app.settings, app.engine(), app.ledger_engine(), folder, now)
+    lines = [line.text() for line in report.lines]
+    for text in lines:
+        click.echo(text)
+    to = app.settings.alerts.to
+    if report.needs_alert and to:
+        flagged = [line for line in report.lines if line.alert]
+        subject = (
+            f"[swmail nightly] {len(flagged)} campaign(s) need attention "
+            f"({now.astimezone(UTC):%Y-%m-%d %H:%M} UTC, exit {report.exit_code})"
+        )
+        body = [
+            f"swmail nightly at {now.isoformat()} finished with exit code {report.exit_code}.",
+            "",
+            "Needs attention:",
+            *(f"  {line.text()}" for line in flagged),
+            "",
+            "Every campaign:",
+            *(f"  {text}" for text in lines),
+            "",
+            "Details: swmail status; swmail report --run RUN_ID --out FILE.html",
+        ]
+        alert = build_alert(to, app.settings.message, now=now, subject=subject, lines=body)
+        try:
+            send_alert(alert, app.settings.smtp)
+        except AlertFailed as exc:
+            # §9: the exit code stays that of the campaigns; the failure is said on stderr
+            click.echo(f"alert: {exc.message}", err=True)
+        else:
+            log.debug("alert sent to %s", ", ".join(to))
+    app.close()
+    sys.exit(report.exit_code)
 
 
 def _print_status(st: Any) -> None:

@@ -83,9 +83,17 @@ class Resolver:
 
     __slots__ = ("_ctx", "_deduper", "_finished", "_last_corp_id", "_partners_fed", "_policy")
 
-    def __init__(self, policy: CampaignPolicy, as_of: date, suppressed: Container[str]) -> None:
+    def __init__(
+        self,
+        policy: CampaignPolicy,
+        as_of: date,
+        suppressed: Container[str],
+        already_sent: Container[str] = frozenset(),
+    ) -> None:
         self._policy = policy
-        self._ctx = RuleContext(as_of=as_of, suppressed=suppressed)
+        self._ctx = RuleContext(
+            as_of=as_of, suppressed=suppressed, already_sent=already_sent, dedupe=policy.dedupe
+        )
         self._deduper = Deduper(policy.dedupe)
         self._last_corp_id: str | None = None
         self._partners_fed = False

@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jobs.config.schedule import parse_schedule
 from jobs.errors import ConfigError
 from resolver.model import Audience, CampaignPolicy, DedupeMode, Plan, Product
 
 __all__ = ["Campaign", "load_campaign", "resolve_campaign_path"]
 
-_KEYS = {"id", "template", "audiences", "dedupe", "schedule", "expires_after_hours", "filters"}
+_KEYS = {
+    "id",
+    "template",
+    "audiences",
+    "dedupe",
+    "schedule",
+    "expires_after_hours",
+    "require_approval",
+    "max_drift_percent",
+    "filters",
+}
 _FILTER_KEYS = {"plans", "products"}
 
 E = TypeVar("E", bound=StrEnum)
@@ -31,6 +41,8 @@ class Campaign:
     policy: CampaignPolicy
     schedule: str | None = None
     expires_after_hours: float = 24.0
+    require_approval: bool = False  # §9: sent only after `approve` for the run key
+    max_drift_percent: float = 10.0  # §9: refused when an audience's send count drifts more
 
     @property
     def folder(self) -> Path:
@@ -65,30 +77,6 @@ def _enum_set(raw: Any, enum: type[E], where: str) -> frozenset[E]:
             allowed = ", ".join(m.value for m in enum)
             raise ConfigError(f"{where}: unknown value {item!r} (allowed: {allowed})") from None
     return frozenset(values)
-
-
-def _check_schedule(schedule: Any, where: str) -> str | None:
-    """One-off: ISO-8601 date-time WITH offset; recurring: five cron fields (Asia/Tokyo)."""
-    if schedule is None:
-        return None
-    if isinstance(schedule, datetime):
-        if schedule.tzinfo is None:
-            raise ConfigError(f"{where}: a one-off schedule needs an offset, e.g. +09:00")
-        return schedule.isoformat()
-    if not isinstance(schedule, str) or not schedule.strip():
-        raise ConfigError(f"{where} must be an ISO-8601 date-time with offset or a cron expression")
-    text = schedule.strip()
-    if len(text.split()) == 5:
-        return text
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"{where}: {text!r} is neither an ISO-8601 date-time nor a five-field cron expression"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ConfigError(f"{where}: a one-off schedule needs an offset, e.g. {text}+09:00")
-    return text
 
 
 def load_campaign(path: Path) -> Campaign:
@@ -137,11 +125,20 @@ def load_campaign(path: Path) -> Campaign:
     expires = data.get("expires_after_hours", 24)
     if isinstance(expires, bool) or not isinstance(expires, (int, float)) or expires <= 0:
         raise ConfigError(f"{name}: expires_after_hours must be a positive number")
+    require_approval = data.get("require_approval", False)
+    if not isinstance(require_approval, bool):
+        raise ConfigError(f"{name}: require_approval must be true or false")
+    drift = data.get("max_drift_percent", 10)
+    if isinstance(drift, bool) or not isinstance(drift, (int, float)) or drift < 0:
+        raise ConfigError(f"{name}: max_drift_percent must be a number, 0 or more")
+    schedule = parse_schedule(data.get("schedule"), f"{name}: schedule")
     return Campaign(
         id=campaign_id,
         template=template,
         path=path.resolve(),
         policy=CampaignPolicy(audiences=audiences, dedupe=dedupe, plans=plans, products=products),
-        schedule=_check_schedule(data.get("schedule"), f"{name}: schedule"),
+        schedule=None if schedule is None else schedule.text,
         expires_after_hours=float(expires),
+        require_approval=require_approval,
+        max_drift_percent=float(drift),
     )

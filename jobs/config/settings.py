@@ -18,6 +18,7 @@ from jobs.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "AlertSettings",
     "DatabaseSettings",
     "MessageSettings",
     "PathSettings",
@@ -90,11 +91,19 @@ class PathSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """§9 alerts: who gets the one summary e-mail when a `nightly` needs a person."""
+
+    to: tuple[str, ...] = ()  # empty: no alert e-mail
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     message: MessageSettings = field(default_factory=MessageSettings)
     paths: PathSettings = field(default_factory=PathSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     source: str = "(defaults)"  # where the settings came from, for messages
 
 
@@ -103,6 +112,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "smtp": SmtpSettings,
     "message": MessageSettings,
     "paths": PathSettings,
+    "alerts": AlertSettings,
 }
 
 
@@ -115,6 +125,16 @@ def _coerce(section: str, key: str, value: Any, default: Any, annotation: Any, o
     choices = get_args(annotation) if getattr(annotation, "__origin__", None) is Literal else ()
     if isinstance(annotation, str) and annotation in ("Security", "Charset"):
         choices = get_args(Security if annotation == "Security" else Charset)
+    if isinstance(default, tuple):
+        # a TOML list of addresses, or a comma-separated list in the environment
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{where} must be a list of e-mail addresses, got {value!r}")
+        cleaned = tuple(i.strip() for i in items if i.strip())
+        bad = [i for i in cleaned if "@" not in i or any(ch.isspace() for ch in i)]
+        if bad:
+            raise ConfigError(f"{where}: {bad[0]!r} is not an e-mail address")
+        return cleaned
     try:
         if isinstance(default, bool):
             raise TypeError  # no boolean settings yet; refuse rather than guess

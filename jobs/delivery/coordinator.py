@@ -13,6 +13,7 @@ The order matters for "impossible to double-send":
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
 from jobs.config.settings import SmtpSettings
+from jobs.delivery.approval import ApprovalGate
 from jobs.delivery.sender import PassReport, send_pass
 from jobs.ledger import (
     DeliveryStatus,
@@ -39,6 +41,7 @@ from jobs.ledger import (
     make_run_id,
     stats,
 )
+from jobs.logs import run_context
 from jobs.messages.compose import Composer
 from jobs.resolution.pipeline import Resolved, Summary, stream_resolution
 from jobs.smtp.pool import SmtpPool
@@ -48,6 +51,8 @@ __all__ = ["RunOutcome", "run_campaign"]
 
 EXIT_DONE = 0
 EXIT_DEFERRED = 3
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,9 +88,43 @@ def run_campaign(
     smtp: SmtpSettings,
     *,
     as_of: date,
+    already_sent: frozenset[str] = frozenset(),
+    gate: ApprovalGate | None = None,
     progress: bool = False,
 ) -> RunOutcome:
-    """Resolve (first time) and send one run; resumable after any crash."""
+    """Resolve (first time) and send one run; resumable after any crash.
+
+    `already_sent`: delivery keys earlier runs of the campaign sent (§4 ALREADY_SENT), used
+    when the run is first frozen. `gate`: the §9 approval check, made under the run lock before
+    anything is frozen or sent.
+    """
+    run_id = make_run_id(campaign.id, composer.run_key)
+    with run_context(run_id):
+        return _run(
+            source,
+            ledger,
+            campaign,
+            composer,
+            smtp,
+            as_of=as_of,
+            already_sent=already_sent,
+            gate=gate,
+            progress=progress,
+        )
+
+
+def _run(
+    source: sa.Engine,
+    ledger: sa.Engine,
+    campaign: Campaign,
+    composer: Composer,
+    smtp: SmtpSettings,
+    *,
+    as_of: date,
+    already_sent: frozenset[str],
+    gate: ApprovalGate | None,
+    progress: bool,
+) -> RunOutcome:
     started = time.perf_counter()
     composer.check()
     check_ledger(ledger)
@@ -95,6 +134,9 @@ def run_campaign(
         with ledger.connect() as conn:
             run = get_run(conn, run_id)
         created = run is None
+        if gate is not None:
+            gate.check(frozen=not created)
+        log.info("run started (%s)", "resolving and freezing" if created else "resuming")
         summary: Summary | None = None
         if run is None:
             resolved = Resolved()
@@ -104,6 +146,7 @@ def run_campaign(
                 as_of,
                 resolved,
                 extra_suppressed=ledger_suppressions(ledger),
+                already_sent=already_sent,
                 progress=progress,
             )
 
@@ -148,6 +191,13 @@ def run_campaign(
         with ledger.connect() as conn:
             after = stats(conn, run)
             refreshed = get_run(conn, run_id)
+    log.info(
+        "pass finished: sent %d, deferred %d, failed %d; %d left open",
+        report.sent,
+        report.deferred,
+        report.failed,
+        after.open,
+    )
     return RunOutcome(
         run=refreshed or run,
         created=created,

@@ -3,7 +3,8 @@
 A run freezes its resolution here once; senders then claim deliveries, send them and record each
 confirmed outcome, so that a crash loses nothing and a resume never resends a `sent` delivery.
 Modules: `models` (tables), `migrate` (Alembic, from code), `store` (runs and the freeze),
-`queue` (passes, claims, results), `report` (status, audit export), `lock` (one coordinator).
+`queue` (passes, claims, results), `report` (status, audit export), `lock` (one coordinator),
+`history` (earlier runs of a campaign: already sent, unfinished, approvals, expired occurrences).
 
 Owns: every read and write of the `swmail_*` tables, and the run locks.
 Must not import: `jobs.resolution`, `jobs.messages`, `jobs.smtp`, `jobs.delivery`, `jobs.reports`
@@ -11,6 +12,16 @@ Must not import: `jobs.resolution`, `jobs.messages`, `jobs.smtp`, `jobs.delivery
 """
 
 from jobs.ledger.codec import make_run_id
+from jobs.ledger.history import (
+    Approval,
+    already_sent_for,
+    already_sent_keys,
+    get_approval,
+    record_expired,
+    run_is_finished,
+    save_approval,
+    unfinished_run,
+)
 from jobs.ledger.lock import RunLock, acquire_run_lock, holder_description
 from jobs.ledger.migrate import (
     check_ledger,
@@ -44,6 +55,7 @@ from jobs.ledger.values import (
 __all__ = [
     "FINAL_STATUSES",
     "OPEN_STATUSES",
+    "Approval",
     "AuditExportRow",
     "ClaimedDelivery",
     "DeliveryResult",
@@ -53,12 +65,15 @@ __all__ = [
     "RunRecord",
     "RunStats",
     "acquire_run_lock",
+    "already_sent_for",
+    "already_sent_keys",
     "begin_pass",
     "check_ledger",
     "claim",
     "create_run",
     "current_revision",
     "finish_run",
+    "get_approval",
     "get_run",
     "head_revision",
     "holder_description",
@@ -70,8 +85,12 @@ __all__ = [
     "load_suppression_keys",
     "make_run_id",
     "record",
+    "record_expired",
     "release",
+    "run_is_finished",
+    "save_approval",
     "schema_diff",
     "stats",
+    "unfinished_run",
     "upgrade",
 ]

@@ -135,6 +135,7 @@ def explain(
     corp_id: str | None = None,
     partner_id: str | None = None,
     extra_suppressed: frozenset[str] = frozenset(),
+    already_sent: frozenset[str] = frozenset(),
 ) -> Explanation:
     """Trace one person (by e-mail) or one account; NotFound (exit 2) when nothing matches."""
     query = {
@@ -199,6 +200,7 @@ def explain(
         campaign,
         as_of,
         extra_suppressed=extra_suppressed,
+        already_sent=already_sent,
         on_outcome=on_outcome,
         progress=False,
     )

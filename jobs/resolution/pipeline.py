@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -90,6 +90,7 @@ def stream_resolution(
     into: Resolved,
     *,
     extra_suppressed: Iterable[str] = (),
+    already_sent: Container[str] = frozenset(),
     on_outcome: OutcomeSink | None = None,
     progress: bool = True,
 ) -> Iterator[Decided]:
@@ -99,6 +100,7 @@ def stream_resolution(
     `into` receives the deliveries, warnings and counts; they are complete when the generator
     is exhausted. `extra_suppressed` are dedupe keys suppressed by the job itself (the ledger's
     hard bounces): §7, the effective suppression list is the union with the source data's.
+    `already_sent`: delivery keys earlier runs of the campaign sent (§4 ALREADY_SENT).
     """
     started = time.perf_counter()
     summary = into.summary
@@ -113,7 +115,7 @@ def stream_resolution(
     with snapshot(engine) as conn:
         suppressed = load_suppression_keys(conn)
         suppressed.update(extra_suppressed)
-        resolver = Resolver(campaign.policy, as_of, suppressed)
+        resolver = Resolver(campaign.policy, as_of, suppressed, already_sent)
         total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
         bar = Progress("resolving customers", total) if progress else None
         for account in iter_customer_accounts(conn):
@@ -144,6 +146,7 @@ def resolve_campaign(
     as_of: date,
     *,
     extra_suppressed: Iterable[str] = (),
+    already_sent: Container[str] = frozenset(),
     on_outcome: OutcomeSink | None = None,
     on_row: Callable[[Decided], None] | None = None,
     progress: bool = True,
@@ -156,6 +159,7 @@ def resolve_campaign(
         as_of,
         resolved,
         extra_suppressed=extra_suppressed,
+        already_sent=already_sent,
         on_outcome=on_outcome,
         progress=progress,
     ):
