@@ -14,8 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# What each package may import from the project (besides itself). `jobs.errors` and
-# `jobs.progress` and `jobs.logs` are shared by all; `resolver` is the pure policy everyone may read.
+# What each package may import from the project (besides itself). `jobs.errors`,
+# `jobs.progress` and `jobs.logs` are shared by all; `resolver` is the pure policy everyone reads.
 SHARED = {"jobs.errors", "jobs.progress", "jobs.logs", "resolver"}
 ALLOWED: dict[str, set[str]] = {
     "resolver": set(),
