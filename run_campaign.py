@@ -482,9 +482,7 @@ def preview(
     help="Send again what earlier runs of this one-off campaign already sent (no ALREADY_SENT).",
 )
 @pass_app
-def run(
-    app: App, campaign: str, run_key: str | None, as_of: datetime | None, resend: bool
-) -> None:
+def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None, resend: bool) -> None:
     """Resolve (the first time) and send a campaign; run it again to resume.
 
     Without --run-key, an unfinished run of the campaign is resumed (and said so); otherwise the
@@ -708,6 +706,57 @@ def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     written = export_audit(app.ledger_engine(), run_id, out, encoding)
     click.echo(f"wrote {written.rows:,} rows to {out}")
     _report_side_notes([], written.unencodable, encoding)
+
+
+@cli.command()
+@click.option("--run", "run_id", required=True, metavar="RUN_ID", help="<campaign>/<run key>.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (self-contained: open it anywhere, attach it to a mail).",
+)
+@pass_app
+def report(app: App, run_id: str, out: Path) -> None:
+    """The morning view of a run: one self-contained HTML page from the ledger."""
+    from jobs.reports.morning import write_report
+
+    written = write_report(app.ledger_engine(), run_id, out, generated=datetime.now(UTC))
+    click.echo(
+        f"wrote {out}: {written.run.run_id}, {written.stats.total:,} deliveries, "
+        f"{'finished' if written.finished else f'{written.stats.open:,} open'}"
+    )
+
+
+@cli.command()
+@click.option("--run", "runs", required=True, multiple=True, metavar="RUN_ID", help="A, then B.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@encoding_option(_WRITTEN_CSV)
+@pass_app
+def diff(app: App, runs: tuple[str, ...], out: Path | None, encoding: str) -> None:
+    """Who was added, removed or changed between two runs: `--run A --run B`."""
+    from jobs.errors import InputError
+    from jobs.reports.diff import diff_runs, write_diff
+
+    if len(runs) != 2:
+        raise InputError("give --run twice: the earlier run A, then run B")
+    run_a, run_b = runs
+    lines = diff_runs(app.ledger_engine(), run_a, run_b)
+    if out is not None:
+        counts, written = write_diff(lines, out, encoding)
+        click.echo(f"wrote {written.rows:,} rows to {out}")
+        _report_side_notes([], written.unencodable, encoding)
+    else:
+        counts = {"added": 0, "removed": 0, "changed": 0}
+        for line in lines:
+            counts[line.change] += 1
+            c = line.cells()
+            click.echo(
+                f"{c[0]:<8} {c[1]} {c[2]} {c[4]} {c[5]} {c[6]} <{c[7]}>: "
+                f"{c[8] or '-'} [{c[9]}] → {c[10] or '-'} [{c[11]}]"
+            )
+    click.echo(f"{run_a} → {run_b}: " + ", ".join(f"{k} {n:,}" for k, n in counts.items()))
 
 
 def main() -> None:

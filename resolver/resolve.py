@@ -198,9 +198,10 @@ def resolve_all(
     policy: CampaignPolicy,
     as_of: date,
     suppressed: Container[str],
+    already_sent: Container[str] = frozenset(),
 ) -> Resolution:
     """Resolve a whole data set held in memory (tests, small data sets, `explain`)."""
-    resolver = Resolver(policy, as_of, suppressed)
+    resolver = Resolver(policy, as_of, suppressed, already_sent)
     customer_outcomes = [
         resolver.feed_customer(account)
         for account in sorted(customers, key=lambda account: account.customer.corp_id)
