@@ -70,12 +70,12 @@ class Night:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, str(REPO / "run_campaign.py"), *args]
 
-    def spawn(self, *args: str) -> subprocess.Popen[str]:
+    def spawn(self, *args: str, **extra: str) -> subprocess.Popen[str]:
         """Start `swmail ARGS` in the background; the site kills it at the end if still alive."""
         process = subprocess.Popen(
             self.command(*args),
             cwd=self.site.workdir,
-            env=self.env(),
+            env=self.env(**extra),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

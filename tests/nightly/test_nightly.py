@@ -137,8 +137,12 @@ def test_run_without_run_key_resumes_the_unfinished_run(
 def test_two_nightly_at_once(make_night: Callable[..., Night], db_url: str) -> None:
     night = make_night(db_url)
     night.campaign("daily", schedule="0 6 * * *")
-    night.handler.data = Stall(1.5)  # the first nightly holds its lock while the server is slow
-    process = night.spawn("nightly", "--now", "2026-12-01T09:00:00+09:00")
+    # the first nightly holds its lock while the server is slow: long enough for a second
+    # interpreter to start on a busy machine
+    night.handler.data = Stall(8.0)
+    process = night.spawn(
+        "nightly", "--now", "2026-12-01T09:00:00+09:00", SWMAIL_SMTP_TIMEOUT_SECONDS="30"
+    )
     wait_until(lambda: len(night.handler.bodies) >= 1, 60, "the first nightly to start sending")
     second = night.nightly("2026-12-01T09:00:00+09:00")
     assert second.returncode == 4, second.stderr
