@@ -154,7 +154,8 @@ def gather(conn: sa.Connection, run: RunRecord) -> MorningReport:
 
 _CSS = """
 body { font-family: "Hiragino Kaku Gothic ProN", "Hiragino Sans", "Noto Sans CJK JP",
-  "Noto Sans JP", "Yu Gothic", YuGothic, Meiryo, "IPAexGothic", "IPAGothic", sans-serif;
+  "Noto Sans JP", "Yu Gothic", YuGothic, Meiryo, "IPAexGothic", "IPAPGothic", "IPAGothic",
+  sans-serif;
   color: #1f2933; margin: 24px auto; max-width: 1100px; padding: 0 16px; line-height: 1.6; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; }
 h2 { font-size: 1.15em; border-left: 6px solid #2f6fb3; padding-left: 8px; margin-top: 1.8em; }
@@ -170,6 +171,7 @@ code, .code { font-family: "SFMono-Regular", Menlo, Consolas, monospace; font-si
 .cards { display: flex; gap: 12px; flex-wrap: wrap; }
 .card { border: 1px solid #c8d1dc; border-radius: 6px; padding: 8px 14px; min-width: 130px; }
 .card .n { font-size: 1.6em; font-weight: 700; display: block; }
+.card.alert { border-color: #c0392b; background: #fdecea; color: #8e1b10; }
 svg text { font-family: inherit; font-size: 12px; fill: #52606d; }
 """
 
@@ -262,7 +264,7 @@ def _rate_chart(r: MorningReport) -> str:
     top = max(rates) or 1.0
     scale = 10 ** math.floor(math.log10(top))
     ceiling = math.ceil(top / scale) * scale
-    w, h, left, bottom, top_pad = 960, 260, 64, 40, 16
+    w, h, left, bottom, top_pad = 960, 280, 64, 40, 32
     plot_w, plot_h = w - left - 16, h - bottom - top_pad
     bar_w = plot_w / len(rates)
     parts = [
@@ -291,7 +293,7 @@ def _rate_chart(r: MorningReport) -> str:
     parts.append(
         f'<text x="{left}" y="{h - 12}">{_jst(start)}</text>'
         f'<text x="{left + plot_w}" y="{h - 12}" text-anchor="end">{_jst(end)}</text>'
-        f'<text x="{left - 56}" y="{top_pad - 4}">通/秒</text>'
+        f'<text x="{left - 6}" y="{top_pad - 16}" text-anchor="end">通/秒</text>'
         "</svg>"
     )
     caption = (
@@ -346,7 +348,8 @@ def render_html(r: MorningReport, *, generated: datetime) -> str:
         else f'<span class="state open">未完了 open: 残り {r.stats.open:,} 件</span>'
     )
     cards = "".join(
-        f'<div class="card"><span class="n" data-count="card:{key}">{value:,}</span>{label}</div>'
+        f'<div class="card{" alert" if key in ("deferred", "failed") and value else ""}">'
+        f'<span class="n" data-count="card:{key}">{value:,}</span>{label}</div>'
         for key, label, value in (
             ("candidates", "候補者", run.candidates),
             ("deliveries", "配信（宛先）", r.stats.total),
@@ -355,12 +358,13 @@ def render_html(r: MorningReport, *, generated: datetime) -> str:
             ("failed", "失敗", _count(r.stats, "failed")),
         )
     )
+    # What the morning reader checks first (did it go out, what did the relay say) comes first
     sections: Mapping[str, str] = {
-        "宛先区分・判定別の件数": _audience_table(r),
-        "理由コード別の件数": _reason_table(r),
         "配信状況": _status_table(r),
         "SMTP応答": _replies_table(r),
         "送信速度の推移": _rate_chart(r),
+        "宛先区分・判定別の件数": _audience_table(r),
+        "理由コード別の件数": _reason_table(r),
         "警告": _warnings_section(r),
         "バウンス（配信停止リストに追加）": _bounces_section(r),
     }
