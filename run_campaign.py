@@ -298,6 +298,8 @@ def resolve(app: App, campaign: str, as_of: datetime | None, as_json: bool) -> N
         chosen,
         day,
         extra_suppressed=app.ledger_suppressions(),
+        # as `run` with the default run key (the as-of date) would decide
+        already_sent=_already_sent(app, chosen, _run_key(None, day)),
         progress=_is_tty(),
     )
     if as_json:
@@ -499,11 +501,12 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None, re
         check_ledger(app.ledger_engine())
         with app.ledger_engine().connect() as conn:
             open_run = unfinished_run(conn, chosen.id)
-        if open_run is not None:
+        if open_run is not None and open_run.run_key != _run_key(None, day):
             # §9: a second `run` the next day resumes instead of sending everything again
             click.echo(
                 f"resuming the unfinished run {open_run.run_id} (as of "
-                f"{open_run.as_of.isoformat()}); give --run-key to start another run"
+                f"{open_run.as_of.isoformat()}) instead of starting {chosen.id}/"
+                f"{day.isoformat()}; give --run-key to start another run"
             )
             run_key, day = open_run.run_key, open_run.as_of
     outcome = launch_run(

@@ -28,7 +28,7 @@ from jobs.config.schedule import (
 )
 from jobs.config.settings import Settings
 from jobs.delivery.launch import launch_run
-from jobs.errors import ApprovalRefused, MailerError, RunLocked
+from jobs.errors import ApprovalRefused, ConfigError, MailerError, RunLocked
 from jobs.ledger import (
     DeliveryStatus,
     acquire_run_lock,
@@ -116,6 +116,8 @@ def run_nightly(
     lock_path: Path | None = None,
 ) -> NightlyReport:
     """Run every due campaign of `campaigns_dir` as of `now` (aware); RunLocked (4) when busy."""
+    if not campaigns_dir.is_dir():
+        raise ConfigError(f"{campaigns_dir}: no such folder of campaign files")
     check_ledger(ledger)
     report = NightlyReport(now=now)
     try:
@@ -126,7 +128,7 @@ def run_nightly(
             f"another nightly is running on this ledger: {holder}", holder=holder
         ) from None
     with lock:
-        files = sorted(campaigns_dir.glob("*.toml")) if campaigns_dir.is_dir() else []
+        files = sorted(campaigns_dir.glob("*.toml"))
         if not files:
             log.warning("no campaign files in %s", campaigns_dir)
         for path in files:
