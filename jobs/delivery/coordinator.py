@@ -98,39 +98,15 @@ def run_campaign(
     when the run is first frozen. `gate`: the §9 approval check, made under the run lock before
     anything is frozen or sent.
     """
-    run_id = make_run_id(campaign.id, composer.run_key)
-    with run_context(run_id):
-        return _run(
-            source,
-            ledger,
-            campaign,
-            composer,
-            smtp,
-            as_of=as_of,
-            already_sent=already_sent,
-            gate=gate,
-            progress=progress,
-        )
-
-
-def _run(
-    source: sa.Engine,
-    ledger: sa.Engine,
-    campaign: Campaign,
-    composer: Composer,
-    smtp: SmtpSettings,
-    *,
-    as_of: date,
-    already_sent: frozenset[str],
-    gate: ApprovalGate | None,
-    progress: bool,
-) -> RunOutcome:
     started = time.perf_counter()
     composer.check()
     check_ledger(ledger)
     run_id = make_run_id(campaign.id, composer.run_key)
     holder = holder_description()
-    with acquire_run_lock(ledger, run_id, sqlite_path=_sqlite_path(ledger)):
+    with (
+        run_context(run_id),
+        acquire_run_lock(ledger, run_id, sqlite_path=_sqlite_path(ledger)),
+    ):
         with ledger.connect() as conn:
             run = get_run(conn, run_id)
         created = run is None
@@ -191,13 +167,13 @@ def _run(
         with ledger.connect() as conn:
             after = stats(conn, run)
             refreshed = get_run(conn, run_id)
-    log.info(
-        "pass finished: sent %d, deferred %d, failed %d; %d left open",
-        report.sent,
-        report.deferred,
-        report.failed,
-        after.open,
-    )
+        log.info(
+            "pass finished: sent %d, deferred %d, failed %d; %d left open",
+            report.sent,
+            report.deferred,
+            report.failed,
+            after.open,
+        )
     return RunOutcome(
         run=refreshed or run,
         created=created,
