@@ -82,7 +82,8 @@ class MorningReport:
     finished: bool
     by_audience: Counter[tuple[str, str]] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
-    replies: list[tuple[str, str, str, int]] = field(default_factory=list)  # status, code, text
+    # status, reply code, an example reply text, how many different texts, deliveries
+    replies: list[tuple[str, str, str, int, int]] = field(default_factory=list)
     sent_times: list[datetime] = field(default_factory=list)
     warning_counts: Counter[str] = field(default_factory=Counter)
     warnings: list[tuple[str, str, str]] = field(default_factory=list)  # code, account, detail
@@ -100,17 +101,20 @@ def gather(conn: sa.Connection, run: RunRecord) -> MorningReport:
         report.by_audience[(audience.value, decision.value)] += n
         for code in split_codes(reasons):
             report.reasons[code.value] += n
+    # One row per status and reply code: reply texts often name the address, so they are
+    # shown as one example and the number of different texts, not one row each
     report.replies = [
-        (status.value, "" if code is None else str(code), text or "", n)
-        for status, code, text, n in conn.execute(
+        (status.value, "" if code is None else str(code), text or "", variants, n)
+        for status, code, text, variants, n in conn.execute(
             sa.select(
                 DeliveryRow.status,
                 DeliveryRow.last_smtp_code,
-                DeliveryRow.last_error,
+                sa.func.min(DeliveryRow.last_error),
+                sa.func.count(sa.distinct(DeliveryRow.last_error)),
                 sa.func.count(),
             )
             .where(DeliveryRow.run_pk == run.pk, DeliveryRow.attempts > 0)
-            .group_by(DeliveryRow.status, DeliveryRow.last_smtp_code, DeliveryRow.last_error)
+            .group_by(DeliveryRow.status, DeliveryRow.last_smtp_code)
             .order_by(sa.func.count().desc())
             .limit(MAX_LISTED)
         )
@@ -161,7 +165,7 @@ h1 { font-size: 1.5em; margin-bottom: 0.2em; }
 h2 { font-size: 1.15em; border-left: 6px solid #2f6fb3; padding-left: 8px; margin-top: 1.8em; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { border: 1px solid #c8d1dc; padding: 4px 10px; vertical-align: top; }
-th { background: #eef3f8; text-align: left; font-weight: 600; }
+th { background: #eef3f8; text-align: left; font-weight: 600; white-space: nowrap; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 code, .code { font-family: "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.85em;
   color: #52606d; }
@@ -239,10 +243,16 @@ def _replies_table(r: MorningReport) -> str:
         return '<p class="muted">SMTPサーバーとのやり取りはまだありません。</p>'
     rows = [
         f"<tr><td>{_label(STATUS_JA.get(s, s), s)}</td><td><code>{escape(code)}</code></td>"
-        f"<td>{escape(text[:200])}</td>{_n(f'reply:{s}:{code}', n)}</tr>"
-        for s, code, text, n in r.replies
+        f"<td>{escape(text[:200])}"
+        + (
+            f'<br><span class="muted">ほか {variants - 1:,} 種類の応答</span>'
+            if variants > 1
+            else ""
+        )
+        + f"</td>{_n(f'reply:{s}:{code}', n)}</tr>"
+        for s, code, text, variants, n in r.replies
     ]
-    return _table(["状態", "応答コード", "最後の応答・エラー", "配信数"], rows)
+    return _table(["状態", "応答コード", "最後の応答・エラー（例）", "配信数"], rows)
 
 
 def rate_buckets(times: Sequence[datetime]) -> tuple[datetime, int, list[int]]:

@@ -12,9 +12,9 @@ KEY = ("--run-key", "2026-12-01", "--as-of", "2026-12-01")
 
 
 def test_refused_without_approval_then_sent_after_it(
-    make_night: Callable[..., Night], sqlite_url: str
+    make_night: Callable[..., Night], db_url: str
 ) -> None:
-    night = make_night(sqlite_url)
+    night = make_night(db_url)
     path = str(night.campaign("notice", require_approval=True))
     refused = night.swmail("run", "--campaign", path, *KEY)
     assert refused.returncode == 2

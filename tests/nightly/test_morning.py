@@ -137,6 +137,21 @@ def test_an_alert_goes_to_a_real_server_only_when_something_needs_a_person(
     assert alert.get_content_type() == "text/plain"
 
 
+def test_an_expired_occurrence_is_alerted_once(
+    make_night: Callable[..., Night], sqlite_url: str
+) -> None:
+    night = make_night(sqlite_url)
+    night.campaign("stale", schedule="2026-11-01T06:00:00+09:00")
+    first = night.nightly("2026-12-01T09:00:00+09:00", SWMAIL_ALERTS_TO="ops@example.jp")
+    assert first.returncode == 3
+    (alert,) = _alerts(night)
+    assert "stale/2026-11-01" in alert.get_content() and "expired" in alert.get_content()
+    again = night.nightly("2026-12-02T09:00:00+09:00", SWMAIL_ALERTS_TO="ops@example.jp")
+    assert again.returncode == 0
+    assert lines_of(again)["stale"][0] == "expired"
+    assert len(_alerts(night)) == 1  # §9: alerted once
+
+
 def test_an_alert_that_cannot_be_sent_keeps_the_exit_code(
     make_night: Callable[..., Night], sqlite_url: str
 ) -> None:

@@ -23,10 +23,8 @@ def test_worst_exit_code_order() -> None:
     assert worst([]) == 0
 
 
-def test_due_not_due_and_expired_occurrences(
-    make_night: Callable[..., Night], sqlite_url: str
-) -> None:
-    night = make_night(sqlite_url)
+def test_due_not_due_and_expired_occurrences(make_night: Callable[..., Night], db_url: str) -> None:
+    night = make_night(db_url)
     night.campaign("daily", schedule="0 6 * * *")
     night.campaign("future", schedule="2026-12-10T10:00:00+09:00")
     night.campaign("stale", schedule="2026-11-28T10:00:00+09:00", expires_after_hours=24)
