@@ -11,7 +11,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -173,8 +172,7 @@ def _stop_on_sigterm() -> None:
     Re-raised as SIGINT so that it takes the one path that is tested for Ctrl-C, asyncio's
     included (the sending pass cancels cleanly and gives back unsent claims).
     """
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
 
 
 def _already_sent(app: App, campaign: Any, run_key: str, resend: bool = False) -> frozenset[str]:
@@ -206,7 +204,6 @@ def cli(ctx: click.Context, config: Path | None, verbose: int, log_format: str) 
     from jobs.logs import configure_logging
 
     configure_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
-    _stop_on_sigterm()
     app = App(config)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -764,6 +761,7 @@ def diff(app: App, runs: tuple[str, ...], out: Path | None, encoding: str) -> No
 
 def main() -> None:
     """Console-script entry point."""
+    _stop_on_sigterm()  # the process's own signal handling: not for in-process callers (tests)
     cli(prog_name="swmail")
 
 
