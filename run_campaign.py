@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from functools import cached_property
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import sqlalchemy as sa
 
-from jobs.config.settings import Settings, load_settings
-from jobs.errors import MailerError
+from jobs.app import App, configure_logging, render_explanation, render_preview
+from jobs.config.campaign import Campaign
+from jobs.config.runs import name_problem, split_run_id
+from jobs.errors import ConfigError, InputError, MailerError
+from resolver.model import DeliveryStatus
 
 __all__ = ["cli", "main"]
 
@@ -72,63 +73,88 @@ class MailerGroup(click.Group):
             _internal_error(exc)
 
 
-@dataclass
-class App:
-    """What every command needs, created lazily so `--help` works without a database."""
-
-    config: Path | None
-    _engines: dict[str, sa.Engine] = field(default_factory=dict)
-
-    @cached_property
-    def settings(self) -> Settings:
-        return load_settings(self.config)
-
-    def engine(self, url: str | None = None) -> sa.Engine:
-        from jobs.source.engine import make_engine
-
-        url = url or self.settings.database.url
-        if url not in self._engines:
-            self._engines[url] = make_engine(url)
-        return self._engines[url]
-
-    def ledger_engine(self) -> sa.Engine:
-        return self.engine(self.settings.database.effective_ledger_url)
-
-    def campaign(self, value: str) -> Any:
-        from jobs.config.campaign import load_campaign, resolve_campaign_path
-
-        return load_campaign(resolve_campaign_path(value, Path(self.settings.paths.campaigns)))
-
-    def composer(self, campaign: Any, run_key: str, as_of: date) -> Any:
-        from jobs.delivery.launch import make_composer
-
-        return make_composer(self.settings, campaign, run_key, as_of)
-
-    def ledger_suppressions(self) -> frozenset[str]:
-        """Hard bounces the job recorded (§7): part of the effective suppression list."""
-        from jobs.ledger import ledger_suppressions
-
-        return ledger_suppressions(self.ledger_engine())
-
-    def close(self) -> None:
-        for engine in self._engines.values():
-            engine.dispose()
-
-
 pass_app = click.make_pass_decorator(App)
 
 
-def _today_tokyo() -> date:
-    from jobs.messages.compose import TOKYO
+# --- parameter types: options are checked at the edge, commands receive typed values --------
 
-    return datetime.now(TOKYO).date()
+
+class RunKeyType(click.ParamType[str, Any]):
+    """`--run-key K`: the rule of `jobs.config.runs` (no '/', no spaces)."""
+
+    name = "run_key"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        problem = name_problem(str(value))
+        if problem is not None:
+            self.fail(f"{value!r} {problem}", param, ctx)
+        return str(value)
+
+
+class RunIdType(click.ParamType[str, Any]):
+    """`--run RUN_ID`: `<campaign_id>/<run_key>`, both parts under the run-key rule."""
+
+    name = "RUN_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            split_run_id(str(value))
+        except InputError as exc:
+            self.fail(exc.message, param, ctx)
+        return str(value)
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class AsOfType(click.ParamType[date, Any]):
+    """`--as-of D`: a calendar date, YYYY-MM-DD."""
+
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        text = str(value)
+        if _DATE.fullmatch(text):
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                pass
+        self.fail(f"{text!r} is not a date (YYYY-MM-DD)", param, ctx)
+
+
+class CampaignType(click.ParamType[Campaign, Any]):
+    """`--campaign C`: an id under `paths.campaigns` or a path; loaded and checked here."""
+
+    name = "campaign"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Campaign:
+        if isinstance(value, Campaign):
+            return value
+        app = ctx.find_object(App) if ctx is not None else None
+        if app is None:
+            app = App(None)
+        app.settings  # noqa: B018 - a settings error is reported as itself, not as this option's
+        try:
+            return app.campaign(str(value))
+        except ConfigError as exc:
+            self.fail(exc.message, param, ctx)
+
+
+RUN_KEY = RunKeyType()
+RUN_ID = RunIdType()
+AS_OF = AsOfType()
+CAMPAIGN = CampaignType()
 
 
 def as_of_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--as-of",
         "as_of",
-        type=click.DateTime(formats=["%Y-%m-%d"]),
+        type=AS_OF,
         default=None,
         help="Resolve as of this date (YYYY-MM-DD; default: today in Asia/Tokyo).",
     )(f)
@@ -138,9 +164,16 @@ def campaign_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--campaign",
         "campaign",
+        type=CAMPAIGN,
         required=True,
         metavar="C",
         help="Campaign id (config/campaigns/<id>.toml) or path to a campaign file.",
+    )(f)
+
+
+def run_key_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--run-key", type=RUN_KEY, default=None, help="Run key (default: the as-of date)."
     )(f)
 
 
@@ -158,8 +191,26 @@ def encoding_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[.
     )
 
 
-def _as_of(value: datetime | None) -> date:
-    return value.date() if value is not None else _today_tokyo()
+class MomentType(click.ParamType[datetime, Any]):
+    """`--now DATETIME`: an ISO-8601 date-time with its offset (a replayed clock)."""
+
+    name = "datetime"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO-8601 date-time", param, ctx)
+        if parsed.tzinfo is None:
+            self.fail(f"{value!r} needs an offset, e.g. {value}+09:00", param, ctx)
+        return parsed
+
+
+MOMENT = MomentType()
 
 
 def _is_tty() -> bool:
@@ -173,13 +224,6 @@ def _stop_on_sigterm() -> None:
     included (the sending pass cancels cleanly and gives back unsent claims).
     """
     signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
-
-
-def _already_sent(app: App, campaign: Any, run_key: str, resend: bool = False) -> frozenset[str]:
-    """§4 ALREADY_SENT's input: what earlier runs of a non-recurring campaign sent."""
-    from jobs.ledger import already_sent_for
-
-    return already_sent_for(app.ledger_engine(), campaign, run_key, resend=resend)
 
 
 @click.group(cls=MailerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -201,8 +245,6 @@ def _already_sent(app: App, campaign: Any, run_key: str, resend: bool = False) -
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, verbose: int, log_format: str) -> None:
     """SmileWorks announcement mailer: who receives each announcement, why, and sending it."""
-    from jobs.logs import configure_logging
-
     configure_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
     app = App(config)
     ctx.obj = app
@@ -221,15 +263,10 @@ def db() -> None:
 @pass_app
 def db_init(app: App) -> None:
     """Create the source tables (SPEC §3) and the job's own ledger tables; safe to repeat."""
-    from jobs.ledger.migrate import upgrade
-    from jobs.source.models import init_source_schema
-
-    init_source_schema(app.engine())
-    upgrade(app.ledger_engine())
-    click.echo(f"database ready: {app.engine().url.render_as_string(hide_password=True)}")
-    if app.settings.database.ledger_url:
-        shown = app.ledger_engine().url.render_as_string(hide_password=True)
-        click.echo(f"ledger ready: {shown}")
+    ready = app.db_init()
+    click.echo(f"database ready: {ready.database}")
+    if ready.ledger is not None:
+        click.echo(f"ledger ready: {ready.ledger}")
 
 
 @db.command("import")
@@ -238,15 +275,7 @@ def db_init(app: App) -> None:
 @pass_app
 def db_import(app: App, directory: Path, encoding: str) -> None:
     """Load the CSV files of DIRECTORY (SPEC §3), replacing the data set; all or nothing."""
-    from jobs.errors import InputError
-    from jobs.source.importer import import_dir
-    from jobs.source.models import init_source_schema
-
-    if not directory.is_dir():
-        raise InputError(f"{directory}: no such folder")
-    engine = app.engine()
-    init_source_schema(engine)
-    report = import_dir(engine, directory, encoding)
+    report = app.db_import(directory, encoding)
     parts = ", ".join(f"{table} {n:,}" for table, n in report.counts.items())
     click.echo(f"imported {report.total_rows:,} rows in {report.elapsed_seconds:.2f}s: {parts}")
     if report.absent:
@@ -284,36 +313,16 @@ def _print_summary(summary: Any) -> None:
 @as_of_option
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_app
-def resolve(app: App, campaign: str, as_of: datetime | None, as_json: bool) -> None:
+def resolve(app: App, campaign: Campaign, as_of: date | None, as_json: bool) -> None:
     """Count who would receive a campaign: by decision, audience and reason."""
-    from jobs.resolution.pipeline import resolve_campaign
-
-    chosen = app.campaign(campaign)
-    day = _as_of(as_of)
-    resolved = resolve_campaign(
-        app.engine(),
-        chosen,
-        day,
-        extra_suppressed=app.ledger_suppressions(),
-        # as `run` with the default run key (the as-of date) would decide
-        already_sent=_already_sent(app, chosen, _run_key(None, day)),
-        progress=_is_tty(),
-    )
+    day = app.as_of(as_of)
+    resolved = app.resolve(campaign, day, progress=_is_tty())
     if as_json:
-        out = {"campaign_id": chosen.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
+        out = {"campaign_id": campaign.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        click.echo(f"campaign {chosen.id} as of {day.isoformat()}")
+        click.echo(f"campaign {campaign.id} as of {day.isoformat()}")
         _print_summary(resolved.summary)
-
-
-def _run_key(run_key: str | None, day: date) -> str:
-    from jobs.errors import InputError
-
-    key = run_key or day.isoformat()  # §7: the run key defaults to the as-of date
-    if "/" in key or not key.strip() or any(ch.isspace() for ch in key):
-        raise InputError(f"--run-key {key!r} must be non-empty without '/' or spaces")
-    return key
 
 
 @cli.command("dry-run")
@@ -325,33 +334,25 @@ def _run_key(run_key: str | None, day: date) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for audit.csv, warnings.csv and messages/<n>.eml.",
 )
-@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@run_key_option
 @as_of_option
 @encoding_option(_WRITTEN_CSV)
 @pass_app
 def dry_run_cmd(
     app: App,
-    campaign: str,
+    campaign: Campaign,
     out: Path,
     run_key: str | None,
-    as_of: datetime | None,
+    as_of: date | None,
     encoding: str,
 ) -> None:
     """Resolve and render every message to DIR as `run` would send them; send nothing."""
-    from jobs.reports.dryrun import dry_run
-
-    chosen = app.campaign(campaign)
-    day = _as_of(as_of)
-    key = _run_key(run_key, day)
-    composer = app.composer(chosen, key, day)
-    report = dry_run(
-        app.engine(),
-        chosen,
-        composer,
+    day = app.as_of(as_of)
+    report = app.dry_run(
+        campaign,
         out,
+        run_key=app.run_key(run_key, day),
         as_of=day,
-        extra_suppressed=app.ledger_suppressions(),
-        already_sent=_already_sent(app, chosen, key),
         encoding=encoding,
         progress=_is_tty(),
     )
@@ -360,10 +361,9 @@ def dry_run_cmd(
     click.echo(f"audit:    {out / 'audit.csv'}")
     click.echo(f"warnings: {out / 'warnings.csv'}")
     click.echo(f"messages: {out / 'messages'} ({report.messages:,} files)")
-    if chosen.require_approval:
-        from jobs.delivery.approval import approve_command
-
-        click.echo(f"this campaign needs an approval; next: {approve_command(chosen, key, day)}")
+    if campaign.require_approval:
+        command = app.approve_command(campaign, app.run_key(run_key, day), day)
+        click.echo(f"this campaign needs an approval; next: {command}")
     _report_side_notes(report.charset_fallbacks, report.unencodable, encoding)
 
 
@@ -394,69 +394,41 @@ def _report_side_notes(fallbacks: list[str], unencodable: list[Any], encoding: s
 @pass_app
 def explain(
     app: App,
-    campaign: str,
+    campaign: Campaign,
     email: str | None,
     corp_id: str | None,
     partner_id: str | None,
-    as_of: datetime | None,
+    as_of: date | None,
     as_json: bool,
 ) -> None:
     """Why a person or account does or does not receive a campaign, rule by rule."""
-    from jobs.errors import InputError
-    from jobs.resolution.explain import explain as run_explain
-    from jobs.resolution.explain import render_text
-
-    chosen = [v for v in (email, corp_id, partner_id) if v]
-    if len(chosen) != 1:
-        raise InputError("give exactly one of --email, --corp-id, --partner-id")
-    chosen_campaign = app.campaign(campaign)
-    day = _as_of(as_of)
-    result = run_explain(
-        app.engine(),
-        chosen_campaign,
-        day,
-        email=email,
-        corp_id=corp_id,
-        partner_id=partner_id,
-        extra_suppressed=app.ledger_suppressions(),
-        # as `run` with the default run key (the as-of date) would decide
-        already_sent=_already_sent(app, chosen_campaign, _run_key(None, day)),
+    result = app.explain(
+        campaign, app.as_of(as_of), email=email, corp_id=corp_id, partner_id=partner_id
     )
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
     else:
-        click.echo(render_text(result))
+        click.echo(render_explanation(result))
 
 
 @cli.command()
 @campaign_option
 @click.option("--email", required=True, help="The recipient's e-mail address.")
-@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@run_key_option
 @as_of_option
 @click.option("--raw", is_flag=True, help="Print the whole message as sent (RFC 5322 bytes).")
 @pass_app
 def preview(
     app: App,
-    campaign: str,
+    campaign: Campaign,
     email: str,
     run_key: str | None,
-    as_of: datetime | None,
+    as_of: date | None,
     raw: bool,
 ) -> None:
     """Show the rendered message one recipient would receive."""
-    from jobs.messages.preview import preview_messages, render_preview
-
-    chosen = app.campaign(campaign)
-    day = _as_of(as_of)
-    composer = app.composer(chosen, _run_key(run_key, day), day)
-    composed = preview_messages(
-        app.engine(),
-        chosen,
-        composer,
-        email,
-        as_of=day,
-        extra_suppressed=app.ledger_suppressions(),
-    )
+    day = app.as_of(as_of)
+    composed = app.preview(campaign, email, run_key=app.run_key(run_key, day), as_of=day)
     for i, message in enumerate(composed):
         if i:
             click.echo("=" * 72)
@@ -473,45 +445,43 @@ def preview(
 
 @cli.command()
 @campaign_option
-@click.option("--run-key", default=None, help="Run key (default: the unfinished run, or as-of).")
+@click.option(
+    "--run-key",
+    type=RUN_KEY,
+    default=None,
+    help="Run key (default: the campaign's unfinished run, else the as-of date).",
+)
 @as_of_option
 @click.option(
     "--resend",
     is_flag=True,
-    help="Send again what earlier runs of this one-off campaign already sent (no ALREADY_SENT).",
+    help="Send again what earlier runs of this one-off campaign sent (no ALREADY_SENT).",
 )
 @pass_app
-def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None, resend: bool) -> None:
+def run(
+    app: App, campaign: Campaign, run_key: str | None, as_of: date | None, resend: bool
+) -> None:
     """Resolve (the first time) and send a campaign; run it again to resume.
 
-    Without --run-key, an unfinished run of the campaign is resumed (and said so); otherwise the
-    run key is the as-of date. Exit 0 when every delivery is sent or failed, 3 when deferred
-    deliveries are left for the next run, 4 when another coordinator holds the run, 2 when a
-    campaign that needs an approval has none that matches.
+    Without --run-key an unfinished run of the campaign is resumed (and said so). Exit 0 when
+    every delivery is sent or failed, 3 when deferred deliveries are left for the next run, 4
+    when another coordinator holds the run, 2 when a campaign that needs an approval has none
+    that matches.
     """
-    from jobs.delivery.launch import launch_run
-    from jobs.ledger import check_ledger, unfinished_run
-
-    chosen = app.campaign(campaign)
-    day = _as_of(as_of)
+    day = app.as_of(as_of)
     if run_key is None:
-        check_ledger(app.ledger_engine())
-        with app.ledger_engine().connect() as conn:
-            open_run = unfinished_run(conn, chosen.id)
-        if open_run is not None and open_run.run_key != _run_key(None, day):
+        open_run = app.unfinished_run(campaign, day)
+        if open_run is not None:
             # §9: a second `run` the next day resumes instead of sending everything again
             click.echo(
                 f"resuming the unfinished run {open_run.run_id} (as of "
-                f"{open_run.as_of.isoformat()}) instead of starting {chosen.id}/"
+                f"{open_run.as_of.isoformat()}) instead of starting a run as of "
                 f"{day.isoformat()}; give --run-key to start another run"
             )
             run_key, day = open_run.run_key, open_run.as_of
-    outcome = launch_run(
-        app.settings,
-        app.engine(),
-        app.ledger_engine(),
-        chosen,
-        run_key=_run_key(run_key, day),
+    outcome = app.run(
+        campaign,
+        run_key=app.run_key(run_key, day),
         as_of=day,
         resend=resend,
         progress=_is_tty(),
@@ -550,56 +520,21 @@ def run(app: App, campaign: str, run_key: str | None, as_of: datetime | None, re
 
 @cli.command()
 @campaign_option
-@click.option("--run-key", default=None, help="Run key (default: the as-of date).")
+@run_key_option
 @as_of_option
 @pass_app
-def approve(app: App, campaign: str, run_key: str | None, as_of: datetime | None) -> None:
+def approve(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -> None:
     """Resolve, print the counts and record the approval of a run key (require_approval)."""
-    from jobs.delivery.approval import approve as record_approval
-    from jobs.delivery.approval import fingerprint
-    from jobs.delivery.launch import make_composer
-    from jobs.ledger import check_ledger
-
-    chosen = app.campaign(campaign)
-    day = _as_of(as_of)
-    key = _run_key(run_key, day)
-    composer = make_composer(app.settings, chosen, key, day)
-    composer.check()
-    check_ledger(app.ledger_engine())
-    fp = fingerprint(
-        chosen, composer.templates.folder, Path(app.settings.paths.templates), app.settings.message
-    )
-    approval, summary = record_approval(
-        app.engine(),
-        app.ledger_engine(),
-        chosen,
-        fp,
-        run_key=key,
-        as_of=day,
-        extra_suppressed=app.ledger_suppressions(),
-        already_sent=_already_sent(app, chosen, key),
-    )
-    click.echo(f"campaign {chosen.id} run key {key} as of {day.isoformat()}")
+    day = app.as_of(as_of)
+    key = app.run_key(run_key, day)
+    approval, summary = app.approve(campaign, run_key=key, as_of=day)
+    click.echo(f"campaign {campaign.id} run key {key} as of {day.isoformat()}")
     _print_summary(summary)
     click.echo(
         f"approved by {approval.approved_by} (fingerprint {approval.fingerprint[:12]}; "
         f"refused later if the campaign file, templates or [message] settings change, or a send "
-        f"count drifts more than {chosen.max_drift_percent:g}%)"
+        f"count drifts more than {campaign.max_drift_percent:g}%)"
     )
-
-
-def _now_option(value: str | None) -> datetime:
-    from jobs.errors import InputError
-
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"--now {value!r} is not an ISO-8601 date-time") from None
-    if parsed.tzinfo is None:
-        raise InputError(f"--now {value!r} needs an offset, e.g. {value}+09:00")
-    return parsed
 
 
 @cli.command()
@@ -612,74 +547,43 @@ def _now_option(value: str | None) -> datetime:
 )
 @click.option(
     "--now",
-    "now_text",
+    type=MOMENT,
     default=None,
     metavar="DATETIME",
     help="Replay the clock: an ISO-8601 date-time with offset (tests, backfills).",
 )
 @pass_app
-def nightly(app: App, campaigns_dir: Path | None, now_text: str | None) -> None:
+def nightly(app: App, campaigns_dir: Path | None, now: datetime | None) -> None:
     """Send every scheduled campaign that is due; one summary line per campaign (for cron).
 
     Exit code: the worst of the campaigns (1 > 2 > 4 > 3 > 0); 4 at once when another nightly
     holds this ledger. When any campaign is refused, expired, deferred, failed or broken, one
     summary e-mail goes to `[alerts] to`.
     """
-    from jobs.delivery.alerts import AlertFailed, build_alert, send_alert
-    from jobs.delivery.nightly import run_nightly
-
-    now = _now_option(now_text)
-    folder = campaigns_dir or Path(app.settings.paths.campaigns)
-    report = run_nightly(app.settings, app.engine(), app.ledger_engine(), folder, now)
-    lines = [line.text() for line in report.lines]
-    for text in lines:
-        click.echo(text)
-    to = app.settings.alerts.to
-    if report.needs_alert and to:
-        flagged = [line for line in report.lines if line.alert]
-        subject = (
-            f"[swmail nightly] {len(flagged)} campaign(s) need attention "
-            f"({now.astimezone(UTC):%Y-%m-%d %H:%M} UTC, exit {report.exit_code})"
-        )
-        body = [
-            f"swmail nightly at {now.isoformat()} finished with exit code {report.exit_code}.",
-            "",
-            "Needs attention:",
-            *(f"  {line.text()}" for line in flagged),
-            "",
-            "Every campaign:",
-            *(f"  {text}" for text in lines),
-            "",
-            "Details: swmail status; swmail report --run RUN_ID --out FILE.html",
-        ]
-        alert = build_alert(to, app.settings.message, now=now, subject=subject, lines=body)
-        try:
-            send_alert(alert, app.settings.smtp)
-        except AlertFailed as exc:
-            # §9: the exit code stays that of the campaigns; the failure is said on stderr
-            click.echo(f"alert: {exc.message}", err=True)
-        else:
-            log.debug("alert sent to %s", ", ".join(to))
+    report = app.nightly(campaigns_dir, now)
+    for line in report.lines:
+        click.echo(line.text())
+    problem = app.send_alert(report)
+    if problem is not None:
+        # §9: the exit code stays that of the campaigns; the failure is said on stderr
+        click.echo(f"alert: {problem}", err=True)
     app.close()
     sys.exit(report.exit_code)
 
 
 def _print_status(st: Any) -> None:
     counts = {s.value: n for s, n in st.counts.items()}
-    order = ("pending", "sending", "sent", "deferred", "failed")
-    cells = "  ".join(f"{s} {counts.get(s, 0):,}" for s in order)
+    cells = "  ".join(f"{s.value} {counts.get(s.value, 0):,}" for s in DeliveryStatus)
     click.echo(f"ledger: {cells}")
 
 
 @cli.command()
-@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="One run: <campaign>/<key>.")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="One run: <campaign>/<key>.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_app
 def status(app: App, run_id: str | None, as_json: bool) -> None:
     """Progress of runs: deliveries per status, what is left, how fast it went."""
-    from jobs.reports.status import run_status
-
-    rows = run_status(app.ledger_engine(), run_id)
+    rows = app.status(run_id)
     if as_json:
         click.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
         return
@@ -695,21 +599,19 @@ def audit() -> None:
 
 
 @audit.command("export")
-@click.option("--run", "run_id", required=True, metavar="RUN_ID", help="<campaign>/<run key>.")
+@click.option("--run", "run_id", type=RUN_ID, required=True, help="<campaign>/<run key>.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @encoding_option(_WRITTEN_CSV)
 @pass_app
 def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     """Write the audit CSV of a run (SPEC §5) with each delivery's status."""
-    from jobs.reports.status import export_audit
-
-    written = export_audit(app.ledger_engine(), run_id, out, encoding)
+    written = app.audit_export(run_id, out, encoding)
     click.echo(f"wrote {written.rows:,} rows to {out}")
     _report_side_notes([], written.unencodable, encoding)
 
 
 @cli.command()
-@click.option("--run", "run_id", required=True, metavar="RUN_ID", help="<campaign>/<run key>.")
+@click.option("--run", "run_id", type=RUN_ID, required=True, help="<campaign>/<run key>.")
 @click.option(
     "--out",
     "out",
@@ -720,43 +622,29 @@ def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
 @pass_app
 def report(app: App, run_id: str, out: Path) -> None:
     """The morning view of a run: one self-contained HTML page from the ledger."""
-    from jobs.reports.morning import write_report
-
-    written = write_report(app.ledger_engine(), run_id, out, generated=datetime.now(UTC))
-    click.echo(
-        f"wrote {out}: {written.run.run_id}, {written.stats.total:,} deliveries, "
-        f"{'finished' if written.finished else f'{written.stats.open:,} open'}"
-    )
+    written = app.report(run_id, out)
+    state = "finished" if written.finished else f"{written.stats.open:,} open"
+    click.echo(f"wrote {out}: {written.run.run_id}, {written.stats.total:,} deliveries, {state}")
 
 
 @cli.command()
-@click.option("--run", "runs", required=True, multiple=True, metavar="RUN_ID", help="A, then B.")
+@click.option("--run", "runs", type=RUN_ID, required=True, multiple=True, help="A, then B.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @encoding_option(_WRITTEN_CSV)
 @pass_app
 def diff(app: App, runs: tuple[str, ...], out: Path | None, encoding: str) -> None:
     """Who was added, removed or changed between two runs: `--run A --run B`."""
-    from jobs.errors import InputError
-    from jobs.reports.diff import diff_runs, write_diff
-
     if len(runs) != 2:
         raise InputError("give --run twice: the earlier run A, then run B")
     run_a, run_b = runs
-    lines = diff_runs(app.ledger_engine(), run_a, run_b)
-    if out is not None:
-        counts, written = write_diff(lines, out, encoding)
-        click.echo(f"wrote {written.rows:,} rows to {out}")
-        _report_side_notes([], written.unencodable, encoding)
-    else:
-        counts = {"added": 0, "removed": 0, "changed": 0}
-        for line in lines:
-            counts[line.change] += 1
-            c = line.cells()
-            click.echo(
-                f"{c[0]:<8} {c[1]} {c[2]} {c[4]} {c[5]} {c[6]} <{c[7]}>: "
-                f"{c[8] or '-'} [{c[9]}] → {c[10] or '-'} [{c[11]}]"
-            )
-    click.echo(f"{run_a} → {run_b}: " + ", ".join(f"{k} {n:,}" for k, n in counts.items()))
+    if out is None:
+        for text in app.diff_text(run_a, run_b):
+            click.echo(text)
+        return
+    summary, written = app.diff_csv(run_a, run_b, out, encoding)
+    click.echo(f"wrote {written.rows:,} rows to {out}")
+    click.echo(summary)
+    _report_side_notes([], written.unencodable, encoding)
 
 
 def main() -> None:

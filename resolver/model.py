@@ -7,11 +7,13 @@ CSV files, audit rows and JSON output, so they change only on purpose.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
 __all__ = [
+    "REASON_SEPARATOR",
     "AccountKind",
     "AccountRef",
     "AccountType",
@@ -28,6 +30,7 @@ __all__ = [
     "Decision",
     "DedupeMode",
     "Delivery",
+    "DeliveryStatus",
     "Excluded",
     "ExclusionFilter",
     "MyPageContact",
@@ -48,6 +51,8 @@ __all__ = [
     "UserStatus",
     "Warning",
     "WarningCode",
+    "join_reasons",
+    "split_reasons",
 ]
 
 
@@ -180,6 +185,29 @@ class Reason(StrEnum):
     CERTIFIED_IMPLEMENTER = "CERTIFIED_IMPLEMENTER"
     # dedupe
     DUPLICATE_ADDRESS = "DUPLICATE_ADDRESS"
+
+
+REASON_SEPARATOR = ";"  # §5: the `reasons` cell is the codes joined with ";"
+
+
+def join_reasons(codes: Iterable[Reason]) -> str:
+    """The `reasons` cell of SPEC §5 (audit CSV and ledger column alike)."""
+    return REASON_SEPARATOR.join(code.value for code in codes)
+
+
+def split_reasons(text: str) -> tuple[Reason, ...]:
+    """The codes of a `reasons` cell, in their order."""
+    return tuple(Reason(code) for code in text.split(REASON_SEPARATOR) if code)
+
+
+class DeliveryStatus(StrEnum):
+    """A delivery's state; all but `sending` are the status words of SPEC §5 (audit `status`)."""
+
+    PENDING = "pending"
+    SENDING = "sending"  # claimed by a sender, not yet confirmed by the server
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
 
 
 class WarningCode(StrEnum):

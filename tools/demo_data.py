@@ -48,6 +48,7 @@ from resolver.model import (
     UserStatus,
 )
 from resolver.normalize import dedupe_key
+from resolver.warnings import ADMIN_CUTOFF
 
 __all__ = [
     "ADMIN_CUTOFF",
@@ -70,7 +71,6 @@ _T = TypeVar("_T")
 DEFAULT_CUSTOMERS: Final = 3000
 DEFAULT_SEED: Final = 20261201
 DEMO_AS_OF: Final = date(2026, 12, 1)  # the as-of date the planted dates are relative to
-ADMIN_CUTOFF: Final = date(2019, 9, 24)  # §2/§4: `admin` was issued before this date (and to OEM)
 
 # The only domains that ever appear: reserved example domains, never a real one.
 DEMO_DOMAINS: Final = ("example.co.jp", "example.jp", "example.com", "mail.example.ne.jp")

@@ -1,36 +1,34 @@
 """Campaign files (SPEC §8): `config/campaigns/<id>.toml`, checked once into a typed `Campaign`.
 
-An operator edits these by hand, so every mistake is one message naming the file and the key.
+An operator edits these by hand, so every mistake is one line naming the file and the key (exit
+2): a pydantic model with strict types, ranges and unknown keys refused, in `[filters]` too.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from enum import StrEnum
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any
 
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+)
+
+from jobs.config.problems import first_problem
+from jobs.config.runs import name_problem
 from jobs.config.schedule import parse_schedule
+from jobs.config.settings import read_toml
 from jobs.errors import ConfigError
 from resolver.model import Audience, CampaignPolicy, DedupeMode, Plan, Product
 
-__all__ = ["Campaign", "load_campaign", "resolve_campaign_path"]
-
-_KEYS = {
-    "id",
-    "template",
-    "audiences",
-    "dedupe",
-    "schedule",
-    "expires_after_hours",
-    "require_approval",
-    "max_drift_percent",
-    "filters",
-}
-_FILTER_KEYS = {"plans", "products"}
-
-E = TypeVar("E", bound=StrEnum)
+__all__ = ["Campaign", "CampaignFile", "load_campaign", "resolve_campaign_path"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,81 +62,97 @@ def resolve_campaign_path(value: str, campaigns_dir: Path) -> Path:
     return path
 
 
-def _enum_set(raw: Any, enum: type[E], where: str) -> frozenset[E]:
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{where} must be a non-empty list")
-    values = []
-    for item in raw:
-        try:
-            values.append(enum(item))
-        except ValueError:
-            allowed = ", ".join(m.value for m in enum)
-            raise ConfigError(f"{where}: unknown value {item!r} (allowed: {allowed})") from None
-    return frozenset(values)
+def _one_or_many(value: Any) -> Any:
+    """`audiences = "customer"` means a list of one; a list stays as written."""
+    return [value] if isinstance(value, str) else value
+
+
+# Enum members are spelled in the file as their values: lax for the member, strict for the list.
+AudienceList = Annotated[
+    list[Annotated[Audience, Strict(False)]], BeforeValidator(_one_or_many), Field(min_length=1)
+]
+PlanList = Annotated[
+    list[Annotated[Plan, Strict(False)]], BeforeValidator(_one_or_many), Field(min_length=1)
+]
+ProductList = Annotated[
+    list[Annotated[Product, Strict(False)]], BeforeValidator(_one_or_many), Field(min_length=1)
+]
+
+_STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Filters(BaseModel):
+    """`[filters]`: customers only (SPEC §8); absent means no filter."""
+
+    model_config = _STRICT
+
+    plans: PlanList | None = None
+    products: ProductList | None = None
+
+
+class CampaignFile(BaseModel):
+    """The keys of a campaign file as written; `load_campaign` turns it into a `Campaign`."""
+
+    model_config = _STRICT
+
+    id: str
+    template: Annotated[str, Field(min_length=1)]
+    audiences: AudienceList = Field(default_factory=lambda: list(Audience))
+    dedupe: Annotated[DedupeMode, Strict(False)] = DedupeMode.ADDRESS
+    # Kept as written; `nightly` gives it its meaning (one-off date-time or cron).
+    schedule: str | datetime | None = None
+    expires_after_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 24.0
+    require_approval: bool = False
+    max_drift_percent: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0
+    filters: Filters = Field(default_factory=Filters)
+
+    @field_validator("id")
+    @classmethod
+    def _id_fits_a_run_id(cls, value: str) -> str:
+        problem = name_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem} (it is part of RUN_ID)")
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _template_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a template folder or path")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_shape(cls, value: str | datetime | None) -> str | None:
+        return _check_schedule(value)
+
+
+def _check_schedule(schedule: str | datetime | None) -> str | None:
+    """One-off: ISO-8601 date-time WITH offset; recurring: five cron fields (Asia/Tokyo)."""
+    parsed = parse_schedule(schedule)  # ValueError: pydantic reports it with file and key
+    return None if parsed is None else parsed.text
 
 
 def load_campaign(path: Path) -> Campaign:
     """Read and check one campaign file."""
-    name = str(path)
+    data = read_toml(path, "campaign file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{name}: cannot read campaign file: {exc}") from None
-    unknown = set(data) - _KEYS
-    if unknown:
-        raise ConfigError(f"{name}: unknown key {sorted(unknown)[0]!r}")
-    campaign_id = data.get("id")
-    if not isinstance(campaign_id, str) or not campaign_id.strip():
-        raise ConfigError(f"{name}: `id` is required")
-    if "/" in campaign_id or any(ch.isspace() for ch in campaign_id):
-        raise ConfigError(f"{name}: `id` must not contain '/' or spaces (it is part of RUN_ID)")
-    template = data.get("template")
-    if not isinstance(template, str) or not template.strip():
-        raise ConfigError(f"{name}: `template` is required")
-    audiences = (
-        _enum_set(data["audiences"], Audience, f"{name}: audiences")
-        if "audiences" in data
-        else frozenset(Audience)
-    )
-    try:
-        dedupe = DedupeMode(data.get("dedupe", DedupeMode.ADDRESS.value))
-    except ValueError:
-        raise ConfigError(
-            f"{name}: dedupe must be 'address' or 'address_per_account', got {data['dedupe']!r}"
-        ) from None
-    filters = data.get("filters", {})
-    if not isinstance(filters, dict):
-        raise ConfigError(f"{name}: [filters] must be a table")
-    unknown = set(filters) - _FILTER_KEYS
-    if unknown:
-        raise ConfigError(f"{name}: unknown filter {sorted(unknown)[0]!r}")
-    plans = (
-        _enum_set(filters["plans"], Plan, f"{name}: filters.plans") if "plans" in filters else None
-    )
-    products = (
-        _enum_set(filters["products"], Product, f"{name}: filters.products")
-        if "products" in filters
-        else None
-    )
-    expires = data.get("expires_after_hours", 24)
-    if isinstance(expires, bool) or not isinstance(expires, (int, float)) or expires <= 0:
-        raise ConfigError(f"{name}: expires_after_hours must be a positive number")
-    require_approval = data.get("require_approval", False)
-    if not isinstance(require_approval, bool):
-        raise ConfigError(f"{name}: require_approval must be true or false")
-    drift = data.get("max_drift_percent", 10)
-    if isinstance(drift, bool) or not isinstance(drift, (int, float)) or drift < 0:
-        raise ConfigError(f"{name}: max_drift_percent must be a number, 0 or more")
-    schedule = parse_schedule(data.get("schedule"), f"{name}: schedule")
+        checked = CampaignFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(first_problem(exc, str(path))) from None
+    filters = checked.filters
     return Campaign(
-        id=campaign_id,
-        template=template,
+        id=checked.id,
+        template=checked.template,
         path=path.resolve(),
-        policy=CampaignPolicy(audiences=audiences, dedupe=dedupe, plans=plans, products=products),
-        schedule=None if schedule is None else schedule.text,
-        expires_after_hours=float(expires),
-        require_approval=require_approval,
-        max_drift_percent=float(drift),
+        policy=CampaignPolicy(
+            audiences=frozenset(checked.audiences),
+            dedupe=checked.dedupe,
+            plans=None if filters.plans is None else frozenset(filters.plans),
+            products=None if filters.products is None else frozenset(filters.products),
+        ),
+        schedule=checked.schedule if isinstance(checked.schedule, str) else None,
+        expires_after_hours=checked.expires_after_hours,
+        require_approval=checked.require_approval,
+        max_drift_percent=checked.max_drift_percent,
     )

@@ -16,8 +16,6 @@ from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
 
-from jobs.errors import ConfigError
-
 __all__ = ["TOKYO", "Schedule", "lateness", "occurrence_date", "parse_schedule", "run_key_of"]
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -71,45 +69,46 @@ def lateness(occurrence: datetime, now: datetime) -> timedelta:
     return max(now - occurrence, timedelta(0))
 
 
-def _parse_cron(text: str, where: str) -> Schedule:
+def _parse_cron(text: str) -> Schedule:
     try:
         upcoming = list(islice(CronSim(text, _REFERENCE), 2))
     except (CronSimError, ValueError) as exc:
-        raise ConfigError(f"{where}: {text!r} is not a valid cron expression: {exc}") from None
+        raise ValueError(f"{text!r} is not a valid cron expression: {exc}") from None
     if not upcoming:
-        raise ConfigError(f"{where}: the cron expression {text!r} never fires")
+        raise ValueError(f"the cron expression {text!r} never fires")
     if len(upcoming) == 2 and upcoming[0].date() == upcoming[1].date():
         # §9: each occurrence's run key is its date, so two a day would share one run
-        raise ConfigError(
-            f"{where}: the cron expression {text!r} fires more than once a day (at"
+        raise ValueError(
+            f"the cron expression {text!r} fires more than once a day (at"
             f" {upcoming[0]:%H:%M} and {upcoming[1]:%H:%M}); nightly campaigns run at most daily"
         )
     return Schedule(text=text, cron=text)
 
 
-def parse_schedule(value: Any, where: str = "schedule") -> Schedule | None:
+def parse_schedule(value: Any) -> Schedule | None:
     """Check a campaign file's `schedule` value; None when the campaign has no schedule.
 
     One-off: an ISO-8601 date-time WITH offset (TOML may already have parsed it). Recurring:
-    exactly five cron fields, read in Asia/Tokyo, firing at most once a day.
+    exactly five cron fields, read in Asia/Tokyo, firing at most once a day. A ValueError says
+    what is wrong; the campaign loader adds the file and the key.
     """
     if value is None:
         return None
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise ConfigError(f"{where}: a one-off schedule needs an offset, e.g. +09:00")
+            raise ValueError("a one-off schedule needs an offset, e.g. +09:00")
         return Schedule(text=value.isoformat(), at=value)
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} must be an ISO-8601 date-time with offset or a cron expression")
+        raise ValueError("must be an ISO-8601 date-time with offset or a cron expression")
     text = value.strip()
     if len(text.split()) == 5:
-        return _parse_cron(text, where)
+        return _parse_cron(text)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(
-            f"{where}: {text!r} is neither an ISO-8601 date-time nor a five-field cron expression"
+        raise ValueError(
+            f"{text!r} is neither an ISO-8601 date-time nor a five-field cron expression"
         ) from None
     if parsed.tzinfo is None:
-        raise ConfigError(f"{where}: a one-off schedule needs an offset, e.g. {text}+09:00")
+        raise ValueError(f"a one-off schedule needs an offset, e.g. {text}+09:00")
     return Schedule(text=text, at=parsed)

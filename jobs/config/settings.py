@@ -1,8 +1,14 @@
 """Settings (SPEC §8): `config/settings.toml`, overridden key by key by `SWMAIL_<SECTION>_<KEY>`.
 
-Parsed and checked once at the edge so that the rest of the program receives typed values and a
-bad setting is one clear message (exit 2) before anything happens. Passwords never live in the
-file: `smtp.password_env` names the environment variable that holds it.
+Validated once at the edge by pydantic models (strict types, ranges, unknown keys refused), so
+that the rest of the program receives typed values and a bad setting is one line naming the key
+and where it came from (the file, or the environment variable), exit 2, before anything happens.
+Passwords never live in the file: `smtp.password_env` names the environment variable that holds
+it.
+
+Two sources, later wins: the TOML file (a UTF-8 BOM is accepted, as Windows editors write one),
+then the environment. File values must already have the right TOML type (`port = "25"` is
+refused); environment values are text and are parsed as the key's type (`SWMAIL_SMTP_PORT=25`).
 """
 
 from __future__ import annotations
@@ -10,10 +16,22 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self
 
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from jobs.config.problems import first_problem
 from jobs.errors import ConfigError
 
 __all__ = [
@@ -25,18 +43,30 @@ __all__ = [
     "Settings",
     "SmtpSettings",
     "load_settings",
+    "read_toml",
 ]
 
 DEFAULT_CONFIG = Path("config/settings.toml")
 DEFAULT_DATABASE_URL = "sqlite:///var/swmail.sqlite3"
+ENV_PREFIX = "SWMAIL_"
+BOM = "\ufeff"
 
 Security = Literal["none", "starttls", "tls"]
 Charset = Literal["utf-8", "iso-2022-jp"]
+# Numbers an operator writes by hand: `inf`, `nan` and 0 would mean "wait forever" or "never".
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+AtLeastOne = Annotated[int, Field(ge=1)]
+Text = Annotated[str, Field(min_length=1)]
+
+_STRICT = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseSettings:
-    url: str = DEFAULT_DATABASE_URL
+class DatabaseSettings(BaseModel):
+    model_config = _STRICT
+
+    url: Text = DEFAULT_DATABASE_URL
     ledger_url: str = ""  # empty: the job's own tables live in `url`
 
     @property
@@ -44,20 +74,42 @@ class DatabaseSettings:
         return self.ledger_url or self.url
 
 
-@dataclass(frozen=True, slots=True)
-class SmtpSettings:
-    host: str = "127.0.0.1"
-    port: int = 2525
+class SmtpSettings(BaseModel):
+    model_config = _STRICT
+
+    host: Text = "127.0.0.1"
+    port: Port = 2525
     security: Security = "none"
     username: str = ""
     password_env: str = ""
-    connections: int = 4
-    rate_per_second: float = 0.0  # 0: no limit
-    timeout_seconds: float = 30.0
-    max_attempts: int = 5
-    backoff_initial_seconds: float = 1.0
-    backoff_max_seconds: float = 60.0
+    # SPEC §8: AUTH without TLS sends the password in clear; only on an explicit yes.
+    allow_insecure_auth: bool = False
+    connections: AtLeastOne = 4
+    rate_per_second: NonNegative = 0.0  # 0: no limit
+    timeout_seconds: Seconds = 30.0
+    max_attempts: AtLeastOne = 5
+    backoff_initial_seconds: NonNegative = 1.0
+    backoff_max_seconds: Seconds = 60.0
     ca_file: str = ""  # extra CA bundle for a private relay; empty: the system store
+    # SPEC §9: a worker's claim is taken back after this long without its owner
+    claim_lease_seconds: Seconds = 60.0
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> Self:
+        if self.username and self.security == "none" and not self.allow_insecure_auth:
+            raise ValueError(
+                "smtp.username is set but smtp.security = none would send the password in"
+                ' clear text; use "starttls" or "tls", or set smtp.allow_insecure_auth = true'
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> Self:
+        if self.backoff_max_seconds < self.backoff_initial_seconds:
+            raise ValueError(
+                "smtp.backoff_max_seconds must not be less than smtp.backoff_initial_seconds"
+            )
+        return self
 
     def password(self) -> str | None:
         """The AUTH password, read from the environment only when a username is set."""
@@ -74,120 +126,144 @@ class SmtpSettings:
         return value
 
 
-@dataclass(frozen=True, slots=True)
-class MessageSettings:
-    from_: str = "SmileWorks事務局 <info@smileworks.example.jp>"
+class MessageSettings(BaseModel):
+    model_config = _STRICT
+
+    from_: Text = Field("SmileWorks事務局 <info@smileworks.example.jp>", alias="from")
     reply_to: str = "support@smileworks.example.jp"
     charset: Charset = "utf-8"
-    message_id_domain: str = "mailer.smileworks.example.jp"
+    message_id_domain: Text = "mailer.smileworks.example.jp"
 
 
-@dataclass(frozen=True, slots=True)
-class PathSettings:
+class PathSettings(BaseModel):
     """Where operator-editable files live; relative paths are taken from the working folder."""
 
-    templates: str = "templates"
-    campaigns: str = "config/campaigns"
+    model_config = _STRICT
+
+    templates: Text = "templates"
+    campaigns: Text = "config/campaigns"
 
 
-@dataclass(frozen=True, slots=True)
-class AlertSettings:
+def _comma_list(value: Any) -> Any:
+    """An environment variable holds a list as `a@example.jp,b@example.jp`."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class AlertSettings(BaseModel):
     """§9 alerts: who gets the one summary e-mail when a `nightly` needs a person."""
 
-    to: tuple[str, ...] = ()  # empty: no alert e-mail
+    model_config = _STRICT
+
+    to: Annotated[list[Address], BeforeValidator(_comma_list)] = Field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    smtp: SmtpSettings = field(default_factory=SmtpSettings)
-    message: MessageSettings = field(default_factory=MessageSettings)
-    paths: PathSettings = field(default_factory=PathSettings)
-    alerts: AlertSettings = field(default_factory=AlertSettings)
-    source: str = "(defaults)"  # where the settings came from, for messages
+class Settings(BaseSettings):
+    """The whole settings file; each section a model, every key typed and ranged."""
+
+    model_config = SettingsConfigDict(strict=True, extra="forbid", frozen=True)
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    message: MessageSettings = Field(default_factory=MessageSettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `load_settings` merges the two sources itself, to know where each value came from
+        # (the message names the file or the variable); nothing is read behind its back.
+        return (init_settings,)
 
 
-_SECTIONS: dict[str, type[Any]] = {
-    "database": DatabaseSettings,
-    "smtp": SmtpSettings,
-    "message": MessageSettings,
-    "paths": PathSettings,
-    "alerts": AlertSettings,
-}
+def _sections() -> dict[str, type[BaseModel]]:
+    sections: dict[str, type[BaseModel]] = {}
+    for name, info in Settings.model_fields.items():
+        assert isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+        sections[name] = info.annotation
+    return sections
 
 
-def _key_of(f_name: str) -> str:
-    return f_name.rstrip("_")  # `from_` is spelled `from` in files and env
+def _key(name: str, info: FieldInfo) -> str:
+    return info.alias or name  # `from_` is spelled `from` in files and env
 
 
-def _coerce(section: str, key: str, value: Any, default: Any, annotation: Any, origin: str) -> Any:
-    where = f"{origin}: {section}.{key}"
-    choices = get_args(annotation) if getattr(annotation, "__origin__", None) is Literal else ()
-    if isinstance(annotation, str) and annotation in ("Security", "Charset"):
-        choices = get_args(Security if annotation == "Security" else Charset)
-    if isinstance(default, tuple):
-        # a TOML list of addresses, or a comma-separated list in the environment
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
-            raise ConfigError(f"{where} must be a list of e-mail addresses, got {value!r}")
-        cleaned = tuple(i.strip() for i in items if i.strip())
-        bad = [i for i in cleaned if "@" not in i or any(ch.isspace() for ch in i)]
-        if bad:
-            raise ConfigError(f"{where}: {bad[0]!r} is not an e-mail address")
-        return cleaned
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; a leading UTF-8 BOM is accepted, any other problem is one line."""
     try:
-        if isinstance(default, bool):
-            raise TypeError  # no boolean settings yet; refuse rather than guess
-        if isinstance(default, int):
-            result: Any = int(value)
-            if isinstance(value, float):
-                raise ValueError
-        elif isinstance(default, float):
-            result = float(value)
-        else:
-            if not isinstance(value, str):
-                raise ValueError
-            result = value
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be {type(default).__name__}, got {value!r}") from None
-    if choices:
-        result = str(result).lower()
-        if result not in choices:
-            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
-    if isinstance(result, (int, float)) and result < 0:
-        raise ConfigError(f"{where} must not be negative, got {value!r}")
-    return result
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not UTF-8: {exc.reason}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text.removeprefix(BOM))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-def _build(data: Mapping[str, Any], env: Mapping[str, str], origin: str) -> Settings:
-    unknown_sections = set(data) - set(_SECTIONS)
-    if unknown_sections:
-        raise ConfigError(f"{origin}: unknown section [{sorted(unknown_sections)[0]}]")
-    built: dict[str, Any] = {}
-    for section, cls in _SECTIONS.items():
-        raw = data.get(section, {})
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{origin}: [{section}] must be a table")
-        known = {_key_of(f.name): f for f in fields(cls)}
-        for key in raw:
-            if key not in known:
-                raise ConfigError(f"{origin}: unknown setting {section}.{key}")
-        values: dict[str, Any] = {}
-        defaults = cls()
-        for key, f in known.items():
-            default = getattr(defaults, f.name)
-            env_name = f"SWMAIL_{section.upper()}_{key.upper()}"
-            if env_name in env:
-                values[f.name] = _coerce(section, key, env[env_name], default, f.type, env_name)
-            elif key in raw:
-                values[f.name] = _coerce(section, key, raw[key], default, f.type, origin)
-        built[section] = replace(defaults, **values)
-    settings = Settings(**built, source=origin)
-    if settings.smtp.connections < 1:
-        raise ConfigError(f"{origin}: smtp.connections must be at least 1")
-    if settings.smtp.max_attempts < 1:
-        raise ConfigError(f"{origin}: smtp.max_attempts must be at least 1")
-    return settings
+class TomlFileSource(PydanticBaseSettingsSource):
+    """The settings file, as TOML typed it."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data
+
+
+class EnvOverrideSource(PydanticBaseSettingsSource):
+    """`SWMAIL_<SECTION>_<KEY>` variables, each text parsed as its key's type."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+        self.origins: dict[tuple[str, str], str] = {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self().get(field_name), field_name, True
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for section, model in _sections().items():
+            for name, info in model.model_fields.items():
+                key = _key(name, info)
+                variable = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+                if variable not in self._env:
+                    continue
+                self.origins[(section, key)] = variable
+                found.setdefault(section, {})[key] = self._parse(
+                    section, key, info, self._env[variable], variable
+                )
+        return found
+
+    @staticmethod
+    def _parse(section: str, key: str, info: FieldInfo, raw: str, variable: str) -> Any:
+        if info.annotation is str:
+            return raw
+        hint: Any = info.annotation  # the key's type, and its range when it has one
+        if info.metadata:
+            hint = Annotated[hint, *info.metadata]
+        adapter: TypeAdapter[Any] = TypeAdapter(hint)
+        try:
+            return adapter.validate_strings(raw.strip(), strict=True)
+        except ValidationError as exc:
+            raise ConfigError(first_problem(exc, variable, prefix=(section, key))) from None
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -201,12 +277,26 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     data: dict[str, Any] = {}
     origin = str(chosen)
     if chosen.is_file():
-        try:
-            data = tomllib.loads(chosen.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+        data = read_toml(chosen, "settings file")
     elif explicit:
         raise ConfigError(f"{chosen}: settings file not found")
     else:
         origin = "(defaults)"
-    return _build(data, env, origin)
+    overrides = EnvOverrideSource(Settings, env)
+    merged = _merge(TomlFileSource(Settings, data)(), overrides())
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(
+            first_problem(exc, origin, origins=overrides.origins, sections=True)
+        ) from None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` wins key by key inside each section."""
+    merged = dict(base)
+    for section, values in over.items():
+        current = merged.get(section, {})
+        if isinstance(current, dict):  # not a table: validation reports it, naming the file
+            merged[section] = {**current, **values}
+    return merged

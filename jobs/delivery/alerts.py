@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import email.policy
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from jobs.config.schedule import TOKYO
 from jobs.config.settings import MessageSettings, SmtpSettings
+from jobs.delivery.nightly import NightlyReport
 from jobs.errors import MailerError
 from jobs.messages.compose import envelope_sender
 from jobs.smtp import Envelope, FinalStatus, SmtpPool, send_with_retry
 
-__all__ = ["AlertFailed", "build_alert", "send_alert"]
+__all__ = ["AlertFailed", "build_alert", "nightly_alert", "send_alert"]
 
 
 class AlertFailed(MailerError):
@@ -48,6 +48,30 @@ def build_alert(
     return alert
 
 
+def nightly_alert(
+    report: NightlyReport, to: Sequence[str], message: MessageSettings
+) -> EmailMessage:
+    """The night's alert: what needs a person first, then every campaign's line for context."""
+    flagged = [line for line in report.lines if line.alert]
+    everything = [line.text() for line in report.lines]
+    subject = (
+        f"[swmail nightly] {len(flagged)} campaign(s) need attention "
+        f"({report.now.astimezone(TOKYO):%Y-%m-%d %H:%M} JST, exit {report.exit_code})"
+    )
+    lines = [
+        f"swmail nightly at {report.now.isoformat()} finished with exit code {report.exit_code}.",
+        "",
+        "Needs attention:",
+        *(f"  {line.text()}" for line in flagged),
+        "",
+        "Every campaign:",
+        *(f"  {text}" for text in everything),
+        "",
+        "Details: swmail status; swmail report --run RUN_ID --out FILE.html",
+    ]
+    return build_alert(to, message, now=report.now, subject=subject, lines=lines)
+
+
 def send_alert(alert: EmailMessage, smtp: SmtpSettings) -> None:
     """Send the alert to every address in its To; AlertFailed when any is not accepted."""
     recipients = tuple(a.strip() for a in str(alert["To"]).split(",") if a.strip())
@@ -67,7 +91,7 @@ def send_alert(alert: EmailMessage, smtp: SmtpSettings) -> None:
 
 
 async def _send(envelope: Envelope, smtp: SmtpSettings) -> tuple[FinalStatus, str]:
-    async with SmtpPool.from_settings(replace(smtp, connections=1)) as pool:
+    async with SmtpPool.from_settings(smtp.model_copy(update={"connections": 1})) as pool:
         result = await send_with_retry(
             pool,
             envelope,

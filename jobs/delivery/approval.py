@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -84,7 +84,7 @@ def fingerprint(
         for shared in sorted(templates_root.iterdir()):
             if shared.is_dir() and shared.name.startswith("_"):
                 files += _tree(shared, shared.name)
-    message_json = json.dumps(asdict(message), sort_keys=True, ensure_ascii=False)
+    message_json = json.dumps(message.model_dump(by_alias=True), sort_keys=True, ensure_ascii=False)
     return Fingerprint(
         {
             "campaign_file": hashlib.sha256(campaign.path.read_bytes()).hexdigest(),

@@ -60,7 +60,7 @@ class State:
 
     NO_SCHEDULE = "no schedule"
     NOT_DUE = "not due"
-    SENT = "sent"
+    SENT = DeliveryStatus.SENT.value  # due, and every delivery is now sent or failed
     DUE = "due"  # ran, deferred deliveries left for the next night
     EXPIRED = "expired"
     REFUSED = "refused"

@@ -11,7 +11,7 @@ Must not import: `jobs.resolution`, `jobs.messages`, `jobs.smtp`, `jobs.delivery
 (it stores what those stages decided; it never decides).
 """
 
-from jobs.ledger.codec import make_run_id
+from jobs.config.runs import make_run_id
 from jobs.ledger.history import (
     Approval,
     already_sent_for,

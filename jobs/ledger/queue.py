@@ -19,10 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from jobs.ledger.codec import accounts_from_json, split_codes, utc_now
+from jobs.ledger.codec import accounts_from_json, utc_now
 from jobs.ledger.models import DeliveryRow, RunRow, SuppressionRow
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, PassInfo, RunRecord
-from resolver.model import Delivery, SuppressionReason
+from resolver.model import Delivery, SuppressionReason, split_reasons
+from resolver.normalize import dedupe_key
 
 __all__ = ["begin_pass", "claim", "record", "release"]
 
@@ -90,7 +91,7 @@ def _claimed(row: AnyRow, run: RunRecord, worker_id: str, pass_no: int) -> Claim
             email=row.email,
             name=row.name,
             audience=row.audience,
-            reasons=split_codes(row.reasons),
+            reasons=split_reasons(row.reasons),
             accounts=accounts_from_json(row.accounts),
             seq=row.seq,
         ),
@@ -229,7 +230,9 @@ def record(
     suppressions: dict[str, dict[str, Any]] = {}
     for r in results:
         for address in r.hard_bounces:
-            key = address.strip().lower()  # §4: the dedupe key, the form suppressions compare
+            key = dedupe_key(address)  # §4: the form suppressions compare
+            if key is None:
+                continue
             suppressions.setdefault(
                 key,
                 {

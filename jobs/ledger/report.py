@@ -10,11 +10,10 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
-from jobs.ledger.codec import split_codes
 from jobs.ledger.migrate import ledger_exists
 from jobs.ledger.models import AuditRowRow, DeliveryRow, SuppressionRow, WarningRow
 from jobs.ledger.values import AuditExportRow, DeliveryStatus, RunRecord, RunStats
-from resolver.model import Warning
+from resolver.model import Warning, split_reasons
 
 __all__ = ["YIELD_ROWS", "iter_audit", "iter_warnings", "load_suppression_keys", "stats"]
 
@@ -87,7 +86,7 @@ def iter_audit(conn: sa.Connection, run: RunRecord) -> Iterator[AuditExportRow]:
             run_id=run.run_id,
             campaign_id=run.campaign_id,
             decision=row.decision,
-            reasons=split_codes(row.reasons),
+            reasons=split_reasons(row.reasons),
             audience=row.audience,
             account_id=row.account_id,
             account_name=row.account_name,

@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from jobs.ledger.codec import accounts_to_json, join_codes, make_run_id, utc_now
+from jobs.config.runs import make_run_id
+from jobs.ledger.codec import accounts_to_json, utc_now
 from jobs.ledger.models import AuditRowRow, DeliveryRow, LedgerBase, RunRow, WarningRow
 from jobs.ledger.values import OPEN_STATUSES, DeliveryStatus, RunRecord
-from resolver.model import Decided, Decision, DedupeMode, Delivery, Warning
+from resolver.model import Decided, Decision, DedupeMode, Delivery, Warning, join_reasons
 
 __all__ = [
     "CHUNK_ROWS",
@@ -99,7 +100,7 @@ def _delivery_rows(
             "email": d.email,
             "name": d.name,
             "audience": d.audience,
-            "reasons": join_codes(d.reasons),
+            "reasons": join_reasons(d.reasons),
             "accounts": accounts_to_json(d.accounts),
             "message_id": message_id_for(d.key),  # §6: derived once, reused by every resend
             "status": DeliveryStatus.PENDING,
@@ -121,7 +122,7 @@ def _audit_rows(
             "run_pk": run_pk,
             "row_no": row_no,
             "decision": d.decision,
-            "reasons": join_codes(d.reasons),
+            "reasons": join_reasons(d.reasons),
             "audience": c.audience,
             "account_id": c.account_id,
             "account_name": c.account_name,

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import StrEnum
 
-from resolver.model import Audience, Decision, DedupeMode, Delivery, Reason, Source
+from resolver.model import Audience, Decision, DedupeMode, Delivery, DeliveryStatus, Reason, Source
 
 __all__ = [
     "FINAL_STATUSES",
@@ -25,16 +24,6 @@ __all__ = [
     "RunRecord",
     "RunStats",
 ]
-
-
-class DeliveryStatus(StrEnum):
-    """A delivery's state in the ledger; all but `sending` are the status words of SPEC §5."""
-
-    PENDING = "pending"
-    SENDING = "sending"  # claimed by a sender, not yet confirmed by the server
-    SENT = "sent"
-    DEFERRED = "deferred"
-    FAILED = "failed"
 
 
 FINAL_STATUSES: frozenset[DeliveryStatus] = frozenset(

@@ -34,7 +34,7 @@ def preview_messages(
     resolved = resolve_campaign(
         engine, campaign, as_of, extra_suppressed=extra_suppressed, progress=False
     )
-    found = [d for d in resolved.deliveries if d.email.lower() == key]
+    found = [d for d in resolved.deliveries if dedupe_key(d.email) == key]
     if not found:
         raise NotFound(
             f"{address} receives nothing in campaign {campaign.id} as of {as_of.isoformat()};"

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from resolver.model import Decided, Warning
+from resolver.model import Decided, Warning, join_reasons
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -82,7 +82,7 @@ def audit_line_from_decided(
         run_id=run_id,
         campaign_id=campaign_id,
         decision=row.decision.value,
-        reasons=";".join(r.value for r in row.reasons),
+        reasons=join_reasons(row.reasons),
         audience=c.audience.value,
         account_id=c.account_id,
         account_name=c.account_name,

@@ -15,12 +15,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from jobs.ledger import check_ledger, iter_audit
-from jobs.ledger.codec import join_codes
 from jobs.ledger.values import AuditExportRow
 from jobs.reports.audit import CsvOut
 from jobs.reports.status import find_run
+from resolver.model import join_reasons
 
-__all__ = ["DIFF_COLUMNS", "DiffLine", "diff_runs", "write_diff"]
+__all__ = ["DIFF_COLUMNS", "DiffLine", "diff_runs", "diff_text", "totals", "write_diff"]
 
 DIFF_COLUMNS: tuple[str, ...] = (
     "change",
@@ -60,10 +60,32 @@ class DiffLine:
             r.name,
             r.email,
             "" if self.a is None else self.a.decision.value,
-            "" if self.a is None else join_codes(self.a.reasons),
+            "" if self.a is None else join_reasons(self.a.reasons),
             "" if self.b is None else self.b.decision.value,
-            "" if self.b is None else join_codes(self.b.reasons),
+            "" if self.b is None else join_reasons(self.b.reasons),
         )
+
+    def text(self) -> str:
+        """One line for a terminal: who, and decision [reasons] before → after."""
+        c = self.cells()
+        return (
+            f"{c[0]:<8} {c[1]} {c[2]} {c[4]} {c[5]} {c[6]} <{c[7]}>: "
+            f"{c[8] or '-'} [{c[9]}] → {c[10] or '-'} [{c[11]}]"
+        )
+
+
+def totals(run_a: str, run_b: str, counts: dict[str, int]) -> str:
+    """The closing line: how many people were added, removed and changed."""
+    return f"{run_a} → {run_b}: " + ", ".join(f"{k} {counts.get(k, 0):,}" for k in CHANGES)
+
+
+def diff_text(engine: sa.Engine, run_a: str, run_b: str) -> Iterator[str]:
+    """The diff for a terminal: one line per person, then the totals."""
+    counts = dict.fromkeys(CHANGES, 0)
+    for line in diff_runs(engine, run_a, run_b):
+        counts[line.change] += 1
+        yield line.text()
+    yield totals(run_a, run_b, counts)
 
 
 def _person(row: AuditExportRow) -> _Person:

@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
+from jobs.config.runs import make_run_id
 from jobs.messages.compose import TOKYO, Composer
 from jobs.progress import Progress
 from jobs.reports.audit import (
@@ -28,15 +29,10 @@ from jobs.reports.audit import (
 from jobs.resolution.pipeline import Summary, resolve_campaign
 from resolver.model import Decided
 
-__all__ = ["DRY_RUN_STATUS", "DryRunReport", "dry_run", "run_id_of"]
+__all__ = ["DRY_RUN_STATUS", "DryRunReport", "dry_run"]
 
 DRY_RUN_STATUS = "dry_run"
 _OUTPUTS = ("audit.csv", "warnings.csv", "messages")
-
-
-def run_id_of(campaign_id: str, run_key: str) -> str:
-    """§7: RUN_ID is `<campaign_id>/<run_key>` wherever the CLI takes or prints one."""
-    return f"{campaign_id}/{run_key}"
 
 
 @dataclass
@@ -63,7 +59,7 @@ def dry_run(
 ) -> DryRunReport:
     """Write audit.csv, warnings.csv and messages/<n>.eml for the run (campaign, run key)."""
     composer.check()  # §8 exit 2 on a broken template, before anything is written
-    run_id = run_id_of(campaign.id, composer.run_key)
+    run_id = make_run_id(campaign.id, composer.run_key)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:

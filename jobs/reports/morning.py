@@ -20,10 +20,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from jobs.ledger import RunRecord, RunStats, check_ledger, run_is_finished, stats
-from jobs.ledger.codec import split_codes
 from jobs.ledger.models import AuditRowRow, DeliveryRow, SuppressionRow, WarningRow
 from jobs.messages.compose import TOKYO
 from jobs.reports.status import find_run
+from resolver.model import DeliveryStatus, split_reasons
 
 __all__ = ["MorningReport", "gather", "render_html", "write_report"]
 
@@ -35,13 +35,12 @@ AUDIENCE_JA = {
 DECISION_JA = {"send": "送信", "merged": "統合（同一宛先）", "skip": "対象外"}
 DECISIONS = ("send", "merged", "skip")
 STATUS_JA = {
-    "pending": "未送信",
-    "sending": "送信中",
-    "sent": "送信済み",
-    "deferred": "保留（次回再送）",
-    "failed": "失敗",
+    DeliveryStatus.PENDING: "未送信",
+    DeliveryStatus.SENDING: "送信中",
+    DeliveryStatus.SENT: "送信済み",
+    DeliveryStatus.DEFERRED: "保留（次回再送）",
+    DeliveryStatus.FAILED: "失敗",
 }
-STATUSES = ("pending", "sending", "sent", "deferred", "failed")
 WARNING_JA = {
     "EMAIL_NORMALIZED": "アドレスを正規化（全角など）",
     "UNREACHABLE_CUSTOMER": "届く宛先がない直販顧客",
@@ -83,7 +82,7 @@ class MorningReport:
     by_audience: Counter[tuple[str, str]] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     # status, reply code, an example reply text, how many different texts, deliveries
-    replies: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    replies: list[tuple[DeliveryStatus, str, str, int, int]] = field(default_factory=list)
     sent_times: list[datetime] = field(default_factory=list)
     warning_counts: Counter[str] = field(default_factory=Counter)
     warnings: list[tuple[str, str, str]] = field(default_factory=list)  # code, account, detail
@@ -99,12 +98,12 @@ def gather(conn: sa.Connection, run: RunRecord) -> MorningReport:
         .group_by(AuditRowRow.audience, AuditRowRow.decision, AuditRowRow.reasons)
     ):
         report.by_audience[(audience.value, decision.value)] += n
-        for code in split_codes(reasons):
+        for code in split_reasons(reasons):
             report.reasons[code.value] += n
     # One row per status and reply code: reply texts often name the address, so they are
     # shown as one example and the number of different texts, not one row each
     report.replies = [
-        (status.value, "" if code is None else str(code), text or "", variants, n)
+        (status, "" if code is None else str(code), text or "", variants, n)
         for status, code, text, variants, n in conn.execute(
             sa.select(
                 DeliveryRow.status,
@@ -227,29 +226,25 @@ def _reason_table(r: MorningReport) -> str:
 
 def _status_table(r: MorningReport) -> str:
     rows = [
-        f"<tr><th>{_label(STATUS_JA[s], s)}</th>{_n(f'status:{s}', _count(r.stats, s))}</tr>"
-        for s in STATUSES
+        f"<tr><th>{_label(STATUS_JA[s], s.value)}</th>{_n(f'status:{s.value}', r.stats[s])}</tr>"
+        for s in DeliveryStatus
     ]
     rows.append(f"<tr><th>合計</th>{_n('deliveries', r.stats.total)}</tr>")
     return _table(["状態", "配信数"], rows)
-
-
-def _count(st: RunStats, status: str) -> int:
-    return sum(n for s, n in st.counts.items() if s.value == status)
 
 
 def _replies_table(r: MorningReport) -> str:
     if not r.replies:
         return '<p class="muted">SMTPサーバーとのやり取りはまだありません。</p>'
     rows = [
-        f"<tr><td>{_label(STATUS_JA.get(s, s), s)}</td><td><code>{escape(code)}</code></td>"
+        f"<tr><td>{_label(STATUS_JA[s], s.value)}</td><td><code>{escape(code)}</code></td>"
         f"<td>{escape(text[:200])}"
         + (
             f'<br><span class="muted">ほか {variants - 1:,} 種類の応答</span>'
             if variants > 1
             else ""
         )
-        + f"</td>{_n(f'reply:{s}:{code}', n)}</tr>"
+        + f"</td>{_n(f'reply:{s.value}:{code}', n)}</tr>"
         for s, code, text, variants, n in r.replies
     ]
     return _table(["状態", "応答コード", "最後の応答・エラー（例）", "配信数"], rows)
@@ -358,14 +353,19 @@ def render_html(r: MorningReport, *, generated: datetime) -> str:
         else f'<span class="state open">未完了 open: 残り {r.stats.open:,} 件</span>'
     )
     cards = "".join(
-        f'<div class="card{" alert" if key in ("deferred", "failed") and value else ""}">'
+        f'<div class="card{" alert" if alarming and value else ""}">'
         f'<span class="n" data-count="card:{key}">{value:,}</span>{label}</div>'
-        for key, label, value in (
-            ("candidates", "候補者", run.candidates),
-            ("deliveries", "配信（宛先）", r.stats.total),
-            ("sent", "送信済み", _count(r.stats, "sent")),
-            ("deferred", "保留", _count(r.stats, "deferred")),
-            ("failed", "失敗", _count(r.stats, "failed")),
+        for key, label, value, alarming in (
+            ("candidates", "候補者", run.candidates, False),
+            ("deliveries", "配信（宛先）", r.stats.total, False),
+            *(
+                (s.value, label, r.stats[s], s is not DeliveryStatus.SENT)
+                for s, label in (
+                    (DeliveryStatus.SENT, "送信済み"),
+                    (DeliveryStatus.DEFERRED, "保留"),
+                    (DeliveryStatus.FAILED, "失敗"),
+                )
+            ),
         )
     )
     # What the morning reader checks first (did it go out, what did the relay say) comes first

@@ -23,6 +23,7 @@ from jobs.ledger import (
 from jobs.ledger.models import DeliveryRow
 from jobs.ledger.values import AuditExportRow
 from jobs.reports.audit import AUDIT_COLUMNS, AuditLine, CsvOut
+from resolver.model import join_reasons
 
 __all__ = ["RunStatus", "export_audit", "find_run", "run_status"]
 
@@ -134,7 +135,7 @@ def _line(row: AuditExportRow) -> AuditLine:
         run_id=row.run_id,
         campaign_id=row.campaign_id,
         decision=row.decision.value,
-        reasons=";".join(r.value for r in row.reasons),
+        reasons=join_reasons(row.reasons),
         audience=row.audience.value,
         account_id=row.account_id,
         account_name=row.account_name,

@@ -21,7 +21,16 @@ from jobs.source.loader import find_accounts_by_email
 from jobs.source.models import Customer as CustomerRow
 from jobs.source.models import Partner as PartnerRow
 from resolver.candidates import is_legacy_admin
-from resolver.model import AccountKind, Candidate, Decided, Decision, Delivery, Excluded, User
+from resolver.model import (
+    REASON_SEPARATOR,
+    AccountKind,
+    Candidate,
+    Decided,
+    Decision,
+    Delivery,
+    Excluded,
+    User,
+)
 from resolver.normalize import dedupe_key
 from resolver.resolve import AccountOutcome
 from resolver.rules import EXPLANATIONS
@@ -238,9 +247,8 @@ def render_text(result: Explanation) -> str:
         role = p.source or "user"
         lines.append("")
         lines.append(f"{who} <{p.email}> — {role} of {p.account_name} ({ident})")
-        lines.append(
-            f"  {_DECISION_WORDS[p.decision]}" + (f" [{';'.join(p.reasons)}]" if p.reasons else "")
-        )
+        codes = f" [{REASON_SEPARATOR.join(p.reasons)}]" if p.reasons else ""
+        lines.append(f"  {_DECISION_WORDS[p.decision]}{codes}")
         for sentence in p.because:
             lines.append(f"  - {sentence}")
         if p.delivery_email:

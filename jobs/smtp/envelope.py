@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from resolver.model import DeliveryStatus
+
 __all__ = [
     "SESSION_PHASES",
     "Envelope",
@@ -31,7 +33,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 class Outcome(StrEnum):
     """What one attempt (or the whole retry sequence) achieved for a recipient."""
 
-    SENT = "sent"
+    SENT = DeliveryStatus.SENT.value
     TRANSIENT = "transient"  # 4xx, connection trouble, timeout: worth another attempt
     PERMANENT = "permanent"  # 5xx: the server will say the same thing again
 
@@ -53,11 +55,11 @@ SESSION_PHASES = frozenset({Phase.CONNECT, Phase.STARTTLS, Phase.AUTH})
 
 
 class FinalStatus(StrEnum):
-    """The delivery status words of SPEC §5, after retries."""
+    """The delivery status words of SPEC §5 that retries can end in (spelled by DeliveryStatus)."""
 
-    SENT = "sent"
-    DEFERRED = "deferred"
-    FAILED = "failed"
+    SENT = DeliveryStatus.SENT.value
+    DEFERRED = DeliveryStatus.DEFERRED.value
+    FAILED = DeliveryStatus.FAILED.value
 
 
 _STATUS_OF = {

@@ -104,6 +104,11 @@ class SmtpPool:
             self._idle.put_nowait(slot)
         self._closed = False
         self.sessions_opened = 0  # observable: how often the pool had to (re)connect
+        # Until one AUTH succeeded, sessions open one at a time and a refusal is remembered:
+        # the password crosses the wire at most once when it is wrong, whatever `connections`.
+        self._auth_gate = asyncio.Lock()
+        self._authenticated = not settings.username
+        self._setup_refused: SmtpSetupError | None = None
 
     @classmethod
     def from_settings(cls, settings: SmtpSettings) -> SmtpPool:
@@ -177,6 +182,20 @@ class SmtpPool:
 
     async def _open(self, slot: _Slot) -> Verdict | None:
         """Connect, STARTTLS and AUTH as configured; a transient failure comes back as a Verdict."""
+        if self._authenticated:
+            return await self._open_session(slot)
+        async with self._auth_gate:
+            if self._setup_refused is not None:
+                raise SmtpSetupError(self._setup_refused.message)
+            try:
+                failure = await self._open_session(slot)
+            except SmtpSetupError as exc:
+                self._setup_refused = exc
+                raise
+            self._authenticated = failure is None
+            return failure
+
+    async def _open_session(self, slot: _Slot) -> Verdict | None:
         settings = self._settings
         client = aiosmtplib.SMTP(
             hostname=settings.host,
@@ -208,7 +227,7 @@ class SmtpPool:
                         f"smtp: smtp.username is set but {self._server} offers no AUTH"
                         f" (security = {settings.security})"
                     )
-                await client.login(settings.username, self._password or "")
+                await _authenticate(client, settings.username, self._password or "", self._server)
         except SmtpSetupError:
             client.close()
             raise
@@ -371,6 +390,32 @@ async def _ehlo(client: aiosmtplib.SMTP) -> None:
         if not (500 <= exc.code <= 599 and client.is_connected):
             raise
         await client.helo()
+
+
+# aiosmtplib's own preference order (strongest first) and its public method for each.
+_AUTH_METHODS = ("cram-md5", "plain", "login")
+
+
+async def _authenticate(client: aiosmtplib.SMTP, username: str, password: str, server: str) -> None:
+    """AUTH with ONE mechanism: after a 535 the password is not sent again another way.
+
+    `SMTP.login` would try every mechanism the server offers in turn, sending the password once
+    per mechanism; a relay that refused it once will refuse it again, so the retries only put
+    the secret on the wire more often.
+    """
+    offered = [m for m in _AUTH_METHODS if m in client.server_auth_methods]
+    if not offered:
+        shown = ", ".join(sorted(client.server_auth_methods)) or "none"
+        raise SmtpSetupError(
+            f"smtp: {server} offers no AUTH mechanism this client speaks (offered: {shown};"
+            f" supported: {', '.join(_AUTH_METHODS)})"
+        )
+    if offered[0] == "cram-md5":
+        await client.auth_crammd5(username, password)
+    elif offered[0] == "plain":
+        await client.auth_plain(username, password)
+    else:
+        await client.auth_login(username, password)
 
 
 def _failed(envelope: Envelope, verdict: Verdict, progress: _Progress) -> SendResult:

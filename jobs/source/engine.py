@@ -11,14 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from jobs.config.secrets import MASK, mask_secrets, url_password
 from jobs.errors import ConfigError
 
-__all__ = ["ID", "id_type", "make_engine", "snapshot"]
+__all__ = ["ID", "id_type", "make_engine", "shown_url", "snapshot"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 10
@@ -57,11 +59,31 @@ ID: sa.types.TypeEngine[str] = id_type()
 """The column type of corp_id, user_id, partner_id, contact_id (SPEC §3 keys)."""
 
 
+def shown_url(url: URL | sa.Engine) -> str:
+    """A database URL as every message and log line shows it: the password as `***`."""
+    return (url.url if isinstance(url, sa.Engine) else url).render_as_string(hide_password=True)
+
+
 def _normalize_url(raw: str) -> URL:
+    shown = mask_secrets(raw)
     try:
         url = make_url(raw)
     except ArgumentError:
-        raise ConfigError(f"database URL {raw!r} is not a valid URL") from None
+        raise ConfigError(
+            f"database URL {shown!r} is not a valid URL (e.g. postgresql://user@host:5432/db)"
+        ) from None
+    except ValueError:  # SQLAlchemy converts the port with int()
+        raise ConfigError(f"database URL {shown!r}: the port is not a number") from None
+    written = url_password(raw)
+    if written is not None and unquote(written) != url.password:
+        # `user:p@ss@host`: parsers disagree where the host starts, and drivers then quote the
+        # rest of the password as a host name in their errors
+        raise ConfigError(
+            f"database URL {shown!r}: the password holds '@' or '/'; percent-encode it"
+            " (e.g. %40 for '@')"
+        )
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ConfigError(f"database URL {shown!r}: port {url.port} is outside 1-65535")
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise ConfigError(
@@ -97,7 +119,7 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str) -> sa.Engine:
     """An engine for `url`, checked by connecting once; bad URL or dead server: ConfigError."""
     parsed = _normalize_url(url)
-    shown = parsed.render_as_string(hide_password=True)
+    shown = shown_url(parsed)
     kwargs: dict[str, Any] = {}
     if parsed.drivername == "sqlite":
         file = _sqlite_file(parsed)
@@ -116,7 +138,8 @@ def make_engine(url: str) -> sa.Engine:
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError, TypeError, ValueError) as exc:
-        raise ConfigError(f"database URL {shown} is not usable: {_first_line(exc)}") from None
+        reason = _scrubbed(_first_line(exc), parsed)
+        raise ConfigError(f"database URL {shown} is not usable: {reason}") from None
     if parsed.drivername == "sqlite":
         sa.event.listen(engine, "connect", _on_sqlite_connect)
     try:
@@ -124,9 +147,8 @@ def make_engine(url: str) -> sa.Engine:
             pass
     except DBAPIError as exc:
         engine.dispose()
-        raise ConfigError(
-            f"cannot connect to the database {shown}: {_first_line(exc.orig or exc)}"
-        ) from None
+        reason = _scrubbed(_first_line(exc.orig or exc), parsed)
+        raise ConfigError(f"cannot connect to the database {shown}: {reason}") from None
     return engine
 
 
@@ -152,6 +174,14 @@ def snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
             yield conn
         finally:
             conn.rollback()
+
+
+def _scrubbed(text: str, url: URL) -> str:
+    """A driver's message without the password, should the driver have quoted it."""
+    password = url.password
+    if isinstance(password, str) and password:
+        text = text.replace(password, MASK)
+    return mask_secrets(text)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from jobs.errors import ConfigError
-from jobs.source.engine import id_type
+from jobs.source.engine import id_type, shown_url
 from resolver.model import (
     AccountType,
     Channel,
@@ -203,7 +203,7 @@ def check_source_schema(engine: sa.Engine) -> None:
     present = set(sa.inspect(engine).get_table_names())
     missing = [t.name for t in source_tables() if t.name not in present]
     if missing:
-        shown = engine.url.render_as_string(hide_password=True)
+        shown = shown_url(engine)
         raise ConfigError(
             f"the source database {shown} has no table {', '.join(missing)}: run `swmail db init`"
             " and `swmail db import DIR` first (or point database.url at the SmileWorks data)"

@@ -93,3 +93,25 @@ def test_snapshot_does_not_see_a_later_commit(db_url: str) -> None:
             assert conn.exec_driver_sql("SELECT COUNT(*) FROM t").scalar() == 2
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("postgresql://mailer:hunter2@127.0.0.1:abc/db", "the port is not a number"),
+        ("mariadb://mailer:hunter2@127.0.0.1:5x/db", "the port is not a number"),
+        ("postgresql://mailer:hunter2@127.0.0.1:70000/db", "outside 1-65535"),
+        ("postgresql//mailer:hunter2@127.0.0.1/db", "not a valid URL"),
+        ("postgresql://mailer:hunt@er2@127.0.0.1:1/db", "percent-encode it"),
+        ("postgresql://mailer:hunt%40er2@127.0.0.1:1/db", "cannot connect"),
+        ("postgresql://mailer:hunter2@127.0.0.1:1/db", "cannot connect"),
+    ],
+)
+def test_malformed_urls_are_one_line_with_the_password_masked(url: str, words: str) -> None:
+    """Issue 6: a port that is not a number was a ValueError (exit 1, URL in the traceback)."""
+    with pytest.raises(ConfigError) as caught:
+        make_engine(url)
+    message = caught.value.message
+    assert words in message and "\n" not in message
+    assert "hunter2" not in message and "er2@" not in message
+    assert "***" in message

@@ -1,0 +1,362 @@
+"""The commands' entry points: what `run_campaign.py` calls, one method of `App` per command.
+
+Owns: turning settings into engines, loading campaigns, building the composer, filling in the
+defaults of SPEC §8 (as-of date = today in Asia/Tokyo, run key = the as-of date), calling the
+stage that does the work and closing engines. The CLI only parses options and prints what these
+return, so every command can also be driven from Python (tests, a scheduler) the same way.
+Must not import: click or anything that prints; tools, tests (it is the last stage: every
+other stage may be imported, lazily, so that `--help` needs no database driver).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.config.campaign import Campaign, load_campaign, resolve_campaign_path
+from jobs.config.settings import Settings, load_settings
+from jobs.logs import configure_logging
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from jobs.delivery.coordinator import RunOutcome
+    from jobs.delivery.nightly import NightlyReport
+    from jobs.ledger import Approval, RunRecord
+    from jobs.messages.compose import Composed, Composer
+    from jobs.reports.audit import CsvOut
+    from jobs.reports.dryrun import DryRunReport
+    from jobs.reports.morning import MorningReport
+    from jobs.reports.status import RunStatus
+    from jobs.resolution.explain import Explanation
+    from jobs.resolution.pipeline import Resolved, Summary
+    from jobs.source.importer import ImportReport
+
+__all__ = [
+    "App",
+    "DbReady",
+    "configure_logging",
+    "render_explanation",
+    "render_preview",
+    "today_tokyo",
+]
+
+
+def today_tokyo() -> date:
+    """SPEC §4: the as-of date defaults to today in Asia/Tokyo (the clock is read here only)."""
+    from jobs.messages.compose import TOKYO
+
+    return datetime.now(TOKYO).date()
+
+
+def render_explanation(result: Explanation) -> str:
+    """`explain`'s text (the stage's own wording)."""
+    from jobs.resolution.explain import render_text
+
+    return render_text(result)
+
+
+def render_preview(message: Composed) -> str:
+    """`preview`'s decoded text (the stage's own wording)."""
+    from jobs.messages.preview import render_preview as render
+
+    return render(message)
+
+
+@dataclass(frozen=True, slots=True)
+class DbReady:
+    """What `db init` prepared; URLs as shown to operators (password masked)."""
+
+    database: str
+    ledger: str | None  # None: the ledger lives in `database`
+
+
+@dataclass
+class App:
+    """What every command needs, created lazily so `--help` works without a database."""
+
+    config: Path | None
+    env: Mapping[str, str] | None = None  # None: the process environment
+    _engines: dict[str, sa.Engine] = field(default_factory=dict)
+
+    # --- shared pieces ----------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config, self.env)
+
+    def engine(self, url: str | None = None) -> sa.Engine:
+        from jobs.source.engine import make_engine
+
+        url = url or self.settings.database.url
+        if url not in self._engines:
+            self._engines[url] = make_engine(url)
+        return self._engines[url]
+
+    def ledger_engine(self) -> sa.Engine:
+        return self.engine(self.settings.database.effective_ledger_url)
+
+    def campaign(self, value: str) -> Campaign:
+        """`--campaign`: an id under `paths.campaigns` or a path to a campaign file."""
+        return load_campaign(resolve_campaign_path(value, Path(self.settings.paths.campaigns)))
+
+    def composer(self, campaign: Campaign, run_key: str, as_of: date) -> Composer:
+        from jobs.delivery.launch import make_composer
+
+        return make_composer(self.settings, campaign, run_key, as_of)
+
+    def ledger_suppressions(self) -> frozenset[str]:
+        """Hard bounces the job recorded (§7): part of the effective suppression list."""
+        from jobs.ledger import ledger_suppressions
+
+        return ledger_suppressions(self.ledger_engine())
+
+    def already_sent(
+        self, campaign: Campaign, run_key: str, *, resend: bool = False
+    ) -> frozenset[str]:
+        """§4 ALREADY_SENT's input: what earlier runs of a non-recurring campaign sent."""
+        from jobs.ledger import already_sent_for
+
+        return already_sent_for(self.ledger_engine(), campaign, run_key, resend=resend)
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+
+    @staticmethod
+    def as_of(value: date | None) -> date:
+        return value if value is not None else today_tokyo()
+
+    @staticmethod
+    def run_key(value: str | None, as_of: date) -> str:
+        """§7: the run key defaults to the as-of date (the CLI checked a given one)."""
+        return value or as_of.isoformat()
+
+    # --- one entry point per command --------------------------------------------------------
+
+    def db_init(self) -> DbReady:
+        """`db init`: the source tables (SPEC §3) and the ledger (Alembic); safe to repeat."""
+        from jobs.ledger.migrate import upgrade
+        from jobs.source.engine import shown_url
+        from jobs.source.models import init_source_schema
+
+        init_source_schema(self.engine())
+        upgrade(self.ledger_engine())
+        ledger = shown_url(self.ledger_engine()) if self.settings.database.ledger_url else None
+        return DbReady(database=shown_url(self.engine()), ledger=ledger)
+
+    def db_import(self, directory: Path, encoding: str) -> ImportReport:
+        """`db import DIR`: replace the source data set, all or nothing."""
+        from jobs.errors import InputError
+        from jobs.source.importer import import_dir
+        from jobs.source.models import init_source_schema
+
+        if not directory.is_dir():
+            raise InputError(f"{directory}: no such folder")
+        engine = self.engine()
+        init_source_schema(engine)
+        return import_dir(engine, directory, encoding)
+
+    def resolve(self, campaign: Campaign, as_of: date, *, progress: bool) -> Resolved:
+        """`resolve`: counts by decision, audience and reason."""
+        from jobs.resolution.pipeline import resolve_campaign
+
+        return resolve_campaign(
+            self.engine(),
+            campaign,
+            as_of,
+            extra_suppressed=self.ledger_suppressions(),
+            # as `run` with the default run key (the as-of date) would decide
+            already_sent=self.already_sent(campaign, self.run_key(None, as_of)),
+            progress=progress,
+        )
+
+    def dry_run(
+        self,
+        campaign: Campaign,
+        out: Path,
+        *,
+        run_key: str,
+        as_of: date,
+        encoding: str,
+        progress: bool,
+    ) -> DryRunReport:
+        """`dry-run`: every message `run` would send, written to `out`; nothing sent."""
+        from jobs.reports.dryrun import dry_run
+
+        return dry_run(
+            self.engine(),
+            campaign,
+            self.composer(campaign, run_key, as_of),
+            out,
+            as_of=as_of,
+            extra_suppressed=self.ledger_suppressions(),
+            already_sent=self.already_sent(campaign, run_key),
+            encoding=encoding,
+            progress=progress,
+        )
+
+    def explain(
+        self,
+        campaign: Campaign,
+        as_of: date,
+        *,
+        email: str | None,
+        corp_id: str | None,
+        partner_id: str | None,
+    ) -> Explanation:
+        """`explain`: every rule that fired for a person or an account."""
+        from jobs.errors import InputError
+        from jobs.resolution.explain import explain
+
+        if len([v for v in (email, corp_id, partner_id) if v]) != 1:
+            raise InputError("give exactly one of --email, --corp-id, --partner-id")
+        return explain(
+            self.engine(),
+            campaign,
+            as_of,
+            email=email,
+            corp_id=corp_id,
+            partner_id=partner_id,
+            extra_suppressed=self.ledger_suppressions(),
+            # as `run` with the default run key (the as-of date) would decide
+            already_sent=self.already_sent(campaign, self.run_key(None, as_of)),
+        )
+
+    def preview(
+        self, campaign: Campaign, email: str, *, run_key: str, as_of: date
+    ) -> list[Composed]:
+        """`preview`: the message(s) one address would receive."""
+        from jobs.messages.preview import preview_messages
+
+        return preview_messages(
+            self.engine(),
+            campaign,
+            self.composer(campaign, run_key, as_of),
+            email,
+            as_of=as_of,
+            extra_suppressed=self.ledger_suppressions(),
+        )
+
+    def unfinished_run(self, campaign: Campaign, as_of: date) -> RunRecord | None:
+        """§9: the campaign's unfinished run that `run` without `--run-key` resumes instead of
+        starting the run of `as_of`; None when there is none, or it is that very run."""
+        from jobs.ledger import check_ledger, unfinished_run
+
+        check_ledger(self.ledger_engine())
+        with self.ledger_engine().connect() as conn:
+            found = unfinished_run(conn, campaign.id)
+        return None if found is None or found.run_key == self.run_key(None, as_of) else found
+
+    def run(
+        self,
+        campaign: Campaign,
+        *,
+        run_key: str,
+        as_of: date,
+        resend: bool = False,
+        progress: bool,
+    ) -> RunOutcome:
+        """`run`: check the approval, freeze the run the first time, then send; resumable."""
+        from jobs.delivery.launch import launch_run
+
+        return launch_run(
+            self.settings,
+            self.engine(),
+            self.ledger_engine(),
+            campaign,
+            run_key=run_key,
+            as_of=as_of,
+            resend=resend,
+            progress=progress,
+        )
+
+    def approve(self, campaign: Campaign, *, run_key: str, as_of: date) -> tuple[Approval, Summary]:
+        """`approve`: resolve as `run` would, record the fingerprint with the counts."""
+        from jobs.delivery.approval import approve, fingerprint
+        from jobs.ledger import check_ledger
+
+        composer = self.composer(campaign, run_key, as_of)
+        composer.check()
+        check_ledger(self.ledger_engine())
+        fp = fingerprint(
+            campaign,
+            composer.templates.folder,
+            Path(self.settings.paths.templates),
+            self.settings.message,
+        )
+        return approve(
+            self.engine(),
+            self.ledger_engine(),
+            campaign,
+            fp,
+            run_key=run_key,
+            as_of=as_of,
+            extra_suppressed=self.ledger_suppressions(),
+            already_sent=self.already_sent(campaign, run_key),
+        )
+
+    def nightly(self, campaigns_dir: Path | None, now: datetime | None) -> NightlyReport:
+        """`nightly`: every due campaign of the folder (default `paths.campaigns`) as of `now`."""
+        from jobs.delivery.nightly import run_nightly
+
+        folder = campaigns_dir or Path(self.settings.paths.campaigns)
+        moment = now if now is not None else datetime.now(UTC)
+        return run_nightly(self.settings, self.engine(), self.ledger_engine(), folder, moment)
+
+    def send_alert(self, report: NightlyReport) -> str | None:
+        """§9: one alert e-mail to `[alerts] to` when the night needs a person (none when all
+        is well). Returns why it could not be sent, or None: the night's exit code stands."""
+        from jobs.delivery.alerts import AlertFailed, nightly_alert, send_alert
+
+        to = self.settings.alerts.to
+        if not to or not report.needs_alert:
+            return None
+        try:
+            send_alert(nightly_alert(report, to, self.settings.message), self.settings.smtp)
+        except AlertFailed as exc:
+            return exc.message
+        return None
+
+    @staticmethod
+    def approve_command(campaign: Campaign, run_key: str, as_of: date) -> str:
+        """The `approve` command line to run next (printed by `dry-run`)."""
+        from jobs.delivery.approval import approve_command
+
+        return approve_command(campaign, run_key, as_of)
+
+    def report(self, run_id: str, out: Path) -> MorningReport:
+        """`report`: the morning view of a run as one self-contained HTML page."""
+        from jobs.reports.morning import write_report
+
+        return write_report(self.ledger_engine(), run_id, out, generated=datetime.now(UTC))
+
+    def diff_text(self, run_a: str, run_b: str) -> Iterator[str]:
+        """`diff` without `--out`: one line per person whose decision or reasons differ."""
+        from jobs.reports.diff import diff_text
+
+        return diff_text(self.ledger_engine(), run_a, run_b)
+
+    def diff_csv(self, run_a: str, run_b: str, out: Path, encoding: str) -> tuple[str, CsvOut]:
+        """`diff --out FILE.csv`: the same people in the CSV conventions of §5; the totals."""
+        from jobs.reports.diff import diff_runs, totals, write_diff
+
+        counts, written = write_diff(diff_runs(self.ledger_engine(), run_a, run_b), out, encoding)
+        return totals(run_a, run_b, counts), written
+
+    def status(self, run_id: str | None) -> list[RunStatus]:
+        """`status`: per run, deliveries by status."""
+        from jobs.reports.status import run_status
+
+        return run_status(self.ledger_engine(), run_id)
+
+    def audit_export(self, run_id: str, out: Path, encoding: str) -> CsvOut:
+        """`audit export`: the audit CSV of a run with each delivery's status."""
+        from jobs.reports.status import export_audit
+
+        return export_audit(self.ledger_engine(), run_id, out, encoding)
