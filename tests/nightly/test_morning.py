@@ -132,7 +132,7 @@ def test_an_alert_goes_to_a_real_server_only_when_something_needs_a_person(
     assert alert["To"] == "ops@example.jp, lead@example.jp"
     assert "1 campaign(s) need attention" in alert["Subject"]
     body = alert.get_content()
-    assert "broken.toml" in body and "`template` is required" in body
+    assert "broken.toml" in body and "template: field required" in body
     assert "daily/2026-12-02 sent 3" in body  # the whole night, for context
     assert alert.get_content_type() == "text/plain"
 
