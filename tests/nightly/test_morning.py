@@ -44,9 +44,9 @@ class _Counts(HTMLParser):
 
 
 def test_the_html_report_shows_the_counts_of_the_ledger(
-    make_night: Callable[..., Night], sqlite_url: str
+    make_night: Callable[..., Night], db_url: str
 ) -> None:
-    night = make_night(sqlite_url, people=4)
+    night = make_night(db_url, people=4)
     night.handler.rcpt["person0002@example.jp"] = "550 5.1.1 no such user"
     night.handler.data_for["person0003@example.jp"] = "451 4.3.0 try again later"
     path = str(night.campaign("notice"))
@@ -135,6 +135,19 @@ def test_an_alert_goes_to_a_real_server_only_when_something_needs_a_person(
     assert "broken.toml" in body and "template: field required" in body
     assert "daily/2026-12-02 sent 3" in body  # the whole night, for context
     assert alert.get_content_type() == "text/plain"
+
+
+def test_a_failed_delivery_is_alerted_though_the_night_exits_0(
+    make_night: Callable[..., Night], sqlite_url: str
+) -> None:
+    night = make_night(sqlite_url)
+    night.campaign("daily", schedule="0 6 * * *")
+    night.handler.rcpt["person0002@example.jp"] = "550 5.1.1 no such user"
+    result = night.nightly("2026-12-01T09:00:00+09:00", SWMAIL_ALERTS_TO="ops@example.jp")
+    assert result.returncode == 0, result.stderr  # failed is final: the run is done
+    assert lines_of(result)["daily"] == ("sent", "daily/2026-12-01 sent 2, failed 1, deferred 0")
+    (alert,) = _alerts(night)
+    assert "daily/2026-12-01 sent 2, failed 1" in alert.get_content()
 
 
 def test_an_expired_occurrence_is_alerted_once(
