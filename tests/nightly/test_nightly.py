@@ -153,6 +153,29 @@ def test_two_nightly_at_once(make_night: Callable[..., Night], db_url: str) -> N
     assert night.received() == dict.fromkeys(PEOPLE, 1)
 
 
+def test_a_run_held_by_a_hand_run_is_locked_and_the_others_go_on(
+    make_night: Callable[..., Night], sqlite_url: str
+) -> None:
+    night = make_night(sqlite_url)
+    path = str(night.campaign("daily", schedule="0 6 * * *"))
+    night.campaign("other", schedule="0 7 * * *")
+    night.handler.data = Stall(8.0)
+    by_hand = night.spawn(
+        "run", "--campaign", path, "--run-key", "2026-12-01", "--as-of", "2026-12-01",
+        SWMAIL_SMTP_TIMEOUT_SECONDS="30",
+    )  # fmt: skip
+    wait_until(lambda: len(night.handler.bodies) >= 1, 60, "the hand run to start sending")
+    night.handler.data = ()
+    result = night.nightly("2026-12-01T09:00:00+09:00")
+    lines = lines_of(result)
+    assert lines["daily"][0] == "locked" and f"pid {by_hand.pid}" in lines["daily"][1]
+    assert lines["other"][0] == "sent"
+    assert result.returncode == 4
+    _, err = by_hand.communicate(timeout=120)
+    assert by_hand.returncode == 0, err
+    assert night.received() == dict.fromkeys(PEOPLE, 2)  # once per campaign
+
+
 def test_sigterm_stops_like_ctrl_c_and_the_next_nightly_resumes(
     make_night: Callable[..., Night], sqlite_url: str
 ) -> None:
