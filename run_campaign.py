@@ -20,10 +20,17 @@ from typing import Any, NoReturn
 
 import click
 
-from jobs.app import App, configure_logging, render_explanation, render_preview
+from jobs.app import (
+    App,
+    append_error_log,
+    configure_logging,
+    render_explanation,
+    render_preview,
+)
 from jobs.config.campaign import Campaign
 from jobs.config.runs import name_problem, split_run_id
 from jobs.errors import ConfigError, InputError, MailerError
+from jobs.terminal import terminal_safe
 from resolver.model import DeliveryStatus
 
 __all__ = ["cli", "main"]
@@ -37,18 +44,30 @@ def _exit_with(error: MailerError) -> click.ClickException:
     shown: type[click.ClickException] = type(
         f"{type(error).__name__}Exit", (click.ClickException,), {"exit_code": error.exit_code}
     )
-    return shown(error.message)
+    return shown(terminal_safe(error.message, keep=""))  # one line, whatever the data held
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """Print a line (or lines) that may hold data: controls and bidi overrides escaped."""
+    click.echo(terminal_safe(text), err=err)
+
+
+def _echo_json(value: Any) -> None:
+    """Print JSON that parses to the same values, with no raw C1 or bidi control in it."""
+    click.echo(terminal_safe(json.dumps(value, ensure_ascii=False, indent=2), json=True))
 
 
 def _internal_error(exc: BaseException) -> NoReturn:
-    ERROR_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with ERROR_LOG.open("a", encoding="utf-8") as f:
-        f.write(f"--- {datetime.now().isoformat()} {' '.join(sys.argv)}\n")
-        f.write("".join(traceback.format_exception(exc)))
-    click.echo(
-        f"Internal error: {type(exc).__name__}: {exc} (traceback in {ERROR_LOG}); please report it",
-        err=True,
-    )
+    where = f"traceback in {ERROR_LOG}"
+    try:
+        append_error_log(
+            ERROR_LOG,
+            f"--- {datetime.now().isoformat()} {' '.join(sys.argv)}\n"
+            + "".join(traceback.format_exception(exc)),
+        )
+    except MailerError as log_error:
+        where = f"no traceback: {log_error.message}"
+    _echo(f"Internal error: {type(exc).__name__}: {exc} ({where}); please report it", err=True)
     sys.exit(1)
 
 
@@ -64,7 +83,7 @@ class MailerGroup(click.Group):
             raise
         except KeyboardInterrupt:
             # 130 as shells report SIGINT; 1 is reserved for bugs (SPEC §8)
-            click.echo(
+            _echo(
                 "Interrupted: what the server confirmed is recorded; run again to resume.",
                 err=True,
             )
@@ -100,7 +119,7 @@ class RunIdType(click.ParamType[str, Any]):
         try:
             split_run_id(str(value))
         except InputError as exc:
-            self.fail(exc.message, param, ctx)
+            self.fail(terminal_safe(exc.message, keep=""), param, ctx)
         return str(value)
 
 
@@ -140,8 +159,8 @@ class CampaignType(click.ParamType[Campaign, Any]):
         app.settings  # noqa: B018 - a settings error is reported as itself, not as this option's
         try:
             return app.campaign(str(value))
-        except ConfigError as exc:
-            self.fail(exc.message, param, ctx)
+        except ConfigError as exc:  # the file's own text may be quoted: escaped like any error
+            self.fail(terminal_safe(exc.message, keep=""), param, ctx)
 
 
 RUN_KEY = RunKeyType()
@@ -245,6 +264,7 @@ def _stop_on_sigterm() -> None:
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, verbose: int, log_format: str) -> None:
     """SmileWorks announcement mailer: who receives each announcement, why, and sending it."""
+    # text or JSON lines, escaped for the terminal like every other output (`jobs.logs`)
     configure_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
     app = App(config)
     ctx.obj = app
@@ -264,9 +284,9 @@ def db() -> None:
 def db_init(app: App) -> None:
     """Create the source tables (SPEC §3) and the job's own ledger tables; safe to repeat."""
     ready = app.db_init()
-    click.echo(f"database ready: {ready.database}")
+    _echo(f"database ready: {ready.database}")
     if ready.ledger is not None:
-        click.echo(f"ledger ready: {ready.ledger}")
+        _echo(f"ledger ready: {ready.ledger}")
 
 
 @db.command("import")
@@ -277,9 +297,9 @@ def db_import(app: App, directory: Path, encoding: str) -> None:
     """Load the CSV files of DIRECTORY (SPEC §3), replacing the data set; all or nothing."""
     report = app.db_import(directory, encoding)
     parts = ", ".join(f"{table} {n:,}" for table, n in report.counts.items())
-    click.echo(f"imported {report.total_rows:,} rows in {report.elapsed_seconds:.2f}s: {parts}")
+    _echo(f"imported {report.total_rows:,} rows in {report.elapsed_seconds:.2f}s: {parts}")
     if report.absent:
-        click.echo(f"absent (empty): {', '.join(report.absent)}")
+        _echo(f"absent (empty): {', '.join(report.absent)}")
 
 
 # --- resolution -------------------------------------------------------------------------------
@@ -287,25 +307,25 @@ def db_import(app: App, directory: Path, encoding: str) -> None:
 
 def _print_summary(summary: Any) -> None:
     data = summary.as_json()
-    click.echo(
+    _echo(
         f"{data['candidates']:,} candidates in {data['accounts']:,} accounts → "
         f"{data['deliveries']:,} deliveries ({data['seconds']}s)"
     )
     for decision in ("send", "merged", "skip"):
-        click.echo(f"  {decision:<7} {data['decisions'].get(decision, 0):>8,}")
-    click.echo("by audience:")
+        _echo(f"  {decision:<7} {data['decisions'].get(decision, 0):>8,}")
+    _echo("by audience:")
     for audience, decisions in data["audiences"].items():
         cells = "  ".join(f"{d} {n:,}" for d, n in decisions.items())
-        click.echo(f"  {audience:<23} {cells}")
-    click.echo("by reason:")
+        _echo(f"  {audience:<23} {cells}")
+    _echo("by reason:")
     for reason, n in data["reasons"].items():
-        click.echo(f"  {reason:<22} {n:>8,}")
+        _echo(f"  {reason:<22} {n:>8,}")
     if data["excluded_by_filters"]:
-        click.echo(f"outside the campaign's filters: {data['excluded_by_filters']:,}")
+        _echo(f"outside the campaign's filters: {data['excluded_by_filters']:,}")
     if data["warnings"]:
-        click.echo("warnings:")
+        _echo("warnings:")
         for code, n in data["warnings"].items():
-            click.echo(f"  {code:<22} {n:>8,}")
+            _echo(f"  {code:<22} {n:>8,}")
 
 
 @cli.command()
@@ -319,9 +339,9 @@ def resolve(app: App, campaign: Campaign, as_of: date | None, as_json: bool) -> 
     resolved = app.resolve(campaign, day, progress=_is_tty())
     if as_json:
         out = {"campaign_id": campaign.id, "as_of": day.isoformat(), **resolved.summary.as_json()}
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        _echo_json(out)
     else:
-        click.echo(f"campaign {campaign.id} as of {day.isoformat()}")
+        _echo(f"campaign {campaign.id} as of {day.isoformat()}")
         _print_summary(resolved.summary)
 
 
@@ -356,27 +376,27 @@ def dry_run_cmd(
         encoding=encoding,
         progress=_is_tty(),
     )
-    click.echo(f"dry run {report.run_id} as of {day.isoformat()} (nothing sent)")
+    _echo(f"dry run {report.run_id} as of {day.isoformat()} (nothing sent)")
     _print_summary(report.summary)
-    click.echo(f"audit:    {out / 'audit.csv'}")
-    click.echo(f"warnings: {out / 'warnings.csv'}")
-    click.echo(f"messages: {out / 'messages'} ({report.messages:,} files)")
+    _echo(f"audit:    {out / 'audit.csv'}")
+    _echo(f"warnings: {out / 'warnings.csv'}")
+    _echo(f"messages: {out / 'messages'} ({report.messages:,} files)")
     if campaign.require_approval:
         command = app.approve_command(campaign, app.run_key(run_key, day), day)
-        click.echo(f"this campaign needs an approval; next: {command}")
+        _echo(f"this campaign needs an approval; next: {command}")
     _report_side_notes(report.charset_fallbacks, report.unencodable, encoding)
 
 
 def _report_side_notes(fallbacks: list[str], unencodable: list[Any], encoding: str) -> None:
     if fallbacks:
-        click.echo(
+        _echo(
             f"note: {len(fallbacks)} message(s) hold characters ISO-2022-JP cannot encode and "
             f"were built in UTF-8 instead, e.g. to {fallbacks[0]}",
             err=True,
         )
     if unencodable:
         first = unencodable[0]
-        click.echo(
+        _echo(
             f"note: {len(unencodable)} cell(s) cannot be written in {encoding} and hold '?' "
             f"instead; first at line {first.line}, column {first.column}: {first.value!r}. "
             "Use the default UTF-8 to keep every character.",
@@ -406,9 +426,9 @@ def explain(
         campaign, app.as_of(as_of), email=email, corp_id=corp_id, partner_id=partner_id
     )
     if as_json:
-        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+        _echo_json(result.as_json())
     else:
-        click.echo(render_explanation(result))
+        _echo(render_explanation(result))
 
 
 @cli.command()
@@ -431,13 +451,13 @@ def preview(
     composed = app.preview(campaign, email, run_key=app.run_key(run_key, day), as_of=day)
     for i, message in enumerate(composed):
         if i:
-            click.echo("=" * 72)
+            _echo("=" * 72)
         if raw:
             sys.stdout.flush()
             sys.stdout.buffer.write(message.data)
             sys.stdout.buffer.flush()
         else:
-            click.echo(render_preview(message))
+            _echo(render_preview(message))
 
 
 # --- sending ------------------------------------------------------------------------------------
@@ -473,7 +493,7 @@ def run(
         open_run = app.unfinished_run(campaign, day)
         if open_run is not None:
             # §9: a second `run` the next day resumes instead of sending everything again
-            click.echo(
+            _echo(
                 f"resuming the unfinished run {open_run.run_id} (as of "
                 f"{open_run.as_of.isoformat()}) instead of starting a run as of "
                 f"{day.isoformat()}; give --run-key to start another run"
@@ -488,30 +508,30 @@ def run(
     )
     r = outcome.run
     verb = "resolved and froze" if outcome.created else "resumed"
-    click.echo(f"run {r.run_id} ({verb}; as of {r.as_of.isoformat()})")
+    _echo(f"run {r.run_id} ({verb}; as of {r.as_of.isoformat()})")
     if outcome.resolution is not None:
         _print_summary(outcome.resolution)
     p = outcome.pass_report
-    click.echo(
+    _echo(
         f"this pass: sent {p.sent:,}, deferred {p.deferred:,}, failed {p.failed:,} "
         f"in {p.seconds:.2f}s ({p.rate:,.0f} messages/s)"
     )
     if outcome.reset_in_flight:
-        click.echo(
+        _echo(
             f"resent after a crash: {outcome.reset_in_flight:,} deliveries were in flight "
             "(same Message-ID; at most these can arrive twice)"
         )
     if p.possible_duplicates:
-        click.echo(
+        _echo(
             f"possible duplicates: {p.possible_duplicates:,} (connection lost after the "
             "message body was sent, resent with the same Message-ID)"
         )
     if p.hard_bounces:
-        click.echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")
+        _echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")
     if p.relay_down:
-        click.echo(f"relay down: {p.relay_down}")
+        _echo(f"relay down: {p.relay_down}")
     for line in p.first_errors:
-        click.echo(f"  {line}", err=True)
+        _echo(f"  {line}", err=True)
     _print_status(outcome.stats)
     _report_side_notes(p.charset_fallbacks, [], "utf-8")
     app.close()
@@ -528,9 +548,9 @@ def approve(app: App, campaign: Campaign, run_key: str | None, as_of: date | Non
     day = app.as_of(as_of)
     key = app.run_key(run_key, day)
     approval, summary = app.approve(campaign, run_key=key, as_of=day)
-    click.echo(f"campaign {campaign.id} run key {key} as of {day.isoformat()}")
+    _echo(f"campaign {campaign.id} run key {key} as of {day.isoformat()}")
     _print_summary(summary)
-    click.echo(
+    _echo(
         f"approved by {approval.approved_by} (fingerprint {approval.fingerprint[:12]}; "
         f"refused later if the campaign file, templates or [message] settings change, or a send "
         f"count drifts more than {campaign.max_drift_percent:g}%)"
@@ -562,11 +582,11 @@ def nightly(app: App, campaigns_dir: Path | None, now: datetime | None) -> None:
     """
     report = app.nightly(campaigns_dir, now)
     for line in report.lines:
-        click.echo(line.text())
+        _echo(line.text())
     problem = app.send_alert(report)
     if problem is not None:
         # §9: the exit code stays that of the campaigns; the failure is said on stderr
-        click.echo(f"alert: {problem}", err=True)
+        _echo(f"alert: {problem}", err=True)
     app.close()
     sys.exit(report.exit_code)
 
@@ -574,7 +594,7 @@ def nightly(app: App, campaigns_dir: Path | None, now: datetime | None) -> None:
 def _print_status(st: Any) -> None:
     counts = {s.value: n for s, n in st.counts.items()}
     cells = "  ".join(f"{s.value} {counts.get(s.value, 0):,}" for s in DeliveryStatus)
-    click.echo(f"ledger: {cells}")
+    _echo(f"ledger: {cells}")
 
 
 @cli.command()
@@ -585,12 +605,12 @@ def status(app: App, run_id: str | None, as_json: bool) -> None:
     """Progress of runs: deliveries per status, what is left, how fast it went."""
     rows = app.status(run_id)
     if as_json:
-        click.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
+        _echo_json([r.as_json() for r in rows])
         return
     if not rows:
-        click.echo("no runs yet")
+        _echo("no runs yet")
     for r in rows:
-        click.echo(r.text())
+        _echo(r.text())
 
 
 @cli.group()
@@ -606,7 +626,7 @@ def audit() -> None:
 def audit_export(app: App, run_id: str, out: Path, encoding: str) -> None:
     """Write the audit CSV of a run (SPEC §5) with each delivery's status."""
     written = app.audit_export(run_id, out, encoding)
-    click.echo(f"wrote {written.rows:,} rows to {out}")
+    _echo(f"wrote {written.rows:,} rows to {out}")
     _report_side_notes([], written.unencodable, encoding)
 
 
@@ -624,7 +644,7 @@ def report(app: App, run_id: str, out: Path) -> None:
     """The morning view of a run: one self-contained HTML page from the ledger."""
     written = app.report(run_id, out)
     state = "finished" if written.finished else f"{written.stats.open:,} open"
-    click.echo(f"wrote {out}: {written.run.run_id}, {written.stats.total:,} deliveries, {state}")
+    _echo(f"wrote {out}: {written.run.run_id}, {written.stats.total:,} deliveries, {state}")
 
 
 @cli.command()
@@ -639,11 +659,11 @@ def diff(app: App, runs: tuple[str, ...], out: Path | None, encoding: str) -> No
     run_a, run_b = runs
     if out is None:
         for text in app.diff_text(run_a, run_b):
-            click.echo(text)
+            _echo(text)
         return
     summary, written = app.diff_csv(run_a, run_b, out, encoding)
-    click.echo(f"wrote {written.rows:,} rows to {out}")
-    click.echo(summary)
+    _echo(f"wrote {written.rows:,} rows to {out}")
+    _echo(summary)
     _report_side_notes([], written.unencodable, encoding)
 
 

@@ -13,5 +13,6 @@ The sub-packages follow the data, and each imports only from the stages before i
 - `delivery`: the coordinator and the sending pass that drain a frozen run.
 - `reports`: what operators read (audit and warnings CSV, dry-run output, status).
 
-`errors` and `progress` are shared by every stage and import nothing from them.
+`errors`, `progress`, `files` (owner-only output files, written atomically) and `terminal` (text
+from data escaped for a terminal) are shared by every stage and import nothing from them.
 """

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "App",
     "DbReady",
+    "append_error_log",
     "configure_logging",
     "render_explanation",
     "render_preview",
@@ -51,6 +52,13 @@ def today_tokyo() -> date:
     from jobs.messages.compose import TOKYO
 
     return datetime.now(TOKYO).date()
+
+
+def append_error_log(path: Path, text: str) -> None:
+    """Append a bug's traceback to the error log, owner-only: it can quote names and addresses."""
+    from jobs.files import append_private
+
+    append_private(path, text)
 
 
 def render_explanation(result: Explanation) -> str:
@@ -89,16 +97,22 @@ class App:
     def settings(self) -> Settings:
         return load_settings(self.config, self.env)
 
-    def engine(self, url: str | None = None) -> sa.Engine:
+    def engine(self, url: str | None = None, *, create: bool = False) -> sa.Engine:
+        """The engine of `url` (default: the source). Only `create=True` makes a SQLite file.
+
+        Read-only by default: `status`, `resolve`, `explain`, `preview`, `dry-run` and
+        `audit export` never create a database file or folder; `db init` and `db import` ask for
+        `create`, and `run` for its ledger (a separate `ledger_url` is created on first use).
+        """
         from jobs.source.engine import make_engine
 
         url = url or self.settings.database.url
         if url not in self._engines:
-            self._engines[url] = make_engine(url)
+            self._engines[url] = make_engine(url, create=create)
         return self._engines[url]
 
-    def ledger_engine(self) -> sa.Engine:
-        return self.engine(self.settings.database.effective_ledger_url)
+    def ledger_engine(self, *, create: bool = False) -> sa.Engine:
+        return self.engine(self.settings.database.effective_ledger_url, create=create)
 
     def campaign(self, value: str) -> Campaign:
         """`--campaign`: an id under `paths.campaigns` or a path to a campaign file."""
@@ -113,7 +127,18 @@ class App:
         """Hard bounces the job recorded (§7): part of the effective suppression list."""
         from jobs.ledger import ledger_suppressions
 
-        return ledger_suppressions(self.ledger_engine())
+        ledger = self._existing_ledger()
+        return frozenset() if ledger is None else ledger_suppressions(ledger)
+
+    def _existing_ledger(self) -> sa.Engine | None:
+        """The ledger for reading, or None when its separate database file does not exist yet
+        (it then holds no bounces and no earlier runs)."""
+        from jobs.source.engine import MissingDatabase
+
+        try:
+            return self.ledger_engine()
+        except MissingDatabase:
+            return None
 
     def already_sent(
         self, campaign: Campaign, run_key: str, *, resend: bool = False
@@ -121,7 +146,10 @@ class App:
         """§4 ALREADY_SENT's input: what earlier runs of a non-recurring campaign sent."""
         from jobs.ledger import already_sent_for
 
-        return already_sent_for(self.ledger_engine(), campaign, run_key, resend=resend)
+        ledger = self._existing_ledger()
+        if ledger is None:
+            return frozenset()
+        return already_sent_for(ledger, campaign, run_key, resend=resend)
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -145,8 +173,8 @@ class App:
         from jobs.source.engine import shown_url
         from jobs.source.models import init_source_schema
 
-        init_source_schema(self.engine())
-        upgrade(self.ledger_engine())
+        init_source_schema(self.engine(create=True))
+        upgrade(self.ledger_engine(create=True))
         ledger = shown_url(self.ledger_engine()) if self.settings.database.ledger_url else None
         return DbReady(database=shown_url(self.engine()), ledger=ledger)
 
@@ -158,7 +186,7 @@ class App:
 
         if not directory.is_dir():
             raise InputError(f"{directory}: no such folder")
-        engine = self.engine()
+        engine = self.engine(create=True)
         init_source_schema(engine)
         return import_dir(engine, directory, encoding)
 
@@ -248,8 +276,9 @@ class App:
         starting the run of `as_of`; None when there is none, or it is that very run."""
         from jobs.ledger import check_ledger, unfinished_run
 
-        check_ledger(self.ledger_engine())
-        with self.ledger_engine().connect() as conn:
+        ledger = self.ledger_engine(create=True)  # as `run` opens it
+        check_ledger(ledger)
+        with ledger.connect() as conn:
             found = unfinished_run(conn, campaign.id)
         return None if found is None or found.run_key == self.run_key(None, as_of) else found
 
@@ -267,8 +296,8 @@ class App:
 
         return launch_run(
             self.settings,
-            self.engine(),
-            self.ledger_engine(),
+            self.engine(),  # the source must exist: `db init` and `db import` make it
+            self.ledger_engine(create=True),
             campaign,
             run_key=run_key,
             as_of=as_of,
@@ -283,7 +312,7 @@ class App:
 
         composer = self.composer(campaign, run_key, as_of)
         composer.check()
-        check_ledger(self.ledger_engine())
+        check_ledger(self.ledger_engine(create=True))
         fp = fingerprint(
             campaign,
             composer.templates.folder,
@@ -307,7 +336,8 @@ class App:
 
         folder = campaigns_dir or Path(self.settings.paths.campaigns)
         moment = now if now is not None else datetime.now(UTC)
-        return run_nightly(self.settings, self.engine(), self.ledger_engine(), folder, moment)
+        ledger = self.ledger_engine(create=True)  # as `run` opens it
+        return run_nightly(self.settings, self.engine(), ledger, folder, moment)
 
     def send_alert(self, report: NightlyReport) -> str | None:
         """§9: one alert e-mail to `[alerts] to` when the night needs a person (none when all

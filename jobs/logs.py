@@ -13,7 +13,16 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["JsonFormatter", "RunIdFilter", "configure_logging", "current_run_id", "run_context"]
+from jobs.terminal import terminal_safe
+
+__all__ = [
+    "JsonFormatter",
+    "RunIdFilter",
+    "TextFormatter",
+    "configure_logging",
+    "current_run_id",
+    "run_context",
+]
 
 current_run_id: ContextVar[str | None] = ContextVar("swmail_run_id", default=None)
 
@@ -40,6 +49,13 @@ class RunIdFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """Log lines go to a terminal too (stderr): the same escaping as every other output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, run_id (and the traceback)."""
 
@@ -53,16 +69,15 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        # parses to the same values, with no raw C1 or bidi control for a terminal to act on
+        return terminal_safe(json.dumps(data, ensure_ascii=False), json=True)
 
 
 def configure_logging(level: int, log_format: str) -> None:
     """Send log records to stderr as text lines or JSON lines, each with its run_id."""
     handler = logging.StreamHandler()
     handler.addFilter(RunIdFilter())
-    handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -28,20 +28,28 @@ from email_validator.rfc_constants import (
 
 from resolver.model import Normalized
 
-__all__ = ["dedupe_key", "normalize_email", "strip_controls"]
+__all__ = ["BIDI_CONTROLS", "dedupe_key", "normalize_email", "strip_controls"]
 
 # Characters that end a header line or a CSV row in some reader: C0/C1 controls (incl. CR, LF,
 # TAB) and the Unicode line/paragraph separators U+2028/U+2029.
 _CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+"""Bidi embeddings, overrides and isolates (LRE…RLO, LRI…PDI): they reorder the text around them,
+so "田中 <evil@example.jp>" can display as another person's name or address (Trojan Source)."""
+
+
+def _is_control(ch: str) -> bool:
+    return ch in BIDI_CONTROLS or unicodedata.category(ch) in _CONTROL_CATEGORIES
 
 
 def strip_controls(text: str) -> tuple[str, bool]:
-    """Remove control and line-separator characters; True when any were removed."""
+    """Remove control, line-separator and bidi override characters; True when any were removed."""
     # §6: no header ever carries CR/LF from data; HEADER_SANITIZED records the change (§4).
     if text.isprintable():
-        # Fast path: printable text holds no Cc/Zl/Zp character.
+        # Fast path: printable text holds no Cc/Zl/Zp character, and bidi controls (Cf) are
+        # not printable either.
         return text, False
-    kept = "".join(ch for ch in text if unicodedata.category(ch) not in _CONTROL_CATEGORIES)
+    kept = "".join(ch for ch in text if not _is_control(ch))
     return kept, kept != text
 
 

@@ -71,12 +71,12 @@ def email_normalized(c: Candidate) -> Warning | None:
 
 
 def header_sanitized(c: Candidate) -> Warning | None:
-    """HEADER_SANITIZED: the person's name held control characters that were removed."""
+    """HEADER_SANITIZED: the person's name held control or bidi override characters, removed."""
     if not c.name_sanitized:
         return None
     detail = (
-        f"The name of {_who(c)} held control characters (such as line breaks), which were"
-        f" removed; it now reads {c.name}."
+        f"The name of {_who(c)} held control characters (such as line breaks or text-direction"
+        f" overrides), which were removed; it now reads {c.name}."
     )
     return Warning(WarningCode.HEADER_SANITIZED, c.account_id, c.person_id, c.email, detail)
 

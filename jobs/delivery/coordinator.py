@@ -1,7 +1,8 @@
 """The `run` coordinator (SPEC §7): lock, freeze the resolution once, send a pass, report.
 
 The order matters for "impossible to double-send":
-1. templates are checked before anything else (exit 2 changes nothing);
+1. templates, the From address, the SMTP password variable and CA file are checked before
+   anything else (exit 2 changes nothing: no run is frozen);
 2. the run lock is taken before the ledger is read, so two coordinators never both resolve or
    both reset in-flight deliveries; it dies with the process (kill -9 leaves nothing to expire);
 3. the first run freezes audit rows, deliveries and Message-IDs in one transaction; later runs
@@ -44,7 +45,7 @@ from jobs.ledger import (
 from jobs.logs import run_context
 from jobs.messages.compose import Composer
 from jobs.resolution.pipeline import Resolved, Summary, stream_resolution
-from jobs.smtp.pool import SmtpPool
+from jobs.smtp.pool import SmtpPool, check_relay_settings
 from resolver.model import Delivery, Warning
 
 __all__ = ["RunOutcome", "run_campaign"]
@@ -100,6 +101,7 @@ def run_campaign(
     """
     started = time.perf_counter()
     composer.check()
+    check_relay_settings(smtp)
     check_ledger(ledger)
     run_id = make_run_id(campaign.id, composer.run_key)
     holder = holder_description()

@@ -57,7 +57,9 @@ def render_preview(composed: Composed) -> str:
     )
     body = msg.get_body(preferencelist=("plain",))
     lines.append("")
-    lines.append(body.get_content() if body is not None else "(no text part)")
+    # The wire's CRLF as the terminal's line ends: a lone CR left in is shown escaped by the CLI.
+    text = body.get_content().replace("\r\n", "\n") if body is not None else "(no text part)"
+    lines.append(text)
     html = msg.get_body(preferencelist=("html",))
     if html is not None:
         lines.append("[an HTML alternative is attached; use --raw to see the whole message]")

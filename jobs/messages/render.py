@@ -5,12 +5,20 @@ a context of frozen plain values (never ORM rows), so a template can read only w
 can change nothing. StrictUndefined turns a typo into an error, and `TemplateSet.check` renders
 once against sample contexts so that the error stops the run before the first message is written.
 Every failure is a `TemplateError` (exit 2) naming the template file and line.
+
+A template must not take the machine down either: a value or an output larger than
+`MAX_TEMPLATE_CHARS` (`{{ 'a' * 10**12 }}`, a doubling loop, a huge `range` or `lipsum`) is refused
+as a TemplateError before it is built where it can be predicted, and as soon as it passes the
+limit otherwise. `TemplateSet.check` renders the sample contexts, so a template that always runs
+away is refused before a run is frozen or a file written.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Mapping, MutableMapping
+import re
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
@@ -18,7 +26,11 @@ from types import TracebackType
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import generate_lorem_ipsum
 
 from jobs.errors import TemplateError
 from resolver.model import AccountKind, AccountRef, Audience, Delivery, Reason, Source
@@ -26,6 +38,7 @@ from resolver.model import AccountKind, AccountRef, Audience, Delivery, Reason, 
 __all__ = [
     "BODY_HTML",
     "BODY_TEXT",
+    "MAX_TEMPLATE_CHARS",
     "SUBJECT",
     "AccountView",
     "CampaignView",
@@ -41,8 +54,23 @@ SUBJECT = "subject.txt.j2"
 BODY_TEXT = "body.txt.j2"
 BODY_HTML = "body.html.j2"  # optional: without it the message is text/plain only (§6)
 
+MAX_TEMPLATE_CHARS = 1_000_000
+"""The largest value or output one template render may build (an announcement is a few KB)."""
+_MAX_POWER_BITS = 4_096  # `**` results beyond this are no announcement's arithmetic
+_MAX_LIPSUM_PARAGRAPHS = 100
+
 # What a broken template may raise while rendering; anything else is a bug in this program.
-_RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
+# MemoryError and RecursionError too: a runaway template (a huge value the guards below could not
+# predict, a macro calling itself) is the template's fault and must not be reported as a crash.
+_RENDER_ERRORS = (
+    jinja2.TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    MemoryError,
+    RecursionError,
+)
 
 
 # --- the template context (§6, exactly these names) -------------------------------------------
@@ -196,6 +224,108 @@ _VIEW_FIELDS: dict[type, frozenset[str]] = {
 }
 
 
+class RunawayTemplate(SecurityError):
+    """A template builds a value or an output beyond `MAX_TEMPLATE_CHARS`."""
+
+
+def _too_big(what: str) -> RunawayTemplate:
+    return RunawayTemplate(f"runaway template: {what} would pass {MAX_TEMPLATE_CHARS:,} characters")
+
+
+def _check_size(value: Any, what: str) -> Any:
+    if isinstance(value, (str, bytes, list, tuple)) and len(value) > MAX_TEMPLATE_CHARS:
+        raise _too_big(what)
+    return value
+
+
+def _check_repeat(left: Any, right: Any) -> None:
+    """`seq * n` / `n * seq`: refused before Python allocates the result."""
+    for seq, times in ((left, right), (right, left)):
+        if (
+            isinstance(seq, (str, bytes, list, tuple))
+            and isinstance(times, int)
+            and len(seq) * max(times, 0) > MAX_TEMPLATE_CHARS
+        ):
+            raise _too_big(f"repeating a value {times:,} times")
+
+
+def _check_power(left: Any, right: Any) -> None:
+    """`a ** b` on integers: refused when the result would have thousands of digits."""
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and right > 0
+        and abs(left) > 1
+        and right * math.log2(abs(left)) > _MAX_POWER_BITS
+    ):
+        raise RunawayTemplate(f"runaway template: {left} ** {right} is too large a number")
+
+
+# printf-style widths or precisions: `'%*s' % (10**9, 'x')` or `'%999999999s'`
+_HUGE_PERCENT_WIDTH = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d{7,}|\d*\.(?:\*|\d{7,}))")
+
+
+def _check_modulo(left: Any) -> None:
+    if isinstance(left, str) and _HUGE_PERCENT_WIDTH.search(left):
+        raise RunawayTemplate(
+            "runaway template: a %-format with a '*' or a 7-digit width or precision"
+        )
+
+
+def _bounded_concat(parts: Iterable[str]) -> str:
+    """`"".join` for every output Jinja assembles (a template, a block, a macro, a `set`)."""
+    if isinstance(parts, list):  # a buffer already built (a macro, a `set` block): join in C
+        joined = "".join(parts)
+        if len(joined) > MAX_TEMPLATE_CHARS:
+            raise _too_big("the rendered text")
+        return joined
+    kept: list[str] = []
+    size = 0
+    for part in parts:  # template output arrives piece by piece: stop at the limit, not after
+        size += len(part)
+        if size > MAX_TEMPLATE_CHARS:
+            raise _too_big("the rendered text")
+        kept.append(part)
+    return "".join(kept)
+
+
+def _bounded_lipsum(  # Jinja's own parameter names, `min` and `max` included
+    n: int = 5, html: bool = True, min: int = 20, max: int = 100
+) -> str:
+    if n > _MAX_LIPSUM_PARAGRAPHS or max > MAX_TEMPLATE_CHARS:
+        raise _too_big(f"lipsum({n})")
+    return str(generate_lorem_ipsum(n=n, html=html, min=min, max=max))
+
+
+def _width_filter(name: str, inner: Callable[..., Any], position: int) -> Callable[..., Any]:
+    """A Jinja filter whose numeric argument (a width) is bounded before the filter runs."""
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        width = kwargs.get("width", args[position] if len(args) > position else 0)
+        if isinstance(width, int) and width > MAX_TEMPLATE_CHARS:
+            raise _too_big(f"|{name}({width})")
+        return inner(*args, **kwargs)
+
+    for attribute in ("jinja_pass_arg",):  # keep Jinja's pass_eval_context/pass_environment
+        if hasattr(inner, attribute):
+            setattr(bounded, attribute, getattr(inner, attribute))
+    return bounded
+
+
+class _CodeGenerator(CodeGenerator):
+    """Compiles `a ~ b` as `environment.checked_size(a ~ b)`.
+
+    Jinja has no hook for `~` (it compiles to a join of its operands), and a loop doubling a
+    string with `~` grows it exponentially without any output. Each result is checked, so a value
+    never grows past twice the limit before it is refused.
+    """
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.checked_size(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with short cuts that keep its per-render cost off the hot path.
 
@@ -203,7 +333,39 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     the frozen context views hold only str, tuple and date values, so reading one needs no
     vetting, whether spelled `account.kind` or `map(attribute="kind")` (which goes through
     `getitem`). Everything else, including `recipient.__class__`, takes the sandbox's full path.
+
+    It also bounds what a template can build (`MAX_TEMPLATE_CHARS`): the operators that can
+    multiply a size (`*`, `**`, `+`, `%`) go through `call_binop` (and are therefore never
+    constant-folded at compile time, which could itself run out of memory), `~` through
+    `checked_size` (see `_CodeGenerator`), every join of output through `concat`, and the
+    padding filters and `lipsum` check their argument first.
     """
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _CodeGenerator
+    concat = staticmethod(_bounded_concat)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.globals["lipsum"] = _bounded_lipsum
+        for name, position in (("center", 1), ("indent", 1)):  # the filters that pad
+            self.filters[name] = _width_filter(name, self.filters[name], position)
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "*":
+            _check_repeat(left, right)
+        elif operator == "**":
+            _check_power(left, right)
+        elif operator == "%":
+            _check_modulo(left)
+        return _check_size(super().call_binop(context, operator, left, right), f"'{operator}'")
+
+    @staticmethod
+    def checked_size(value: Any) -> Any:
+        """The result of a `~` concatenation, refused past the limit (see `_CodeGenerator`)."""
+        return _check_size(value, "'~'")
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         view_fields = _VIEW_FIELDS.get(type(obj))

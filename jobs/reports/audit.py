@@ -9,12 +9,15 @@ cannot carry instead of crashing or silently dropping them.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from jobs.files import private_output
 from resolver.model import Decided, Warning, join_reasons
 
 __all__ = [
@@ -107,7 +110,11 @@ class UnencodableCell:
 
 @dataclass
 class CsvOut:
-    """A CSV file being written: header first, formula protection and encoding checks per cell."""
+    """A CSV file being written: header first, formula protection and encoding checks per cell.
+
+    Written through `jobs.files.private_output` (0600, a temporary file renamed into place on
+    `close`), so a failure halfway leaves the previous file and no symlink is written through.
+    """
 
     path: Path
     columns: Sequence[str]
@@ -119,8 +126,9 @@ class CsvOut:
         if self.encoding not in ENCODINGS:
             raise ValueError(f"unsupported encoding {self.encoding!r}")
         self._codec = ENCODINGS[self.encoding]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w", encoding=self._codec, newline="")
+        self._stack = ExitStack()
+        raw = self._stack.enter_context(private_output(self.path))
+        self._file = io.TextIOWrapper(raw, encoding=self._codec, newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(self.columns)
 
@@ -138,7 +146,16 @@ class CsvOut:
         self._writer.writerow(out)
 
     def close(self) -> None:
-        self._file.close()
+        """Finish the file: it replaces `path` now."""
+        self._file.flush()
+        self._file.detach()  # `private_output` closes the raw file, then renames it
+        self._stack.close()
+
+    def discard(self) -> None:
+        """Abandon the file: `path` keeps what it held before."""
+        self._file.flush()
+        self._file.detach()
+        self._stack.__exit__(RuntimeError, RuntimeError("discarded"), None)
 
     def __enter__(self) -> Self:
         return self
@@ -149,7 +166,10 @@ class CsvOut:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+        else:
+            self.discard()
 
 
 def write_warnings(path: Path, warnings: Iterable[Warning], encoding: str = "utf-8") -> CsvOut:

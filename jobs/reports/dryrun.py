@@ -1,12 +1,20 @@
 """The dry run (SPEC §8 `dry-run`): resolve, write the audit and every message, send nothing.
 
-Everything is written into a temporary folder beside DIR and moved into place at the end, so a
+Everything is written into a temporary folder inside DIR and moved into place at the end, so a
 failure halfway (a template that breaks on one recipient's data, a full disk) leaves the previous
-dry run's files as they were instead of a mix of old and new.
+dry run's files as they were instead of a mix of old and new. Files are owner-only and never
+written through a symlink (`jobs.files`).
+
+DIR is the operator's folder: a dry run replaces only what a dry run wrote. `DIR/messages` is
+replaced only when it carries the marker file of a dry run and holds nothing but that marker and
+`<n>.eml` files; anything else is refused (exit 2) before any work, never deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -17,6 +25,8 @@ import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
 from jobs.config.runs import make_run_id
+from jobs.errors import InputError
+from jobs.files import PRIVATE_DIR_MODE, make_private_dirs, write_private_bytes
 from jobs.messages.compose import TOKYO, Composer
 from jobs.progress import Progress
 from jobs.reports.audit import (
@@ -32,7 +42,12 @@ from resolver.model import Decided
 __all__ = ["DRY_RUN_STATUS", "DryRunReport", "dry_run"]
 
 DRY_RUN_STATUS = "dry_run"
-_OUTPUTS = ("audit.csv", "warnings.csv", "messages")
+_FILES = ("audit.csv", "warnings.csv")
+_MESSAGES = "messages"
+MARKER = ".swmail-dry-run"
+"""In `DIR/messages`: this folder was written by a dry run and the next one may replace it."""
+_MARKER_TEXT = b"Written by swmail dry-run; the next dry-run into the same --out replaces it.\n"
+_OWN_MESSAGE = re.compile(r"[0-9]+\.eml")
 
 
 @dataclass
@@ -59,9 +74,12 @@ def dry_run(
 ) -> DryRunReport:
     """Write audit.csv, warnings.csv and messages/<n>.eml for the run (campaign, run key)."""
     composer.check()  # §8 exit 2 on a broken template, before anything is written
+    check_out_folder(out)
     run_id = make_run_id(campaign.id, composer.run_key)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    created = not os.path.lexists(out)
+    make_private_dirs(out)
+    work = Path(tempfile.mkdtemp(prefix=".swmail-dry-run-", dir=out))  # 0700
+    done = False
     try:
         with CsvOut(work / "audit.csv", AUDIT_COLUMNS, encoding) as audit:
 
@@ -92,13 +110,15 @@ def dry_run(
             summary=resolved.summary,
             unencodable=[*audit.unencodable, *warnings_out.unencodable],
         )
-        messages = work / "messages"
-        messages.mkdir()
+        messages = work / _MESSAGES
+        os.mkdir(messages, PRIVATE_DIR_MODE)
+        os.chmod(messages, PRIVATE_DIR_MODE)
+        write_private_bytes(messages / MARKER, _MARKER_TEXT)
         now = datetime.now(TOKYO)
         bar = Progress("rendering messages", len(resolved.deliveries)) if progress else None
         for delivery in resolved.deliveries:
             composed = composer.compose(delivery, now)
-            (messages / f"{delivery.seq}.eml").write_bytes(composed.data)
+            write_private_bytes(messages / f"{delivery.seq}.eml", composed.data)
             if composed.fallback:
                 report.charset_fallbacks.append(delivery.email)
             report.messages += 1
@@ -106,14 +126,56 @@ def dry_run(
                 bar.advance()
         if bar is not None:
             bar.close()
-        out.mkdir(parents=True, exist_ok=True)
-        for name in _OUTPUTS:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-            (work / name).rename(target)
+        for name in _FILES:
+            os.replace(work / name, out / name)  # replaces a symlink there, never its target
+        previous = out / _MESSAGES
+        if os.path.lexists(previous):
+            _check_own_messages(previous)  # again: it may have changed during the run
+            os.rename(previous, work / "previous-messages")  # deleted with `work` below
+        os.rename(messages, previous)
+        done = True
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if created and not done:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # a failed first dry run leaves no empty DIR behind
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse (exit 2) an `--out` whose outputs a dry run would overwrite but did not write."""
+    if os.path.lexists(out) and not out.is_dir():
+        raise InputError("--out must be a folder", file=str(out))
+    for name in _FILES:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            raise InputError("is a folder; a dry run writes a file there", file=str(target))
+    messages = out / _MESSAGES
+    if os.path.lexists(messages):
+        _check_own_messages(messages)
+
+
+def _check_own_messages(messages: Path) -> None:
+    if messages.is_symlink() or not messages.is_dir():
+        raise InputError(
+            "exists and is not a folder written by dry-run; choose another --out",
+            file=str(messages),
+        )
+    if not (messages / MARKER).is_file():
+        raise InputError(
+            f"was not written by dry-run (no {MARKER} file in it), so it is not replaced;"
+            " choose another --out or move the folder away",
+            file=str(messages),
+        )
+    for entry in messages.iterdir():
+        own = entry.name == MARKER or (
+            _OWN_MESSAGE.fullmatch(entry.name) is not None
+            and entry.is_file()
+            and not entry.is_symlink()
+        )
+        if not own:
+            raise InputError(
+                f"holds {entry.name!r}, which dry-run did not write, so the folder is not"
+                " replaced; move that file away first",
+                file=str(messages),
+            )

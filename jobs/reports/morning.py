@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from jobs.files import write_private_bytes
 from jobs.ledger import RunRecord, RunStats, check_ledger, run_is_finished, stats
 from jobs.ledger.models import AuditRowRow, DeliveryRow, SuppressionRow, WarningRow
 from jobs.messages.compose import TOKYO
@@ -403,10 +404,6 @@ def write_report(
     check_ledger(engine)
     with engine.connect() as conn:
         report = gather(conn, find_run(conn, run_id))
-    partial = out.with_name(out.name + ".partial")
-    try:
-        partial.write_text(render_html(report, generated=generated), encoding="utf-8")
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
+    # owner-only and renamed into place (`jobs.files`): the page lists people and addresses
+    write_private_bytes(out, render_html(report, generated=generated).encode("utf-8"))
     return report

@@ -154,16 +154,11 @@ def _line(row: AuditExportRow) -> AuditLine:
 
 
 def export_audit(engine: sa.Engine, run_id: str, out: Path, encoding: str) -> CsvOut:
-    """Write the run's audit CSV; the file appears only when complete."""
+    """Write the run's audit CSV; the file appears only when complete (`jobs.files`)."""
     check_ledger(engine)
     with engine.connect() as conn:
         run = find_run(conn, run_id)
-        partial = out.with_name(out.name + ".partial")
-        try:
-            with CsvOut(partial, AUDIT_COLUMNS, encoding) as csv_out:
-                for row in iter_audit(conn, run):
-                    csv_out.write(_line(row).cells())
-            partial.replace(out)
-        finally:
-            partial.unlink(missing_ok=True)
+        with CsvOut(out, AUDIT_COLUMNS, encoding) as csv_out:
+            for row in iter_audit(conn, run):
+                csv_out.write(_line(row).cells())
     return csv_out

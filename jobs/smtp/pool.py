@@ -37,7 +37,7 @@ from jobs.smtp.errors import SmtpSetupError
 from jobs.smtp.rate import RateLimiter
 from jobs.smtp.tls import client_tls_context
 
-__all__ = ["SmtpPool"]
+__all__ = ["SmtpPool", "check_relay_settings", "relay_password"]
 
 _QUIT_TIMEOUT = 5.0
 _OK = 250
@@ -51,6 +51,26 @@ _NO_COMMAND_TIMEOUT = None
 # dot-atom-like local part and a host name, no space, quote, bracket or comment, ASCII only.
 # Checked against aiosmtplib itself by tests/smtp/test_commands.py.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+
+
+def relay_password(settings: SmtpSettings) -> str | None:
+    """The AUTH password (None without `smtp.username`); unset or empty is a ConfigError."""
+    password = settings.password()
+    if settings.username and not password:
+        raise SmtpSetupError(
+            f"smtp.password_env names {settings.password_env!r}, which is empty in the environment"
+        )
+    return password
+
+
+def check_relay_settings(settings: SmtpSettings) -> None:
+    """Everything about the relay settings that can fail without connecting (exit 2).
+
+    The password variable and the CA file: `run` calls this before it freezes a run, so a
+    setting that would stop the first connection changes nothing in the ledger.
+    """
+    relay_password(settings)
+    client_tls_context(settings)
 
 
 @dataclass(slots=True)
@@ -113,7 +133,7 @@ class SmtpPool:
     @classmethod
     def from_settings(cls, settings: SmtpSettings) -> SmtpPool:
         """A pool whose AUTH password comes from the variable named by `smtp.password_env`."""
-        return cls(settings, settings.password())
+        return cls(settings, relay_password(settings))
 
     async def __aenter__(self) -> SmtpPool:
         return self

@@ -18,9 +18,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from jobs.config.secrets import MASK, mask_secrets, url_password
-from jobs.errors import ConfigError
+from jobs.errors import ConfigError, MailerError
+from jobs.files import create_private_file
 
-__all__ = ["ID", "id_type", "make_engine", "shown_url", "snapshot"]
+__all__ = ["ID", "MissingDatabase", "id_type", "make_engine", "shown_url", "snapshot"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 10
@@ -97,6 +98,10 @@ def _normalize_url(raw: str) -> URL:
     return url
 
 
+class MissingDatabase(ConfigError):
+    """A read-only command was pointed at a SQLite file that does not exist (it creates none)."""
+
+
 def _sqlite_file(url: URL) -> Path | None:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -116,20 +121,39 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine for `url`, checked by connecting once; bad URL or dead server: ConfigError."""
+def _prepare_sqlite_file(file: Path, shown: str, *, create: bool) -> None:
+    if not create:
+        # Read-only commands (status, resolve, …) must not leave an empty database behind a
+        # mistyped URL: SQLite would create the file (and we the folder) on first connect.
+        if not file.exists():
+            raise MissingDatabase(
+                f"the database {shown} does not exist; create it with `swmail db init`"
+                " (or point database.url at it)"
+            )
+        return
+    try:
+        # Created 0600 in 0700 folders by us: SQLite would create it 0644 under the umask, and
+        # it gives its -wal/-shm/-journal files the database file's mode.
+        create_private_file(file)
+    except ConfigError:
+        raise
+    except MailerError as exc:
+        raise ConfigError(f"cannot create the SQLite database {shown}: {exc.message}") from None
+
+
+def make_engine(url: str, *, create: bool = True) -> sa.Engine:
+    """An engine for `url`, checked by connecting once; bad URL or dead server: ConfigError.
+
+    `create=False` (read-only commands): a SQLite file that does not exist is `MissingDatabase`
+    (exit 2) instead of being created with its folder.
+    """
     parsed = _normalize_url(url)
     shown = shown_url(parsed)
     kwargs: dict[str, Any] = {}
     if parsed.drivername == "sqlite":
         file = _sqlite_file(parsed)
         if file is not None:
-            try:
-                file.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot create the folder of the SQLite database {shown}: {exc.strerror}"
-                ) from None
+            _prepare_sqlite_file(file, shown, create=create)
     else:
         # A nightly job outlives idle server-side timeouts; test a pooled connection before use.
         kwargs["pool_pre_ping"] = True

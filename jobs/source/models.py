@@ -199,8 +199,13 @@ def init_source_schema(engine: sa.Engine) -> None:
 
 
 def check_source_schema(engine: sa.Engine) -> None:
-    """Refuse to resolve against a database without the §3 tables (exit 2, not a traceback)."""
-    present = set(sa.inspect(engine).get_table_names())
+    """Refuse to resolve against a database without the §3 tables (exit 2, not a traceback).
+
+    Views count as tables: a read-only replica may expose §3 as views over its own tables (§8
+    `database.url`), and the loader only ever SELECTs from them.
+    """
+    inspector = sa.inspect(engine)
+    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
     missing = [t.name for t in source_tables() if t.name not in present]
     if missing:
         shown = shown_url(engine)

@@ -220,7 +220,7 @@ def test_a_broken_template_stops_the_dry_run_before_anything_is_written(
     assert code == 2
     assert "body.txt.j2" in err and "line 2" in err
     assert not out.exists()
-    assert not list(tmp_path.glob(".out.partial-*"))
+    assert not list(tmp_path.rglob(".swmail-dry-run-*"))
 
 
 def test_explain_exit_codes(loaded: dict[str, str]) -> None:
@@ -340,4 +340,5 @@ def test_subprocess_bad_import_exit_2_without_traceback(
 def test_resolving_before_db_init_says_what_to_do(env: dict[str, str]) -> None:
     code, _, err = invoke("resolve", "--campaign", CAMPAIGN)
     assert code == 2
-    assert "no table" in err and "swmail db init" in err and "Traceback" not in err
+    # the SQLite file does not exist: said in one line, and resolve does not create it (issue 6)
+    assert "does not exist" in err and "swmail db init" in err and "Traceback" not in err

@@ -15,8 +15,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 # What each package may import from the project (besides itself). `jobs.errors`,
-# `jobs.progress` and `jobs.logs` are shared by all; `resolver` is the pure policy everyone reads.
-SHARED = {"jobs.errors", "jobs.progress", "jobs.logs", "resolver"}
+# `jobs.progress`, `jobs.files` (owner-only output files), `jobs.terminal` (text to a terminal)
+# and `jobs.logs` (log lines with their run_id) are shared by all; `resolver` is the pure policy
+# everyone may read.
+SHARED_MODULES = ("jobs.errors", "jobs.progress", "jobs.files", "jobs.terminal", "jobs.logs")
+SHARED = {*SHARED_MODULES, "resolver"}
 ALLOWED: dict[str, set[str]] = {
     "resolver": set(),
     "jobs.config": set(),
@@ -44,7 +47,8 @@ ALLOWED: dict[str, set[str]] = {
 # the commands' entry points (a module, not a package): the last stage, it calls them all
 ALLOWED["jobs.app"] = {p for p in ALLOWED if p.startswith("jobs.")}
 # The CLI parses options and calls one entry point per command: it reaches no stage directly.
-CLI_ALLOWED = {"jobs.app", "jobs.config", "jobs.errors", "resolver"}
+# It prints, so it escapes data for the terminal with the shared `jobs.terminal`.
+CLI_ALLOWED = {"jobs.app", "jobs.config", "jobs.errors", "jobs.terminal", "resolver"}
 RUNTIME_FORBIDDEN = ("tools", "tests", "aiosmtpd", "bench")
 
 
@@ -52,7 +56,7 @@ def _package_of(module: str) -> str | None:
     for package in sorted(ALLOWED, key=len, reverse=True):
         if module == package or module.startswith(package + "."):
             return package
-    if module in ("jobs.errors", "jobs.progress", "jobs.logs"):
+    if module in SHARED_MODULES:
         return module
     return None
 
@@ -80,7 +84,7 @@ def _modules() -> list[tuple[str, Path]]:
 @pytest.mark.parametrize(("module", "path"), _modules(), ids=lambda v: str(v))
 def test_module_imports_only_upstream_stages(module: str, path: Path) -> None:
     own = _package_of(module)
-    if own is None or own in ("jobs.errors", "jobs.progress", "jobs.logs"):
+    if own is None or own in SHARED_MODULES:
         allowed: set[str] = set()
     else:
         allowed = ALLOWED[own]

@@ -37,7 +37,8 @@ class FileLock(RunLock):
 
     def acquire(self) -> None:
         # never deleted: unlinking a lock file lets two processes lock two different files
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # owner-only like the database beside it (issue 6); never through a planted symlink
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         deadline = time.monotonic() + HOLDER_WAIT_SECONDS
         while True:
             try:
