@@ -27,7 +27,8 @@ test: $(STAMP)
 # Ratios against a baseline measured in the same run (see bench/); not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python bench/send_pipeline.py
-	$(BIN)/python bench/resolve.py --runs 3
+	$(BIN)/python bench/resolve.py --runs 3 --freeze
+	$(BIN)/python bench/import_speed.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -127,7 +127,8 @@ def main() -> int:
 
     campaign, templates = shipped_campaign()
     message = MessageSettings()
-    deliveries = resolve_campaign(engine, campaign, AS_OF, progress=False).deliveries
+    with resolve_campaign(engine, campaign, AS_OF, progress=False) as resolved:
+        deliveries = list(resolved.deliveries)
     stages(Composer(campaign.id, "stages", AS_OF, templates, message), deliveries[:1000])
 
     # The pass alone, without the first run's resolution: CPU is read around `send_pass`.

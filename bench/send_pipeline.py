@@ -80,7 +80,8 @@ def main() -> int:
     composer = Composer(campaign.id, "bench", AS_OF, templates, message)
 
     with discarding_sink() as sink:
-        deliveries = resolve_campaign(engine, campaign, AS_OF, progress=False).deliveries
+        with resolve_campaign(engine, campaign, AS_OF, progress=False) as resolved:
+            deliveries = list(resolved.deliveries)
         sample = deliveries[: args.baseline_messages]
         naive_rate = asyncio.run(baseline(sink.port, composer, sample))
 

@@ -194,7 +194,7 @@ class App:
         """`resolve`: counts by decision, audience and reason."""
         from jobs.resolution.pipeline import resolve_campaign
 
-        return resolve_campaign(
+        resolved = resolve_campaign(
             self.engine(),
             campaign,
             as_of,
@@ -202,7 +202,10 @@ class App:
             # as `run` with the default run key (the as-of date) would decide
             already_sent=self.already_sent(campaign, self.run_key(None, as_of)),
             progress=progress,
+            keep_deliveries=False,  # the counts are all `resolve` prints
         )
+        resolved.close()
+        return resolved
 
     def dry_run(
         self,

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
     "REASON_SEPARATOR",
@@ -18,6 +19,7 @@ __all__ = [
     "AccountRef",
     "AccountType",
     "Audience",
+    "AuditRow",
     "CampaignPolicy",
     "Candidate",
     "Channel",
@@ -352,6 +354,26 @@ class Decided:
     delivery_key: str | None = None  # the dedupe group, for send and merged rows
     delivery_email: str | None = None
     skip_reasons: tuple[Reason, ...] = field(default=())
+
+
+class AuditRow(NamedTuple):
+    """One audit row as plain values: what the resolution decides of the SPEC §5 columns.
+
+    A tuple, not an object per row: a run of a million customers streams three million of them
+    into the audit CSV or the ledger. `Decided.candidate` holds the rest for `explain`.
+    """
+
+    decision: Decision
+    reasons: tuple[Reason, ...]
+    audience: Audience
+    account_id: str
+    account_name: str
+    source: Source
+    person_id: str
+    name: str
+    email: str  # as in the source data
+    delivery_email: str | None  # send and merged rows
+    delivery_key: str | None  # the dedupe group (the Message-ID's input), send and merged rows
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from email_validator.rfc_constants import (
 
 from resolver.model import Normalized
 
-__all__ = ["BIDI_CONTROLS", "dedupe_key", "normalize_email", "strip_controls"]
+__all__ = ["BIDI_CONTROLS", "address_and_key", "dedupe_key", "normalize_email", "strip_controls"]
 
 # Characters that end a header line or a CSV row in some reader: C0/C1 controls (incl. CR, LF,
 # TAB) and the Unicode line/paragraph separators U+2028/U+2029.
@@ -65,12 +65,16 @@ _PLAIN_ADDRESS = re.compile(rf"([{_ATEXT}]+(?:\.[{_ATEXT}]+)*)@((?:{_LABEL}\.)+{
 _CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 
 
+_SUFFIXES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
 def _special_use(domain: str) -> bool:
     # Read on every call: email-validator documents the list as settable by its users.
-    for name in email_validator.SPECIAL_USE_DOMAIN_NAMES:
-        if domain == name or domain.endswith("." + name):
-            return True
-    return False
+    names = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+    suffixes = _SUFFIXES.get(names)
+    if suffixes is None:
+        suffixes = _SUFFIXES.setdefault(names, tuple("." + name for name in names))
+    return domain in names or domain.endswith(suffixes)
 
 
 def _plain_address(text: str) -> str | None:
@@ -105,11 +109,14 @@ def _validated_address(text: str) -> str:
     return f"{valid.local_part}@{valid.ascii_domain.lower()}"
 
 
-def normalize_email(raw: str) -> Normalized:
-    """Trim, NFKC, validate without DNS; the dedupe key is the address lower-cased (§4)."""
+def address_and_key(raw: str) -> tuple[str | None, str | None, bool, str | None, bool]:
+    """(address, key, missing, error, changed) of one source address; see `normalize_email`.
+
+    The plain-values form, for the resolution's hot loop (one tuple instead of an object).
+    """
     trimmed = raw.strip()  # str.strip also trims U+3000 (full-width space)
     if not trimmed:
-        return Normalized(original=raw, address=None, key=None, missing=True)
+        return None, None, True, None, False
     if trimmed.isascii():
         folded, changed = trimmed, False  # NFKC maps every ASCII character to itself
     else:
@@ -121,11 +128,17 @@ def normalize_email(raw: str) -> Normalized:
         try:
             address = _validated_address(folded)
         except EmailNotValidError as exc:
-            return Normalized(original=raw, address=None, key=None, error=str(exc), changed=changed)
+            return None, None, False, str(exc), changed
     key = address.lower()
     # Share one string when the address is already lower-case: millions are kept for dedupe.
+    return address, (address if key == address else key), False, None, changed
+
+
+def normalize_email(raw: str) -> Normalized:
+    """Trim, NFKC, validate without DNS; the dedupe key is the address lower-cased (§4)."""
+    address, key, missing, error, changed = address_and_key(raw)
     return Normalized(
-        original=raw, address=address, key=address if key == address else key, changed=changed
+        original=raw, address=address, key=key, missing=missing, error=error, changed=changed
     )
 
 

@@ -9,7 +9,7 @@ resolver refuses any other order instead of silently choosing a different `send`
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -19,11 +19,13 @@ from resolver.candidates import (
     non_candidates,
     partner_candidates,
 )
-from resolver.dedupe import Deduper
+from resolver.dedupe import Deduper, DeliveryStore
+from resolver.fast import CustomerResult, CustomerRows, FastCustomers, customer_account
 from resolver.filters import customer_exclusion, exclusion
 from resolver.model import (
     AccountKind,
     Audience,
+    AuditRow,
     CampaignPolicy,
     Candidate,
     CustomerAccount,
@@ -43,6 +45,7 @@ __all__ = [
     "AccountOutcome",
     "Resolution",
     "Resolver",
+    "audit_row",
     "resolution_order",
     "resolve_all",
 ]
@@ -78,10 +81,36 @@ def resolution_order(c: Candidate) -> tuple[int, str, int, str]:
     return AUDIENCE_ORDER[c.audience], c.account_id, SOURCE_ORDER[c.source], c.person_id
 
 
+def audit_row(row: Decided) -> AuditRow:
+    """The plain audit row of a decided candidate."""
+    c = row.candidate
+    return AuditRow(
+        row.decision,
+        row.reasons,
+        c.audience,
+        c.account_id,
+        c.account_name,
+        c.source,
+        c.person_id,
+        c.name,
+        c.email,
+        row.delivery_email,
+        row.delivery_key,
+    )
+
+
 class Resolver:
     """Decides candidates fed in resolution order: customers by corp_id, then all partners."""
 
-    __slots__ = ("_ctx", "_deduper", "_finished", "_last_corp_id", "_partners_fed", "_policy")
+    __slots__ = (
+        "_ctx",
+        "_deduper",
+        "_fast",
+        "_finished",
+        "_last_corp_id",
+        "_partners_fed",
+        "_policy",
+    )
 
     def __init__(
         self,
@@ -89,12 +118,15 @@ class Resolver:
         as_of: date,
         suppressed: Container[str],
         already_sent: Container[str] = frozenset(),
+        *,
+        store: DeliveryStore | None = None,
     ) -> None:
         self._policy = policy
         self._ctx = RuleContext(
             as_of=as_of, suppressed=suppressed, already_sent=already_sent, dedupe=policy.dedupe
         )
-        self._deduper = Deduper(policy.dedupe)
+        self._deduper = Deduper(policy.dedupe, store)
+        self._fast = FastCustomers(policy, self._ctx, self._deduper)
         self._last_corp_id: str | None = None
         self._partners_fed = False
         self._finished = False
@@ -105,9 +137,7 @@ class Resolver:
             return Decided(candidate=c, decision=Decision.SKIP, reasons=skips, skip_reasons=skips)
         return self._deduper.add(c, INCLUDE_CODE[c.source])
 
-    def feed_customer(self, account: CustomerAccount) -> AccountOutcome:
-        """Decide one customer's candidates; customers must come in ascending corp_id."""
-        corp_id = account.customer.corp_id
+    def _next_customer(self, corp_id: str) -> None:
         if self._finished or self._partners_fed:
             raise ValueError(f"customer {corp_id} fed after the partners or after finish()")
         if self._last_corp_id is not None and corp_id <= self._last_corp_id:
@@ -116,6 +146,28 @@ class Resolver:
             )
         self._last_corp_id = corp_id
 
+    def feed_customer(self, account: CustomerAccount) -> AccountOutcome:
+        """Decide one customer's candidates; customers must come in ascending corp_id."""
+        self._next_customer(account.customer.corp_id)
+        return self._customer_outcome(account)
+
+    def feed_customer_rows(self, rows: CustomerRows) -> CustomerResult:
+        """Decide one customer from its rows (`resolver.fast`); ascending corp_id, as above.
+
+        The same decisions as `feed_customer`, without building the values of an account that
+        needs no warning.
+        """
+        self._next_customer(rows.customer[0])
+        fast = self._fast.decide(rows)
+        if fast is not None:
+            return fast
+        outcome = self._customer_outcome(customer_account(rows))
+        return CustomerResult(
+            tuple(audit_row(row) for row in outcome.rows), len(outcome.excluded), outcome.warnings
+        )
+
+    def _customer_outcome(self, account: CustomerAccount) -> AccountOutcome:
+        corp_id = account.customer.corp_id
         rows: list[Decided] = []
         excluded: list[Excluded] = []
         warnings: list[Warning] = []
@@ -186,10 +238,14 @@ class Resolver:
             for partner_id in sorted(by_id)
         ]
 
-    def finish(self) -> list[Delivery]:
+    def finish(self) -> Iterator[Delivery]:
         """The deliveries in resolution order, numbered 1..n; nothing can be fed afterwards."""
         self._finished = True
         return self._deduper.deliveries()
+
+    @property
+    def delivery_count(self) -> int:
+        return len(self._deduper)
 
 
 def resolve_all(

@@ -140,26 +140,28 @@ def approve(
     already_sent: frozenset[str],
 ) -> tuple[Approval, Summary]:
     """Resolve as `run` would, record the fingerprint with the counts, return both."""
-    resolved = resolve_campaign(
+    with resolve_campaign(
         source,
         campaign,
         as_of,
         extra_suppressed=extra_suppressed,
         already_sent=already_sent,
         progress=False,
-    )
+        keep_deliveries=False,  # the counts are what an approval records
+    ) as resolved:
+        summary = resolved.summary
     approval = Approval(
         campaign_id=campaign.id,
         run_key=run_key,
         as_of=as_of,
         fingerprint=fp.digest,
         parts=dict(fp.parts),
-        counts=counts_of(resolved.summary),
+        counts=counts_of(summary),
         approved_at=utc_now(),
         approved_by=holder_description(),
     )
     save_approval(ledger, approval)
-    return approval, resolved.summary
+    return approval, summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,17 +196,17 @@ class ApprovalGate:
             )
         if frozen:
             return  # the frozen set was checked when it was frozen and never changes
-        resolved = resolve_campaign(
+        with resolve_campaign(
             self.source,
             self.campaign,
             self.as_of,
             extra_suppressed=self.extra_suppressed,
             already_sent=self.already_sent,
             progress=False,
-        )
-        moved = drifts(
-            approval.counts, counts_of(resolved.summary), self.campaign.max_drift_percent
-        )
+            keep_deliveries=False,  # only the counts are compared
+        ) as resolved:
+            now = counts_of(resolved.summary)
+        moved = drifts(approval.counts, now, self.campaign.max_drift_percent)
         if moved:
             raise ApprovalRefused(
                 f"{where}: the send count drifted more than {self.campaign.max_drift_percent:g}%"

@@ -48,7 +48,7 @@ from jobs.resolution.pipeline import Resolved, Summary, stream_resolution
 from jobs.smtp.pool import SmtpPool, check_relay_settings
 from resolver.model import Delivery, Warning
 
-__all__ = ["RunOutcome", "run_campaign"]
+__all__ = ["RunOutcome", "freeze_resolution", "run_campaign"]
 
 EXIT_DONE = 0
 EXIT_DEFERRED = 3
@@ -79,6 +79,55 @@ def _sqlite_path(engine: sa.Engine) -> Path | None:
     if engine.dialect.name != "sqlite" or not engine.url.database:
         return None
     return Path(engine.url.database)
+
+
+def freeze_resolution(
+    source: sa.Engine,
+    ledger: sa.Engine,
+    campaign: Campaign,
+    composer: Composer,
+    *,
+    as_of: date,
+    already_sent: frozenset[str] = frozenset(),
+    progress: bool = False,
+) -> tuple[RunRecord, Summary]:
+    """The first `run`'s resolution, frozen in the ledger in one transaction (§7).
+
+    The audit rows stream from the source into the freezing transaction, the deliveries from
+    the resolution's temporary file after them: a large run never holds either in memory.
+    The caller holds the run lock.
+    """
+    resolved = Resolved()
+    rows = stream_resolution(
+        source,
+        campaign,
+        as_of,
+        resolved,
+        extra_suppressed=ledger_suppressions(ledger),
+        already_sent=already_sent,
+        progress=progress,
+    )
+
+    def after_rows() -> Iterator[Delivery]:
+        yield from resolved.deliveries  # complete once `rows` is exhausted
+
+    def warnings_after_rows() -> Iterator[Warning]:
+        yield from resolved.warnings
+
+    with resolved:  # the deliveries' temporary file is removed once they are frozen
+        run = create_run(
+            ledger,
+            campaign_id=campaign.id,
+            run_key=composer.run_key,
+            as_of=as_of,
+            dedupe=campaign.policy.dedupe,
+            template=campaign.template,
+            audit_rows=rows,
+            deliveries=after_rows(),
+            warnings=warnings_after_rows(),
+            message_id_for=composer.message_id,
+        )
+    return run, resolved.summary
 
 
 def run_campaign(
@@ -117,38 +166,15 @@ def run_campaign(
         log.info("run started (%s)", "resolving and freezing" if created else "resuming")
         summary: Summary | None = None
         if run is None:
-            resolved = Resolved()
-            rows = stream_resolution(
+            run, summary = freeze_resolution(
                 source,
+                ledger,
                 campaign,
-                as_of,
-                resolved,
-                extra_suppressed=ledger_suppressions(ledger),
+                composer,
+                as_of=as_of,
                 already_sent=already_sent,
                 progress=progress,
             )
-
-            def after_rows() -> Iterator[Delivery]:
-                yield from resolved.deliveries  # complete once `rows` is exhausted
-
-            def warnings_after_rows() -> Iterator[Warning]:
-                yield from resolved.warnings
-
-            # The audit rows stream from the source into the freezing transaction: a large
-            # run never holds them all in memory.
-            run = create_run(
-                ledger,
-                campaign_id=campaign.id,
-                run_key=composer.run_key,
-                as_of=as_of,
-                dedupe=campaign.policy.dedupe,
-                template=campaign.template,
-                audit_rows=rows,
-                deliveries=after_rows(),
-                warnings=warnings_after_rows(),
-                message_id_for=composer.message_id,
-            )
-            summary = resolved.summary
         elif run.as_of != composer.as_of:
             # the frozen run renders with its own as-of date, whatever was passed now
             composer = Composer(

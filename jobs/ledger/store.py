@@ -20,7 +20,7 @@ from jobs.config.runs import make_run_id
 from jobs.ledger.codec import accounts_to_json, utc_now
 from jobs.ledger.models import AuditRowRow, DeliveryRow, LedgerBase, RunRow, WarningRow
 from jobs.ledger.values import OPEN_STATUSES, DeliveryStatus, RunRecord
-from resolver.model import Decided, Decision, DedupeMode, Delivery, Warning, join_reasons
+from resolver.model import AuditRow, Decision, DedupeMode, Delivery, Warning, join_reasons
 
 __all__ = [
     "CHUNK_ROWS",
@@ -113,23 +113,22 @@ def _delivery_rows(
 
 
 def _audit_rows(
-    run_pk: int, decided: Iterable[Decided], decisions: Counter[Decision]
+    run_pk: int, rows: Iterable[AuditRow], decisions: Counter[Decision]
 ) -> Iterator[dict[str, Any]]:
-    for row_no, d in enumerate(decided, start=1):
+    for row_no, d in enumerate(rows, start=1):
         decisions[d.decision] += 1
-        c = d.candidate
         yield {
             "run_pk": run_pk,
             "row_no": row_no,
             "decision": d.decision,
             "reasons": join_reasons(d.reasons),
-            "audience": c.audience,
-            "account_id": c.account_id,
-            "account_name": c.account_name,
-            "source": c.source,
-            "person_id": c.person_id,
-            "name": c.name,
-            "email": c.email,
+            "audience": d.audience,
+            "account_id": d.account_id,
+            "account_name": d.account_name,
+            "source": d.source,
+            "person_id": d.person_id,
+            "name": d.name,
+            "email": d.email,
             "delivery_email": d.delivery_email,
             "delivery_key": d.delivery_key,
         }
@@ -160,7 +159,7 @@ def create_run(
     as_of: date,
     dedupe: DedupeMode,
     template: str,
-    audit_rows: Iterable[Decided],
+    audit_rows: Iterable[AuditRow],
     deliveries: Iterable[Delivery],
     warnings: Iterable[Warning],
     message_id_for: Callable[[str], str],

@@ -31,10 +31,10 @@ def preview_messages(
     key = dedupe_key(address)
     if key is None:
         raise NotFound(f"{address!r} is not a valid e-mail address")
-    resolved = resolve_campaign(
+    with resolve_campaign(
         engine, campaign, as_of, extra_suppressed=extra_suppressed, progress=False
-    )
-    found = [d for d in resolved.deliveries if dedupe_key(d.email) == key]
+    ) as resolved:
+        found = [d for d in resolved.deliveries if dedupe_key(d.email) == key]
     if not found:
         raise NotFound(
             f"{address} receives nothing in campaign {campaign.id} as of {as_of.isoformat()};"

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from jobs.files import private_output
-from resolver.model import Decided, Warning, join_reasons
+from resolver.model import AuditRow, Warning, join_reasons
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -26,7 +26,7 @@ __all__ = [
     "AuditLine",
     "CsvOut",
     "UnencodableCell",
-    "audit_line_from_decided",
+    "audit_line_from_row",
     "protect_formula",
     "write_warnings",
 ]
@@ -75,24 +75,23 @@ class AuditLine:
         return tuple(getattr(self, name) for name in AUDIT_COLUMNS)
 
 
-def audit_line_from_decided(
-    row: Decided, *, run_id: str, campaign_id: str, status: str = "", message_id: str = ""
+def audit_line_from_row(
+    row: AuditRow, *, run_id: str, campaign_id: str, status: str = "", message_id: str = ""
 ) -> AuditLine:
     """The audit row of a resolution that has not been sent (dry run: status `dry_run`)."""
-    c = row.candidate
     has_delivery = row.delivery_key is not None
     return AuditLine(
         run_id=run_id,
         campaign_id=campaign_id,
         decision=row.decision.value,
         reasons=join_reasons(row.reasons),
-        audience=c.audience.value,
-        account_id=c.account_id,
-        account_name=c.account_name,
-        source=c.source.value,
-        person_id=c.person_id,
-        name=c.name,
-        email=c.email,
+        audience=row.audience.value,
+        account_id=row.account_id,
+        account_name=row.account_name,
+        source=row.source.value,
+        person_id=row.person_id,
+        name=row.name,
+        email=row.email,
         delivery_email=row.delivery_email or "",
         status=status if has_delivery else "",
         message_id=message_id if has_delivery else "",

@@ -33,11 +33,11 @@ from jobs.reports.audit import (
     AUDIT_COLUMNS,
     CsvOut,
     UnencodableCell,
-    audit_line_from_decided,
+    audit_line_from_row,
     write_warnings,
 )
 from jobs.resolution.pipeline import Summary, resolve_campaign
-from resolver.model import Decided
+from resolver.model import AuditRow
 
 __all__ = ["DRY_RUN_STATUS", "DryRunReport", "dry_run"]
 
@@ -83,9 +83,9 @@ def dry_run(
     try:
         with CsvOut(work / "audit.csv", AUDIT_COLUMNS, encoding) as audit:
 
-            def write_row(row: Decided) -> None:
+            def write_row(row: AuditRow) -> None:
                 mid = composer.message_id(row.delivery_key) if row.delivery_key else ""
-                line = audit_line_from_decided(
+                line = audit_line_from_row(
                     row,
                     run_id=run_id,
                     campaign_id=campaign.id,
@@ -103,37 +103,38 @@ def dry_run(
                 on_row=write_row,
                 progress=progress,
             )
-        warnings_out = write_warnings(work / "warnings.csv", resolved.warnings, encoding)
-        report = DryRunReport(
-            out=out,
-            run_id=run_id,
-            summary=resolved.summary,
-            unencodable=[*audit.unencodable, *warnings_out.unencodable],
-        )
-        messages = work / _MESSAGES
-        os.mkdir(messages, PRIVATE_DIR_MODE)
-        os.chmod(messages, PRIVATE_DIR_MODE)
-        write_private_bytes(messages / MARKER, _MARKER_TEXT)
-        now = datetime.now(TOKYO)
-        bar = Progress("rendering messages", len(resolved.deliveries)) if progress else None
-        for delivery in resolved.deliveries:
-            composed = composer.compose(delivery, now)
-            write_private_bytes(messages / f"{delivery.seq}.eml", composed.data)
-            if composed.fallback:
-                report.charset_fallbacks.append(delivery.email)
-            report.messages += 1
+        with resolved:  # the deliveries' temporary file is removed at the end
+            warnings_out = write_warnings(work / "warnings.csv", resolved.warnings, encoding)
+            report = DryRunReport(
+                out=out,
+                run_id=run_id,
+                summary=resolved.summary,
+                unencodable=[*audit.unencodable, *warnings_out.unencodable],
+            )
+            messages = work / _MESSAGES
+            os.mkdir(messages, PRIVATE_DIR_MODE)
+            os.chmod(messages, PRIVATE_DIR_MODE)
+            write_private_bytes(messages / MARKER, _MARKER_TEXT)
+            now = datetime.now(TOKYO)
+            bar = Progress("rendering messages", len(resolved.deliveries)) if progress else None
+            for delivery in resolved.deliveries:
+                composed = composer.compose(delivery, now)
+                write_private_bytes(messages / f"{delivery.seq}.eml", composed.data)
+                if composed.fallback:
+                    report.charset_fallbacks.append(delivery.email)
+                report.messages += 1
+                if bar is not None:
+                    bar.advance()
             if bar is not None:
-                bar.advance()
-        if bar is not None:
-            bar.close()
-        for name in _FILES:
-            os.replace(work / name, out / name)  # replaces a symlink there, never its target
-        previous = out / _MESSAGES
-        if os.path.lexists(previous):
-            _check_own_messages(previous)  # again: it may have changed during the run
-            os.rename(previous, work / "previous-messages")  # deleted with `work` below
-        os.rename(messages, previous)
-        done = True
+                bar.close()
+            for name in _FILES:
+                os.replace(work / name, out / name)  # replaces a symlink there, never its target
+            previous = out / _MESSAGES
+            if os.path.lexists(previous):
+                _check_own_messages(previous)  # again: it may have changed during the run
+                os.rename(previous, work / "previous-messages")  # deleted with `work` below
+            os.rename(messages, previous)
+            done = True
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -204,17 +204,18 @@ def explain(
                     }
                 )
 
-    resolved = resolve_campaign(
+    keys: set[str] = set()
+    with resolve_campaign(
         engine,
         campaign,
         as_of,
         extra_suppressed=extra_suppressed,
         already_sent=already_sent,
-        on_outcome=on_outcome,
+        on_outcome=on_outcome,  # every account through the pure path: outcomes as values
         progress=False,
-    )
-    keys = {key for _, key in traced if key is not None}
-    by_key = {d.key: d for d in resolved.deliveries if d.key in keys}
+    ) as resolved:
+        keys = {key for _, key in traced if key is not None}
+        by_key = {d.key: d for d in resolved.deliveries if d.key in keys}
     for trace, key in traced:
         if trace.decision == Decision.MERGED.value and key in by_key:
             trace.merged_into = _merged_into(by_key[key])

@@ -1,15 +1,22 @@
-"""Resolution from the database: stream accounts into the pure resolver, count what it decides.
+"""Resolution from the database: stream accounts into the resolver, count what it decides.
 
-The source database is read in one consistent snapshot, customers page by page; only the
-resolver's dedupe state and the deliveries stay in memory, never the tables. Callers receive each
-account's outcome as it is decided (the dry run writes audit rows straight to its CSV file).
+The source database is read in one consistent snapshot, customers page by page. Memory stays
+flat whatever the data set's size (issue 10): audit rows stream to the caller (the dry run's CSV
+file, the ledger's freezing transaction), deliveries to a temporary file
+(`jobs.resolution.spill`), and only the dedupe index of key hashes grows with the deliveries.
+
+Customers are decided from their rows (`resolver.fast`, with the pure path for the accounts
+that need it). `pure=True`, and any caller that wants each account's `AccountOutcome`
+(`explain`), takes the pure path for every account: the same decisions, built as values.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -18,19 +25,29 @@ import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
 from jobs.progress import Progress
+from jobs.resolution.spill import SpillStore
 from jobs.source.engine import snapshot
-from jobs.source.loader import iter_customer_accounts, iter_partner_accounts, load_suppression_keys
+from jobs.source.loader import (
+    iter_customer_accounts,
+    iter_customer_rows,
+    iter_partner_accounts,
+    load_suppression_keys,
+)
 from jobs.source.models import Customer as CustomerRow
 from jobs.source.models import check_source_schema
-from resolver.model import Decided, Delivery, Warning
-from resolver.resolve import AccountOutcome, Resolver, resolution_order
+from resolver.model import AuditRow, Decision, Delivery, Reason, Warning
+from resolver.resolve import AccountOutcome, Resolver, audit_row, resolution_order
 
-__all__ = ["Resolved", "Summary", "resolve_campaign", "stream_resolution"]
+__all__ = ["Deliveries", "Resolved", "Summary", "resolve_campaign", "stream_resolution"]
 
 
 @dataclass
 class Summary:
-    """What a resolution decided, in counts (the `resolve` command's output)."""
+    """What a resolution decided, in counts (the `resolve` command's output).
+
+    Rows are tallied by (decision, audience, reasons) while resolving, one increment a row, and
+    spread into the per-decision, per-audience and per-reason counts by `finish()`.
+    """
 
     candidates: int = 0
     accounts: int = 0
@@ -41,18 +58,35 @@ class Summary:
     reasons: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    tally: Counter[tuple[Decision, str, tuple[Reason, ...]]] = field(default_factory=Counter)
+
+    def add_rows(
+        self, rows: Iterable[AuditRow], excluded: int, warnings: Iterable[Warning]
+    ) -> None:
+        """Count one account's audit rows, candidates outside the filters and warnings."""
+        self.accounts += 1
+        self.excluded += excluded
+        tally = self.tally
+        for row in rows:
+            tally[(row.decision, row.audience, row.reasons)] += 1
+        for warning in warnings:
+            self.warnings[warning.code.value] += 1
 
     def add(self, outcome: AccountOutcome) -> None:
-        self.accounts += 1
-        self.excluded += len(outcome.excluded)
-        for row in outcome.rows:
-            self.candidates += 1
-            self.decisions[row.decision.value] += 1
-            self.by_audience[(row.candidate.audience.value, row.decision.value)] += 1
-            for reason in row.reasons:
-                self.reasons[reason.value] += 1
-        for warning in outcome.warnings:
-            self.warnings[warning.code.value] += 1
+        """Count one account's outcome (the pure path)."""
+        self.add_rows(
+            (audit_row(row) for row in outcome.rows), len(outcome.excluded), outcome.warnings
+        )
+
+    def finish(self) -> None:
+        """Spread the tally into the counts by decision, audience and reason."""
+        for (decision, audience, reasons), n in self.tally.items():
+            self.candidates += n
+            self.decisions[decision.value] += n
+            self.by_audience[(str(audience), decision.value)] += n
+            for reason in reasons:
+                self.reasons[reason.value] += n
+        self.tally.clear()
 
     def as_json(self) -> dict[str, Any]:
         audiences: dict[str, dict[str, int]] = {}
@@ -71,16 +105,63 @@ class Summary:
         }
 
 
+class Deliveries:
+    """The deliveries of a finished resolution, read from its store in seq order on each pass."""
+
+    def __init__(self, resolver: Resolver | None = None) -> None:
+        self._resolver = resolver
+
+    def __iter__(self) -> Iterator[Delivery]:
+        if self._resolver is None:
+            return iter(())
+        return self._resolver.finish()
+
+    def __len__(self) -> int:
+        return 0 if self._resolver is None else self._resolver.delivery_count
+
+
 @dataclass
 class Resolved:
-    """What a resolution produced besides its audit rows; complete once the rows are consumed."""
+    """What a resolution produced besides its audit rows; complete once the rows are consumed.
 
-    deliveries: list[Delivery] = field(default_factory=list)
+    `deliveries` streams from a temporary file: read it before `close()`, which removes it.
+    """
+
+    deliveries: Deliveries = field(default_factory=Deliveries)
     warnings: list[Warning] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
+    store: SpillStore | None = None
+
+    def close(self) -> None:
+        """Remove the deliveries' temporary file."""
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def __enter__(self) -> Resolved:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 OutcomeSink = Callable[[AccountOutcome], None]
+
+# Young-generation collections every 100,000 container allocations instead of 700: a resolution
+# allocates millions of short-lived tuples and creates no reference cycles, and the collector
+# took about a quarter of `resolve`'s CPU (bench/resolve.py, CPU seconds, issue 10).
+_FEWER_COLLECTIONS = 100_000
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Raise the collector's first threshold while resolving; restored afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], _FEWER_COLLECTIONS), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def stream_resolution(
@@ -93,13 +174,17 @@ def stream_resolution(
     already_sent: Container[str] = frozenset(),
     on_outcome: OutcomeSink | None = None,
     progress: bool = True,
-) -> Iterator[Decided]:
+    pure: bool = False,
+    keep_deliveries: bool = True,
+) -> Iterator[AuditRow]:
     """Yield every audit row of `campaign` as of `as_of`, in resolution order.
 
     The rows are never all in memory: the first `run` writes them straight into the ledger.
     `into` receives the deliveries, warnings and counts; they are complete when the generator
-    is exhausted. `extra_suppressed` are dedupe keys suppressed by the job itself (the ledger's
-    hard bounces): §7, the effective suppression list is the union with the source data's.
+    is exhausted, and the caller closes `into` when done with its deliveries.
+    `keep_deliveries=False`: counts only (`resolve`); the deliveries are not kept.
+    `extra_suppressed` are dedupe keys suppressed by the job itself (the ledger's hard bounces):
+    §7, the effective suppression list is the union with the source data's.
     `already_sent`: delivery keys earlier runs of the campaign sent (§4 ALREADY_SENT).
     """
     started = time.perf_counter()
@@ -112,18 +197,28 @@ def stream_resolution(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    with snapshot(engine) as conn:
+    store = into.store = SpillStore(keep=keep_deliveries)
+    with _fewer_collections(), snapshot(engine) as conn:
         suppressed = load_suppression_keys(conn)
         suppressed.update(extra_suppressed)
-        resolver = Resolver(campaign.policy, as_of, suppressed, already_sent)
+        resolver = Resolver(campaign.policy, as_of, suppressed, already_sent, store=store)
         total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
         bar = Progress("resolving customers", total) if progress else None
-        for account in iter_customer_accounts(conn):
-            outcome = resolver.feed_customer(account)
-            take(outcome)
-            yield from outcome.rows
-            if bar is not None:
-                bar.advance()
+        if pure or on_outcome is not None:
+            for account in iter_customer_accounts(conn):
+                outcome = resolver.feed_customer(account)
+                take(outcome)
+                yield from (audit_row(row) for row in outcome.rows)
+                if bar is not None:
+                    bar.advance()
+        else:
+            for rows in iter_customer_rows(conn):
+                result = resolver.feed_customer_rows(rows)
+                summary.add_rows(result.rows, result.excluded, result.warnings)
+                into.warnings.extend(result.warnings)
+                yield from result.rows
+                if bar is not None:
+                    bar.advance()
         if bar is not None:
             bar.close()
         partner_outcomes = resolver.feed_partners(iter_partner_accounts(conn))
@@ -131,12 +226,14 @@ def stream_resolution(
         take(outcome)
     # Audit rows of partners in resolution order (every partner contact before any certified
     # implementer), as the deliveries are numbered.
-    yield from sorted(
+    for row in sorted(
         (row for outcome in partner_outcomes for row in outcome.rows),
         key=lambda row: resolution_order(row.candidate),
-    )
-    into.deliveries = resolver.finish()
-    summary.deliveries = len(into.deliveries)
+    ):
+        yield audit_row(row)
+    into.deliveries = Deliveries(resolver)
+    summary.deliveries = resolver.delivery_count
+    summary.finish()
     summary.seconds = time.perf_counter() - started
 
 
@@ -148,21 +245,32 @@ def resolve_campaign(
     extra_suppressed: Iterable[str] = (),
     already_sent: Container[str] = frozenset(),
     on_outcome: OutcomeSink | None = None,
-    on_row: Callable[[Decided], None] | None = None,
+    on_row: Callable[[AuditRow], None] | None = None,
     progress: bool = True,
+    pure: bool = False,
+    keep_deliveries: bool = True,
 ) -> Resolved:
-    """Resolve `campaign` as of `as_of`, handing each audit row to `on_row` as it is decided."""
+    """Resolve `campaign` as of `as_of`, handing each audit row to `on_row` as it is decided.
+
+    The caller closes the result (or uses it in a `with` block) when done with its deliveries.
+    """
     resolved = Resolved()
-    for row in stream_resolution(
-        engine,
-        campaign,
-        as_of,
-        resolved,
-        extra_suppressed=extra_suppressed,
-        already_sent=already_sent,
-        on_outcome=on_outcome,
-        progress=progress,
-    ):
-        if on_row is not None:
-            on_row(row)
+    try:
+        for row in stream_resolution(
+            engine,
+            campaign,
+            as_of,
+            resolved,
+            extra_suppressed=extra_suppressed,
+            already_sent=already_sent,
+            on_outcome=on_outcome,
+            progress=progress,
+            pure=pure,
+            keep_deliveries=keep_deliveries,
+        ):
+            if on_row is not None:
+                on_row(row)
+    except BaseException:
+        resolved.close()
+        raise
     return resolved

@@ -1,10 +1,16 @@
 """`db import DIR`: load the CSV files of SPEC §3 into the source tables, all or nothing.
 
-Every file is validated in Python first (a streaming pass that keeps only key sets), so a bad
-row is reported with its file, physical line and column in words rather than as a database
-error, and identically on SQLite, PostgreSQL and MariaDB. Only then is the old data set deleted
-and the new one inserted in chunks, in one transaction: a failure at any point leaves the
-database exactly as it was.
+Every row is validated in Python (keys and references checked against key sets of the files
+read before it), so a bad row is reported with its file, physical line and column in words
+rather than as a database error, and identically on SQLite, PostgreSQL and MariaDB.
+
+Each file is read once: rows are validated and written in the same pass, inside the one
+transaction that first deleted the old data set, so the first bad row rolls everything back and
+leaves the database exactly as it was. Writing uses each driver's bulk path (issue 10): COPY on
+PostgreSQL (psycopg 3), one prepared `executemany` per table on SQLite, and multi-row INSERTs on
+MariaDB (PyMySQL turns `executemany` into them). A file is decoded by the fast text reader when a
+first pass over its bytes finds it decodable; otherwise the line-by-line decoder names the line
+and column of the bad byte.
 
 The column rules are derived from the table definitions of `jobs.source.models`, so the CSV
 format, the validation and the schema cannot drift apart.
@@ -20,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +88,8 @@ class _FileSpec:
 
 
 def _enum_converter(enum_class: type[enum.Enum], nullable: bool) -> Converter:
-    members = {str(m.value): m for m in enum_class}
+    # Stored by value as plain text (jobs.source.models): the value is what every driver writes.
+    members = {str(m.value): str(m.value) for m in enum_class}
     allowed = ", ".join(members)
 
     def convert(text: str) -> Any:
@@ -97,14 +105,18 @@ def _enum_converter(enum_class: type[enum.Enum], nullable: bool) -> Converter:
 
 
 def _date_converter(nullable: bool) -> Converter:
-    def convert(text: str) -> date | None:
+    def convert(text: str) -> str | None:
         if text == "" and nullable:
             return None
         if _DATE.fullmatch(text):
             try:
-                return date.fromisoformat(text)
+                date.fromisoformat(text)
             except ValueError:
                 pass
+            else:
+                # The checked text itself: SQLite stores dates as this very text (as SQLAlchemy
+                # does), and PostgreSQL's COPY and MariaDB parse it.
+                return text
         raise _CellError(f"{text!r} is not a date in the form YYYY-MM-DD")
 
     return convert
@@ -226,9 +238,8 @@ def _decode_error(
     )
 
 
-def _records(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
-    """(first physical line, cells) for every non-blank record, the header (line 1) first."""
-    pos = _Position()
+def _slow_lines(path: Path, encoding: str, pos: _Position) -> Iterator[str]:
+    """The file's lines, each decoded on its own so that a bad byte names its line and column."""
     with path.open("rb") as fh:
         decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
 
@@ -239,32 +250,67 @@ def _records(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
                 raise _decode_error(path, number, raw, exc, encoding, pos) from None
             return text
 
-        def lines() -> Iterator[str]:
-            # One line of lookahead: the last line is decoded as final, so a character cut off
-            # at the end of the file is reported as such, before its row is parsed.
-            number, previous = 0, b""
-            for raw in fh:
-                if number:
-                    yield decode(number, previous, final=False)
-                number, previous = number + 1, raw
+        # One line of lookahead: the last line is decoded as final, so a character cut off
+        # at the end of the file is reported as such, before its row is parsed.
+        number, previous = 0, b""
+        for raw in fh:
             if number:
-                yield decode(number, previous, final=True)
+                yield decode(number, previous, final=False)
+            number, previous = number + 1, raw
+        if number:
+            yield decode(number, previous, final=True)
 
-        reader = csv.reader(lines(), strict=True)
-        while True:
-            start = pos.record_end + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise InputError(f"malformed CSV: {exc}", file=str(path), line=start) from None
-            pos.record_end = reader.line_num
-            if not cells:
-                continue  # a blank line
-            if not pos.header:
-                pos.header = tuple(cell.strip() for cell in cells)
-            yield start, cells
+
+_PROBE_BYTES = 1 << 20
+
+
+def _plain(path: Path, encoding: str) -> bool:
+    """True when the whole file decodes and holds no NUL: the fast reader may take it.
+
+    One pass over the bytes in C, cheap next to parsing them (bench/import_speed.py); a file
+    that fails it is read line by line, so that the error names its line and column.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    with path.open("rb") as fh:
+        try:
+            while chunk := fh.read(_PROBE_BYTES):
+                if b"\x00" in chunk:
+                    return False
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _fast_lines(path: Path, encoding: str) -> Iterator[str]:
+    """The file's lines from the buffered text reader (split on LF only, like the slow path)."""
+    with path.open("r", encoding=encoding, errors="strict", newline="\n") as fh:
+        yield from fh
+
+
+def _records(path: Path, encoding: str, *, fast: bool) -> Iterator[tuple[int, list[str]]]:
+    """(first physical line, cells) for every non-blank record, the header (line 1) first.
+
+    `fast`: the file passed `_plain` (decodable, no NUL), so the buffered reader can take it.
+    """
+    pos = _Position()
+    lines = _fast_lines(path, encoding) if fast else _slow_lines(path, encoding, pos)
+    reader = csv.reader(lines, strict=True)
+    while True:
+        start = pos.record_end + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(f"malformed CSV: {exc}", file=str(path), line=start) from None
+        pos.record_end = reader.line_num
+        if not cells:
+            continue  # a blank line
+        if not pos.header:
+            pos.header = tuple(cell.strip() for cell in cells)
+        yield start, cells
 
 
 def _check_header(spec: _FileSpec, path: Path, line: int, header: list[str]) -> list[int]:
@@ -299,9 +345,30 @@ def _check_header(spec: _FileSpec, path: Path, line: int, header: list[str]) -> 
     return [names.index(name) for name in spec.columns]
 
 
-def _rows(spec: _FileSpec, path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, typed row) for every data row of one file; raises InputError at the first bad cell."""
-    records = _records(path, encoding)
+def _cell_error(
+    path: Path, line: int, cells: list[str], converters: list[tuple[str, Converter, int]]
+) -> InputError:
+    """The error of the first bad cell of a row, checked cell by cell in column order."""
+    for name, convert, i in converters:
+        text = cells[i]
+        try:
+            if "\x00" in text:
+                raise _CellError("contains a NUL character")
+            convert(text)
+        except _CellError as exc:
+            return InputError(str(exc), file=str(path), line=line, column=name)
+    raise AssertionError(f"{path}, line {line}: a cell failed once but not again")
+
+
+def _rows(
+    spec: _FileSpec, path: Path, encoding: str, *, fast: bool
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """(line, typed row in table column order) for every data row of one file.
+
+    Raises InputError at the first bad cell. `fast`: the file holds no NUL (`_plain`), so the
+    cells are converted in one comprehension and only a failing row is checked cell by cell.
+    """
+    records = _records(path, encoding, fast=fast)
     first = next(records, None)
     if first is None:
         raise InputError(
@@ -319,61 +386,133 @@ def _rows(spec: _FileSpec, path: Path, encoding: str) -> Iterator[tuple[int, dic
             raise InputError(
                 f"expected {width} fields, found {len(cells)}", file=str(path), line=line
             )
-        row: dict[str, Any] = {}
-        for name, convert, i in converters:
-            text = cells[i]
-            try:
-                if "\x00" in text:
-                    raise _CellError("contains a NUL character")
-                row[name] = convert(text)
-            except _CellError as exc:
-                raise InputError(str(exc), file=str(path), line=line, column=name) from None
+        try:
+            # The fast reader's files hold no NUL at all (`_plain`); elsewhere check each cell.
+            if not fast and any("\x00" in cells[i] for _name, _convert, i in converters):
+                raise _CellError("contains a NUL character")
+            row = tuple([convert(cells[i]) for _name, convert, i in converters])
+        except _CellError:
+            raise _cell_error(path, line, cells, converters) from None
         yield line, row
 
 
 # --- validation and writing ---------------------------------------------------------------------
 
+Keys = dict[str, set[str]]
+"""The keys of the files read so far that other files refer to (single-column keys)."""
 
-def _validate(
-    spec: _FileSpec, path: Path, encoding: str, keys: dict[str, dict[tuple[Any, ...], int]]
-) -> int:
-    """Check a whole file (keys, references); records its keys for the files that refer to it."""
-    seen: dict[tuple[Any, ...], int] = {}
-    count = 0
-    for line, row in _rows(spec, path, encoding):
-        for column, target in spec.references.items():
-            value = row[column]
-            if value is not None and (value,) not in keys.get(target, {}):
+
+def _key_of(spec: _FileSpec) -> Callable[[tuple[Any, ...]], str]:
+    """A row's key as one string: a million keys cost far less than tuples with line numbers."""
+    where = [spec.columns.index(k) for k in spec.key]
+    if len(where) == 1:
+        (only,) = where
+
+        def single(row: tuple[Any, ...]) -> str:
+            value: str = row[only]
+            return value
+
+        return single
+
+    # Key columns are ids and enumeration values, which never hold NUL (refused above).
+    first, second = where  # every composite key of §3 has two columns
+
+    def pair(row: tuple[Any, ...]) -> str:
+        return f"{row[first]}\x00{row[second]}"
+
+    return pair
+
+
+def _checked(
+    spec: _FileSpec, path: Path, encoding: str, keys: Keys, *, fast: bool
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of one file that pass every check (references, duplicate keys), in order.
+
+    Records the file's keys in `keys` when another file refers to it.
+    """
+    key_of = _key_of(spec)
+    references = [
+        (column, spec.columns.index(column), target, keys.get(target, set()))
+        for column, target in spec.references.items()
+    ]
+    seen: set[str] = set()
+    for line, row in _rows(spec, path, encoding, fast=fast):
+        for column, i, target, known in references:
+            value = row[i]
+            if value is not None and value not in known:
                 raise InputError(
                     f"{value!r} does not match any row of {target}.csv",
                     file=str(path),
                     line=line,
                     column=column,
                 )
-        key = tuple(row[k] for k in spec.key)
-        earlier = seen.setdefault(key, line)
-        if earlier != line:
-            shown = ", ".join(f"{k}={row[k]!s}" for k in spec.key)
+        key = key_of(row)
+        if key in seen:
+            earlier = _first_line(spec, path, encoding, key)
+            shown = ", ".join(f"{k}={row[spec.columns.index(k)]!s}" for k in spec.key)
             raise InputError(
                 f"duplicate key ({shown}), first on line {earlier}",
                 file=str(path),
                 line=line,
                 column=spec.key[-1],
             )
-        count += 1
+        seen.add(key)
+        yield row
     keys[spec.table.name] = seen
+
+
+def _first_line(spec: _FileSpec, path: Path, encoding: str, key: str) -> int:
+    """The line where `key` first occurs (read again only to word a duplicate-key error)."""
+    key_of = _key_of(spec)
+    for line, row in _rows(spec, path, encoding, fast=_plain(path, encoding)):
+        if key_of(row) == key:
+            return line
+    raise AssertionError(f"key {key!r} vanished from {path}")
+
+
+def _chunks(rows: Iterator[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    while chunk := list(islice(rows, CHUNK_ROWS)):
+        yield chunk
+
+
+def _insert_sql(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...]) -> str:
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)})"
+        f" VALUES ({', '.join(mark for _ in columns)})"
+    )
+
+
+def _write(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]) -> int:
+    """Write `rows` into the spec's table with the driver's bulk path; the number written."""
+    count = 0
+    if conn.dialect.name == "postgresql":
+        quote = conn.dialect.identifier_preparer.quote
+        sql = (
+            f"COPY {quote(spec.table.name)} ({', '.join(quote(c) for c in spec.columns)})"
+            " FROM STDIN"
+        )
+        # The driver connection of this SQLAlchemy connection: COPY joins its transaction.
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+        return count
+    # SQLite: one statement prepared once (the driver's cache) and run per chunk. MariaDB:
+    # PyMySQL rewrites each chunk into multi-row INSERTs of up to 1 MB.
+    sql = _insert_sql(conn, spec.table, spec.columns)
+    for chunk in _chunks(rows):
+        conn.exec_driver_sql(sql, chunk)
+        count += len(chunk)
     return count
 
 
-def _chunks(rows: Iterator[tuple[int, dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    for _line, row in rows:
-        chunk.append(row)
-        if len(chunk) >= CHUNK_ROWS:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _load(conn: sa.Connection, spec: _FileSpec, path: Path, encoding: str, keys: Keys) -> int:
+    """Check and write one file; a bad row raises InputError (the caller rolls back)."""
+    rows = _checked(spec, path, encoding, keys, fast=_plain(path, encoding))
+    return _write(conn, spec, rows)
 
 
 def import_dir(engine: sa.Engine, directory: Path, encoding: str = "utf-8") -> ImportReport:
@@ -390,22 +529,25 @@ def import_dir(engine: sa.Engine, directory: Path, encoding: str = "utf-8") -> I
         raise InputError("required file not found", file=str(directory / missing[0]))
 
     referenced = {target for spec in specs for target in spec.references.values()}
-    keys: dict[str, dict[tuple[Any, ...], int]] = {}
+    keys: Keys = {}
     counts = {spec.table.name: 0 for spec in specs}
-    for spec in present:  # parents first: a reference is checked against keys already read
-        counts[spec.table.name] = _validate(spec, directory / spec.file_name, codec, keys)
-        if spec.table.name not in referenced:
-            keys.pop(spec.table.name)
-    keys.clear()
-
     init_source_schema(engine)
+    # One transaction: the old data set is deleted first and every file is checked while it is
+    # written, so the first bad row (InputError) or a database refusal undoes all of it.
     with engine.begin() as conn:
         for spec in reversed(specs):  # children first (foreign keys)
             conn.execute(spec.table.delete())
-        for spec in present:
-            path = directory / spec.file_name
-            for chunk in _chunks(_rows(spec, path, codec)):
-                conn.execute(spec.table.insert(), chunk)
+        for spec in present:  # parents first: a reference is checked against keys already read
+            counts[spec.table.name] = _load(conn, spec, directory / spec.file_name, codec, keys)
+            if spec.table.name not in referenced:
+                keys.pop(spec.table.name, None)
+        if conn.dialect.name == "postgresql":
+            # Fresh statistics, so that the first resolution after an import plans its range
+            # scans on the real table sizes.
+            for spec in present:
+                conn.exec_driver_sql(
+                    f"ANALYZE {conn.dialect.identifier_preparer.quote(spec.table.name)}"
+                )
     return ImportReport(
         directory=directory,
         counts=counts,

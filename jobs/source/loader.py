@@ -10,12 +10,21 @@ The resolver compares ids with Python `str` order, so accounts come out in code-
 their id; the schema's binary collations (`jobs.source.engine.id_type`) make the database agree,
 and a source whose collation disagrees (a replica's own views) is refused rather than mis-merged.
 Text columns that are NULL in the database arrive as "" so that the resolver sees plain `str`.
+
+The resolution's own read (`iter_customer_rows`) takes the same pages with plain SQL on the
+driver's cursor and hands the rows on as tuples (`resolver.fast.CustomerRows`): at a million
+customers, building SQLAlchemy rows and then resolver values of every row cost more than the
+database's reading of them. `RawQueries` is that SQL, shared with `bench/resolve.py`, whose scan
+is the yardstick of issue 10.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import date
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -31,6 +40,7 @@ from jobs.source.models import (
     User,
 )
 from resolver import model
+from resolver.fast import CUSTOMER_COLUMNS, MYPAGE_COLUMNS, USER_COLUMNS, CustomerRows
 from resolver.model import (
     CustomerAccount,
     MyPageRole,
@@ -42,8 +52,10 @@ from resolver.normalize import dedupe_key
 
 __all__ = [
     "PAGE_SIZE",
+    "RawQueries",
     "find_accounts_by_email",
     "iter_customer_accounts",
+    "iter_customer_rows",
     "iter_partner_accounts",
     "load_suppression_keys",
 ]
@@ -52,6 +64,7 @@ PAGE_SIZE = 1_000
 """Accounts per page; also bounds the number of bound parameters of an id filter."""
 
 _SCAN_BATCH = 5_000
+_PARENT = itemgetter(0)
 _ROLE_ORDER = {role: i for i, role in enumerate(MyPageRole)}  # §2: contract manager, then billing
 
 T = TypeVar("T")
@@ -226,6 +239,84 @@ def iter_customer_accounts(
                 users=tuple(sorted(users.get(corp_id, ()), key=lambda u: u.user_id)),
                 active_products=frozenset(products.get(corp_id, ())),
             )
+
+
+class RawQueries:
+    """The resolution's reads as plain SQL in the driver's paramstyle (keyset pages)."""
+
+    def __init__(self, paramstyle: str) -> None:
+        mark = "?" if paramstyle == "qmark" else "%s"
+        between = f"BETWEEN {mark} AND {mark}"
+        customers = ", ".join(_customers.c[name].name for name in CUSTOMER_COLUMNS)
+        self.customers_first = (
+            f"SELECT {customers} FROM {Customer.__tablename__} ORDER BY corp_id LIMIT {{limit}}"
+        )
+        self.customers_next = (
+            f"SELECT {customers} FROM {Customer.__tablename__} WHERE corp_id > {mark}"
+            f" ORDER BY corp_id LIMIT {{limit}}"
+        )
+        mypage = ", ".join(_mypage.c[name].name for name in MYPAGE_COLUMNS)
+        users = ", ".join(_users.c[name].name for name in USER_COLUMNS)
+        in_page = f"WHERE corp_id {between} ORDER BY corp_id"
+        self.mypage = f"SELECT {mypage} FROM {MyPageContact.__tablename__} {in_page}"
+        self.users = f"SELECT {users} FROM {User.__tablename__} {in_page}, user_id"
+        # §4 products filter: active contracts only.
+        self.contracts = (
+            f"SELECT corp_id, product FROM {Contract.__tablename__}"
+            f" WHERE status = {mark} AND corp_id {between} ORDER BY corp_id, product"
+        )
+        self.active = ProductStatus.ACTIVE.value
+
+
+def _grouped(cursor: Any, sql: str, params: tuple[Any, ...]) -> dict[str, list[tuple[Any, ...]]]:
+    # Rows come ordered by their parent id: grouped in C, one list per parent.
+    cursor.execute(sql, params)
+    return {parent: list(rows) for parent, rows in groupby(cursor.fetchall(), _PARENT)}
+
+
+def _as_date(value: Any) -> date | None:
+    # SQLite hands DATE columns back as their 'YYYY-MM-DD' text; the others as dates.
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
+def iter_customer_rows(
+    conn: sa.Connection, *, page_size: int = PAGE_SIZE
+) -> Iterator[CustomerRows]:
+    """Every customer's rows by corp_id, read on the driver's cursor of `conn`'s transaction."""
+    sql = RawQueries(conn.dialect.paramstyle)
+    make = CustomerRows._make
+    raw: Any = conn.connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql.customers_first.format(limit=page_size))
+        previous: str | None = None
+        while page := cursor.fetchall():
+            ids = [row[0] for row in page]
+            previous = _check_order(ids, previous, "customers")
+            span = (ids[0], ids[-1])
+            contacts = _grouped(cursor, sql.mypage, span)
+            users = _grouped(cursor, sql.users, span)
+            products = _grouped(cursor, sql.contracts, (sql.active, *span))
+            none: list[tuple[Any, ...]] = []
+            for row in page:
+                corp_id = row[0]
+                if row[6] is not None and not isinstance(row[6], date):
+                    row = (*row[:6], _as_date(row[6]), *row[7:])
+                yield make(
+                    (
+                        row,
+                        contacts.get(corp_id, none),
+                        users.get(corp_id, none),
+                        frozenset([p for _, p in products.get(corp_id, none)]),
+                    )
+                )
+            if len(page) < page_size:
+                return
+            cursor.execute(sql.customers_next.format(limit=page_size), (ids[-1],))
+    finally:
+        cursor.close()
 
 
 def _partner(row: sa.Row[Any]) -> model.Partner:

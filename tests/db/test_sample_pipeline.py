@@ -17,7 +17,7 @@ from jobs.resolution.pipeline import resolve_campaign
 from jobs.source.engine import make_engine
 from jobs.source.importer import import_dir
 from jobs.source.models import init_source_schema
-from resolver.model import Decided, DedupeMode
+from resolver.model import AuditRow, DedupeMode
 from tests.conftest import REPO
 
 AS_OF = date(2026, 12, 1)
@@ -28,12 +28,12 @@ def _expected(sample_data: Path, mode: DedupeMode) -> dict[str, tuple[str, str, 
         return {r["key"]: (r["decision"], r["reasons"], r["group"]) for r in csv.DictReader(f)}
 
 
-def _group(row: Decided, mode: DedupeMode) -> str:
+def _group(row: AuditRow, mode: DedupeMode) -> str:
     if row.delivery_email is None:
         return ""
     group = row.delivery_email.lower()
     if mode is DedupeMode.ADDRESS_PER_ACCOUNT:
-        group += f"|{row.candidate.account_id}"
+        group += f"|{row.account_id}"
     return group
 
 
@@ -47,13 +47,15 @@ def test_sample_decisions_through_the_database(
         import_dir(engine, sample_data)
         campaign = load_campaign(REPO / "config" / "campaigns" / "maintenance-notice.toml")
         campaign = replace(campaign, policy=replace(campaign.policy, dedupe=mode))
-        rows: list[Decided] = []
+        rows: list[AuditRow] = []
         resolved = resolve_campaign(engine, campaign, AS_OF, on_row=rows.append, progress=False)
+        deliveries = list(resolved.deliveries)
+        resolved.close()
     finally:
         engine.dispose()
 
     got = {
-        f"{r.candidate.source.value}|{r.candidate.account_id}|{r.candidate.person_id}": (
+        f"{r.source.value}|{r.account_id}|{r.person_id}": (
             r.decision.value,
             ";".join(x.value for x in r.reasons),
             _group(r, mode),
@@ -63,5 +65,5 @@ def test_sample_decisions_through_the_database(
     assert len(got) == len(rows)  # one audit row per candidate
     assert got == _expected(sample_data, mode)
     sends = [r for r in rows if r.decision.value == "send"]
-    assert [d.key for d in resolved.deliveries] == [r.delivery_key for r in sends]
-    assert [d.seq for d in resolved.deliveries] == list(range(1, len(sends) + 1))
+    assert [d.key for d in deliveries] == [r.delivery_key for r in sends]
+    assert [d.seq for d in deliveries] == list(range(1, len(sends) + 1))

@@ -14,6 +14,7 @@ from resolver.model import (
     AccountKind,
     AccountRef,
     Audience,
+    AuditRow,
     Candidate,
     Channel,
     ContractStatus,
@@ -28,6 +29,7 @@ from resolver.model import (
     Warning,
     WarningCode,
 )
+from resolver.resolve import audit_row
 
 AS_OF = date(2026, 12, 1)
 
@@ -92,7 +94,11 @@ def delivery(i: int) -> Delivery:
     )
 
 
-def audit_rows(n: int) -> Iterator[Decided]:
+def audit_rows(n: int) -> Iterator[AuditRow]:
+    return (audit_row(d) for d in decided_rows(n))
+
+
+def decided_rows(n: int) -> Iterator[Decided]:
     for i in range(1, n + 1):
         email = address(i)
         yield Decided(

@@ -25,6 +25,7 @@ from jobs.ledger.models import DeliveryRow
 from jobs.ledger.queue import claim
 from jobs.source.engine import make_engine
 from resolver.model import (
+    AuditRow,
     Decided,
     Decision,
     DedupeMode,
@@ -34,6 +35,7 @@ from resolver.model import (
     Warning,
     WarningCode,
 )
+from resolver.resolve import audit_row
 from tests.ledger import factory
 from tests.ledger.conftest import freeze
 
@@ -80,7 +82,7 @@ def test_create_run_freezes_the_resolution(ledger: sa.Engine) -> None:
 def test_audit_rows_come_back_in_order_with_their_values(ledger: sa.Engine, run: RunRecord) -> None:
     with ledger.connect() as conn:
         rows = list(iter_audit(conn, run))
-    frozen = list(factory.audit_rows(12))
+    frozen = list(factory.decided_rows(12))
     assert len(rows) == len(frozen) == run.candidates
     for got, want in zip(rows, frozen, strict=True):
         c = want.candidate
@@ -119,7 +121,7 @@ def test_claimed_delivery_is_the_frozen_delivery(ledger: sa.Engine, run: RunReco
     ]
 
 
-def _exploding() -> Iterator[Decided]:
+def _exploding() -> Iterator[AuditRow]:
     raise AssertionError("an existing run must not be resolved again")
     yield  # pragma: no cover
 
@@ -221,7 +223,7 @@ def test_reason_codes_round_trip_every_code(ledger: sa.Engine) -> None:
         as_of=factory.AS_OF,
         dedupe=DedupeMode.ADDRESS,
         template="t",
-        audit_rows=[row],
+        audit_rows=[audit_row(row)],
         deliveries=[],
         warnings=[Warning(WarningCode.HEADER_SANITIZED, "C1", "u1", "", "制御文字")],
         message_id_for=factory.message_id_for,
@@ -283,7 +285,7 @@ def test_audit_rows_are_consumed_before_deliveries_so_a_resolution_can_stream_in
     # they are only complete once the last audit row has been decided.
     rows_done = False
 
-    def rows() -> Iterator[Decided]:
+    def rows() -> Iterator[AuditRow]:
         nonlocal rows_done
         yield from factory.audit_rows(30)
         rows_done = True

@@ -1,0 +1,319 @@
+"""Customer accounts decided from plain rows: the resolution's hot path (issue 10).
+
+A million customers are about three million candidates. Building each one as a `Candidate`
+with its `Customer`, `User` and `Normalized` values and asking every rule of `resolver.rules`
+about it cost several times the reading of the rows. Here the common account is decided from
+the rows as the database returns them (`CUSTOMER_COLUMNS`, `MYPAGE_COLUMNS`, `USER_COLUMNS`):
+
+- the skip rules are still only those of `resolver.rules`, run on a real `Candidate` once per
+  distinct combination of the facts they read (`_facts`), and remembered: a handful of
+  combinations cover a million candidates. A rule that reads a new fact must add it to
+  `_facts` (the identity tests below fail otherwise);
+- an account with anything the fast path does not decide itself — a warning to write (a name
+  that loses control characters, an address that NFKC changes, `admin` after the cutoff,
+  nobody reachable) — goes through the pure path, `Resolver.feed_customer`, and so does every
+  partner (they are few).
+
+tests/resolution/test_fast_path.py holds both paths to identical audit rows, warnings and
+deliveries: the sample set and hypothesis-generated sets, both dedupe modes, three databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, NamedTuple
+
+from resolver.candidates import customer_candidates
+from resolver.dedupe import Deduper, group_key_of
+from resolver.filters import customer_exclusion
+from resolver.model import (
+    AccountKind,
+    AccountType,
+    Audience,
+    AuditRow,
+    CampaignPolicy,
+    Channel,
+    ContractStatus,
+    Customer,
+    CustomerAccount,
+    Decision,
+    DedupeMode,
+    MyPageContact,
+    MyPageRole,
+    Plan,
+    Product,
+    Reason,
+    Source,
+    User,
+    UserStatus,
+    Warning,
+)
+from resolver.normalize import address_and_key, strip_controls
+from resolver.rules import INCLUDE_CODE, RuleContext, skip_reasons
+from resolver.warnings import ADMIN_CUTOFF
+
+__all__ = [
+    "CUSTOMER_COLUMNS",
+    "MYPAGE_COLUMNS",
+    "USER_COLUMNS",
+    "CustomerResult",
+    "CustomerRows",
+    "FastCustomers",
+    "customer_account",
+]
+
+CUSTOMER_COLUMNS = (
+    "corp_id",
+    "company_name",
+    "channel",
+    "reseller_partner_id",
+    "plan",
+    "contract_status",
+    "applied_on",
+    "is_oem",
+    "mypage_postal_code",  # §2: My Page 会社基本設定; company_info_* is never read for mail
+    "mypage_address",
+)
+"""The customers columns of SPEC §3 a resolution reads, in the order of `CustomerRows.customer`."""
+
+MYPAGE_COLUMNS = ("corp_id", "role", "name", "email")
+USER_COLUMNS = ("corp_id", "user_id", "name", "email", "is_system_admin", "account_type", "status")
+
+_ROLE_ORDER = {role.value: i for i, role in enumerate(MyPageRole)}  # contract manager, billing
+_MYPAGE_SOURCE = {
+    MyPageRole.CONTRACT_MANAGER.value: Source.MYPAGE_CONTRACT_MANAGER,
+    MyPageRole.BILLING.value: Source.MYPAGE_BILLING,
+}
+_LEGACY_ADMIN_ID = "admin"
+
+# Enum members read once: looked up on their class they go through a Python-level descriptor.
+_LEGACY_ADMIN, _SYSTEM_ADMIN = Source.LEGACY_ADMIN, Source.SYSTEM_ADMIN
+_CUSTOMER, _CUSTOMER_KIND = Audience.CUSTOMER, AccountKind.CUSTOMER
+_SKIP = Decision.SKIP
+_DIRECT, _TERMINATED = Channel.DIRECT, ContractStatus.TERMINATED
+_new_row = tuple.__new__  # AuditRow(...) and AuditRow._make run Python code for every row
+
+
+class CustomerRows(NamedTuple):
+    """One customer's rows as the database returns them (NULL text is None)."""
+
+    customer: tuple[Any, ...]  # CUSTOMER_COLUMNS; applied_on a date or None
+    contacts: Sequence[tuple[Any, ...]]  # MYPAGE_COLUMNS
+    users: Sequence[tuple[Any, ...]]  # USER_COLUMNS, every user of the customer
+    products: frozenset[str]  # products with an `active` contract
+
+
+class CustomerResult(NamedTuple):
+    """What one customer adds to a resolution: audit rows, filtered-out count, warnings."""
+
+    rows: Sequence[AuditRow]
+    excluded: int
+    warnings: Sequence[Warning]
+
+
+def _role_order(row: tuple[Any, ...]) -> int:
+    return _ROLE_ORDER[row[1]]
+
+
+def _user_id(row: tuple[Any, ...]) -> str:
+    user_id: str = row[1]
+    return user_id
+
+
+def customer_account(rows: CustomerRows) -> CustomerAccount:
+    """The resolver values of one customer's rows (the pure path and `explain` use these)."""
+    c = rows.customer
+    applied_on: date | None = c[6]
+    customer = Customer(
+        corp_id=c[0],
+        company_name=c[1] or "",
+        channel=Channel(c[2]),
+        reseller_partner_id=c[3] or None,
+        plan=Plan(c[4]),
+        contract_status=ContractStatus(c[5]),
+        applied_on=applied_on,
+        is_oem=bool(c[7]),
+        postal_code=c[8] or "",
+        address=c[9] or "",
+    )
+    return CustomerAccount(
+        customer=customer,
+        # §2: contract manager, then billing contact.
+        contacts=tuple(
+            MyPageContact(role=MyPageRole(r[1]), name=r[2] or "", email=r[3] or "")
+            for r in sorted(rows.contacts, key=_role_order)
+        ),
+        # Sorted in Python: the database's order of user_id is its collation's.
+        users=tuple(
+            User(
+                user_id=u[1],
+                name=u[2] or "",
+                email=u[3] or "",
+                is_system_admin=bool(u[4]),
+                account_type=AccountType(u[5]),
+                status=UserStatus(u[6]),
+            )
+            for u in sorted(rows.users, key=_user_id)
+        ),
+        active_products=frozenset(Product(p) for p in rows.products),
+    )
+
+
+# One candidate before its decision: source, person id, name, raw e-mail, user row (or None),
+# and the normalized (address, key, missing).
+_Pending = tuple[Source, str, str, str, "tuple[Any, ...] | None", str | None, str | None, bool]
+
+
+class FastCustomers:
+    """Decides customer accounts from their rows, sharing the resolver's dedupe and context."""
+
+    __slots__ = (
+        "_ctx",
+        "_deduper",
+        "_excluded",
+        "_filtered",
+        "_in_audience",
+        "_mode",
+        "_policy",
+        "_skips",
+    )
+
+    def __init__(self, policy: CampaignPolicy, ctx: RuleContext, deduper: Deduper) -> None:
+        self._policy = policy
+        self._ctx = ctx
+        self._deduper = deduper
+        self._mode = deduper.mode
+        self._in_audience = Audience.CUSTOMER in policy.audiences
+        self._filtered = policy.plans is not None or policy.products is not None
+        # Memos: rule outcomes by the facts they read; filter outcomes by (plan, products).
+        self._skips: dict[tuple[object, ...], tuple[Reason, ...]] = {}
+        self._excluded: dict[tuple[str, frozenset[str]], bool] = {}
+
+    def _outside_filters(self, rows: CustomerRows) -> bool:
+        plan_products = (rows.customer[4], rows.products)
+        outside = self._excluded.get(plan_products)
+        if outside is None:
+            outside = customer_exclusion(customer_account(rows), self._policy) is not None
+            self._excluded[plan_products] = outside
+        return outside
+
+    def _facts(self, rows: CustomerRows, pending: _Pending) -> tuple[object, ...]:
+        """Everything the skip rules of `resolver.rules` read about a customer candidate."""
+        c = rows.customer
+        user = pending[4]
+        address, key, missing = pending[5], pending[6], pending[7]
+        return (
+            c[2],  # channel: RESELLER_CHANNEL
+            c[5],  # contract_status: CONTRACT_ENDED
+            None if user is None else user[5],  # account_type: GROUP_ACCOUNT
+            None if user is None else user[6],  # status: USER_NOT_ACTIVE
+            missing,  # MISSING_EMAIL
+            address is None,  # INVALID_EMAIL (with `missing`)
+            key is not None and key in self._ctx.suppressed,  # SUPPRESSED
+            key is not None  # ALREADY_SENT: by delivery key, as `rules.already_sent`
+            and group_key_of(key, c[0], self._mode) in self._ctx.already_sent,
+        )
+
+    def _skip_reasons(self, rows: CustomerRows, pending: _Pending) -> tuple[Reason, ...]:
+        facts = self._facts(rows, pending)
+        found = self._skips.get(facts)
+        if found is None:
+            # The rules themselves, on the real candidate, the first time these facts occur.
+            wanted = (pending[0], pending[1])
+            (candidate,) = (
+                c
+                for c in customer_candidates(customer_account(rows))
+                if (c.source, c.person_id) == wanted
+            )
+            found = self._skips[facts] = skip_reasons(candidate, self._ctx)
+        return found
+
+    def decide(self, rows: CustomerRows) -> CustomerResult | None:
+        """The account's result, or None when it needs the pure path (nothing changed then)."""
+        c = rows.customer
+        corp_id: str = c[0]
+        contacts = rows.contacts
+        if len(contacts) > 1:
+            contacts = sorted(contacts, key=_role_order)
+        users = rows.users
+        if len(users) > 1:
+            users = sorted(users, key=_user_id)
+        legacy: list[tuple[Any, ...]] = []
+        admins: list[tuple[Any, ...]] = []
+        for u in users:
+            # §4: `admin` whatever its flag; any other user with the permission.
+            if u[1].lower() == _LEGACY_ADMIN_ID:
+                legacy.append(u)
+            elif u[4]:
+                admins.append(u)
+        count = len(contacts) + len(legacy) + len(admins)
+        if not self._in_audience or (self._filtered and self._outside_filters(rows)):
+            return CustomerResult((), count, ())
+        if legacy and not c[7] and c[6] is not None and c[6] >= ADMIN_CUTOFF:
+            return None  # ADMIN_AFTER_CUTOFF
+
+        pending: list[_Pending] = []
+        for r in contacts:
+            found = self._pending(_MYPAGE_SOURCE[r[1]], "", r, None)
+            if found is None:
+                return None
+            pending.append(found)
+        for source, group in ((_LEGACY_ADMIN, legacy), (_SYSTEM_ADMIN, admins)):
+            for u in group:
+                found = self._pending(source, u[1], u, u)
+                if found is None:
+                    return None
+                pending.append(found)
+
+        skips = [self._skip_reasons(rows, p) for p in pending]
+        # UNREACHABLE_CUSTOMER: a direct, not terminated customer whose every candidate (if
+        # any) is skipped. Nothing was placed yet, so the pure path can take the account over.
+        if c[2] == _DIRECT and c[5] != _TERMINATED and all(skips):
+            return None
+
+        company: str = c[1] or ""
+        postal: str = c[8] or ""
+        postal_address: str = c[9] or ""
+        place = self._deduper.place
+        mode = self._mode
+        by_address = mode is DedupeMode.ADDRESS
+        out: list[AuditRow] = []
+        for (source, person_id, name, raw, _user, address, key, _missing), skip in zip(
+            pending, skips, strict=True
+        ):
+            delivery_email: str | None = None
+            group_key: str | None = None
+            if skip:
+                decision, reasons = _SKIP, skip
+            else:
+                assert address is not None and key is not None
+                group_key = key if by_address else group_key_of(key, corp_id, mode)
+                decision, reasons, delivery_email = place(
+                    group_key,
+                    address,
+                    name,
+                    _CUSTOMER,
+                    INCLUDE_CODE[source],
+                    _CUSTOMER_KIND,
+                    corp_id,
+                    company,
+                    source,
+                    postal,
+                    postal_address,
+                )
+            row = (decision, reasons, _CUSTOMER, corp_id, company, source, person_id, name, raw)
+            out.append(_new_row(AuditRow, (*row, delivery_email, group_key)))
+        return CustomerResult(out, 0, ())
+
+    @staticmethod
+    def _pending(
+        source: Source, person_id: str, found: tuple[Any, ...], user: tuple[Any, ...] | None
+    ) -> _Pending | None:
+        """One candidate with its normalized address; None when it would need a warning."""
+        name, sanitized = strip_controls(found[2] or "")
+        raw: str = found[3] or ""
+        address, key, missing, _error, changed = address_and_key(raw)
+        if sanitized or changed:
+            return None  # HEADER_SANITIZED, EMAIL_NORMALIZED: the pure path writes them
+        return (source, person_id, name, raw, user, address, key, missing)
