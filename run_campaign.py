@@ -29,7 +29,7 @@ from jobs.app import (
 )
 from jobs.config.campaign import Campaign
 from jobs.config.runs import name_problem, split_run_id
-from jobs.errors import ConfigError, InputError, MailerError
+from jobs.errors import ConfigError, InputError, MailerError, Terminated
 from jobs.terminal import terminal_safe
 from resolver.model import DeliveryStatus
 
@@ -57,6 +57,11 @@ def _echo_json(value: Any) -> None:
     click.echo(terminal_safe(json.dumps(value, ensure_ascii=False, indent=2), json=True))
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    """Outside a sending pass (which has its own handler), SIGTERM unwinds like Ctrl-C."""
+    raise Terminated("SIGTERM")
+
+
 def _internal_error(exc: BaseException) -> NoReturn:
     where = f"traceback in {ERROR_LOG}"
     try:
@@ -81,6 +86,13 @@ class MailerGroup(click.Group):
             raise _exit_with(exc) from exc
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except Terminated:
+            # SIGTERM (systemd's stop) is a clean stop like Ctrl-C, reported as shells do
+            _echo(
+                "Terminated: what the server confirmed is recorded; run again to resume.",
+                err=True,
+            )
+            sys.exit(Terminated.exit_code)
         except KeyboardInterrupt:
             # 130 as shells report SIGINT; 1 is reserved for bugs (SPEC §8)
             _echo(
@@ -234,15 +246,6 @@ MOMENT = MomentType()
 
 def _is_tty() -> bool:
     return sys.stderr.isatty()
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM (systemd's stop, `kill`) stops like Ctrl-C: confirmed results kept, exit 130.
-
-    Re-raised as SIGINT so that it takes the one path that is tested for Ctrl-C, asyncio's
-    included (the sending pass cancels cleanly and gives back unsent claims).
-    """
-    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
 
 
 @click.group(cls=MailerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -523,8 +526,8 @@ def run(
         )
     if p.possible_duplicates:
         _echo(
-            f"possible duplicates: {p.possible_duplicates:,} (connection lost after the "
-            "message body was sent, resent with the same Message-ID)"
+            f"possible duplicates: {p.possible_duplicates:,} (resent with the same Message-ID "
+            "after an unknown outcome: a connection lost after the body, or a crash)"
         )
     if p.hard_bounces:
         _echo(f"hard bounces added to the suppression list: {p.hard_bounces:,}")
@@ -589,6 +592,30 @@ def nightly(app: App, campaigns_dir: Path | None, now: datetime | None) -> None:
         _echo(f"alert: {problem}", err=True)
     app.close()
     sys.exit(report.exit_code)
+
+
+@cli.command()
+@click.option(
+    "--run", "run_id", type=RUN_ID, required=True, help="The run to help: <campaign>/<key>."
+)
+@pass_app
+def worker(app: App, run_id: str) -> None:
+    """An extra sender for a run in progress (PostgreSQL or MariaDB ledger).
+
+    Claims deliveries beside the `run` coordinator and other workers and exits 0 when nothing
+    is left to claim. Its claims come back to the others after `smtp.claim_lease_seconds` if
+    it dies; it exits 4 if it cannot renew its lease.
+    """
+    outcome = app.worker(run_id, progress=_is_tty())
+    p = outcome.pass_report
+    _echo(
+        f"worker {outcome.worker_id} on {outcome.run.run_id}: sent {p.sent:,}, deferred "
+        f"{p.deferred:,}, failed {p.failed:,} in {p.seconds:.2f}s ({p.rate:,.0f} messages/s)"
+    )
+    for line in p.first_errors:
+        _echo(f"  {line}", err=True)
+    app.close()
+    sys.exit(outcome.exit_code)
 
 
 def _print_status(st: Any) -> None:
@@ -669,7 +696,7 @@ def diff(app: App, runs: tuple[str, ...], out: Path | None, encoding: str) -> No
 
 def main() -> None:
     """Console-script entry point."""
-    _stop_on_sigterm()  # the process's own signal handling: not for in-process callers (tests)
+    signal.signal(signal.SIGTERM, _on_sigterm)  # the process's own: not in CliRunner tests
     cli(prog_name="swmail")
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from jobs.delivery.coordinator import RunOutcome
     from jobs.delivery.nightly import NightlyReport
+    from jobs.delivery.worker import WorkerOutcome
     from jobs.ledger import Approval, RunRecord
     from jobs.messages.compose import Composed, Composer
     from jobs.reports.audit import CsvOut
@@ -381,6 +382,18 @@ class App:
 
         counts, written = write_diff(diff_runs(self.ledger_engine(), run_a, run_b), out, encoding)
         return totals(run_a, run_b, counts), written
+
+    def worker(self, run_id: str, *, progress: bool) -> WorkerOutcome:
+        """`worker --run RUN_ID`: an extra sender for a frozen run (SPEC §9)."""
+        from jobs.delivery.worker import run_worker
+
+        def composer_for(run: RunRecord) -> Composer:
+            # the frozen run renders with its own run key and as-of date, as `run` does
+            return self.composer(self.campaign(run.campaign_id), run.run_key, run.as_of)
+
+        return run_worker(
+            self.ledger_engine(), run_id, composer_for, self.settings.smtp, progress=progress
+        )
 
     def status(self, run_id: str | None) -> list[RunStatus]:
         """`status`: per run, deliveries by status."""

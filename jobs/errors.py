@@ -10,10 +10,12 @@ __all__ = [
     "ApprovalRefused",
     "ConfigError",
     "InputError",
+    "LostRun",
     "MailerError",
     "NotFound",
     "RunLocked",
     "TemplateError",
+    "Terminated",
 ]
 
 
@@ -83,3 +85,20 @@ class RunLocked(MailerError):
     def __init__(self, message: str, *, holder: str | None = None) -> None:
         super().__init__(message)
         self.holder = holder  # "host X pid N since T", when known
+
+
+class LostRun(RunLocked):
+    """A sender lost its run lock, its lease or its database session, and stopped (SPEC §9).
+
+    Exit 4 like a second coordinator: another process may hold the run's claims now.
+    """
+
+
+class Terminated(BaseException):
+    """SIGTERM (what systemd sends to stop a unit): a clean stop, like Ctrl-C (issue 6).
+
+    Not a `MailerError`: like `KeyboardInterrupt` it must pass every `except Exception` on its
+    way out, so that nothing logs it and carries on. Exit 143 (128 + 15), as shells report it.
+    """
+
+    exit_code = 143

@@ -14,6 +14,7 @@ The order matters for "impossible to double-send":
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -26,11 +27,12 @@ import sqlalchemy as sa
 from jobs.config.campaign import Campaign
 from jobs.config.settings import SmtpSettings
 from jobs.delivery.approval import ApprovalGate
-from jobs.delivery.sender import PassReport, send_pass
+from jobs.delivery.sender import PassReport, SendPass
 from jobs.ledger import (
     DeliveryStatus,
     RunRecord,
     RunStats,
+    WorkerRole,
     acquire_run_lock,
     begin_pass,
     check_ledger,
@@ -40,15 +42,20 @@ from jobs.ledger import (
     holder_description,
     ledger_suppressions,
     make_run_id,
+    register_worker,
+    reserve_pace,
     stats,
+    stop_worker,
 )
+from jobs.ledger.lock import RunLock
 from jobs.logs import run_context
 from jobs.messages.compose import Composer
 from jobs.resolution.pipeline import Resolved, Summary, stream_resolution
-from jobs.smtp.pool import SmtpPool, check_relay_settings
+from jobs.smtp.pool import SmtpPool, check_relay_settings, relay_password
+from jobs.smtp.rate import RateLimiter, SharedRateLimiter
 from resolver.model import Delivery, Warning
 
-__all__ = ["RunOutcome", "freeze_resolution", "run_campaign"]
+__all__ = ["RunOutcome", "freeze_resolution", "run_campaign", "send_as_owner"]
 
 EXIT_DONE = 0
 EXIT_DEFERRED = 3
@@ -156,7 +163,7 @@ def run_campaign(
     holder = holder_description()
     with (
         run_context(run_id),
-        acquire_run_lock(ledger, run_id, sqlite_path=_sqlite_path(ledger)),
+        acquire_run_lock(ledger, run_id, sqlite_path=_sqlite_path(ledger)) as lock,
     ):
         with ledger.connect() as conn:
             run = get_run(conn, run_id)
@@ -184,12 +191,21 @@ def run_campaign(
                 composer.templates,
                 composer.message,
             )
-        info = begin_pass(ledger, run, coordinator=holder)
+        # §9: a live worker's claims stay its own; a dead sender's come back now
+        info = begin_pass(ledger, run, coordinator=holder, lease_seconds=smtp.claim_lease_seconds)
         with ledger.connect() as conn:
             before = stats(conn, run)
-        todo = before.counts.get(DeliveryStatus.PENDING, 0)
-        report = asyncio.run(
-            _send(ledger, run, info.pass_no, composer, smtp, todo=todo, progress=progress)
+        todo = before[DeliveryStatus.PENDING] + before[DeliveryStatus.SENDING]
+        report = send_as_owner(
+            ledger,
+            run,
+            info.pass_no,
+            composer,
+            smtp,
+            worker_id=holder,
+            todo=todo,
+            progress=progress,
+            coordinator=lock,
         )
         finish_run(ledger, run)
         with ledger.connect() as conn:
@@ -213,27 +229,61 @@ def run_campaign(
     )
 
 
-async def _send(
+def _limiter(ledger: sa.Engine, run: RunRecord, smtp: SmtpSettings) -> RateLimiter:
+    """The pool's pace: run-wide through the ledger where workers can share the run (§9)."""
+    if smtp.rate_per_second <= 0 or ledger.dialect.name == "sqlite":
+        return RateLimiter(smtp.rate_per_second)  # SQLite: one sending process per run
+    interval = 1.0 / smtp.rate_per_second
+
+    async def reserve(slots: int) -> float:
+        return await asyncio.to_thread(reserve_pace, ledger, run, slots, interval)
+
+    return SharedRateLimiter(smtp.rate_per_second, reserve)
+
+
+def send_as_owner(
     ledger: sa.Engine,
     run: RunRecord,
     pass_no: int,
     composer: Composer,
     smtp: SmtpSettings,
     *,
+    worker_id: str,
     todo: int,
     progress: bool,
+    coordinator: RunLock | None,
 ) -> PassReport:
-    if todo == 0:
-        return PassReport()
-    async with SmtpPool.from_settings(smtp) as pool:
-        return await send_pass(
-            ledger,
-            run,
-            pass_no,
-            composer,
-            pool,
-            smtp,
-            worker_id=holder_description(),
-            total=todo,
-            progress=progress,
-        )
+    """One sender's share of a pass, as a claim owner with a lease (§9).
+
+    The coordinator (holding `coordinator`, its run lock) waits for the other senders' claims
+    too, each coming back to it if its owner dies; a worker leaves when nothing is left to
+    claim. The owner's row stays for `status`, marked stopped.
+    """
+    role = WorkerRole.WORKER if coordinator is None else WorkerRole.COORDINATOR
+
+    async def send() -> PassReport:
+        if todo == 0:
+            return PassReport()
+        pool = SmtpPool(smtp, relay_password(smtp), limiter=_limiter(ledger, run, smtp))
+        async with pool:
+            return await SendPass(
+                ledger,
+                run,
+                pass_no,
+                composer,
+                pool,
+                smtp,
+                worker_id=worker_id,
+                total=todo,
+                progress=progress,
+                wait_for_others=coordinator is not None,
+                lease_seconds=smtp.claim_lease_seconds,
+                lock=coordinator,
+            ).run()
+
+    register_worker(ledger, run, worker_id, role)
+    try:
+        return asyncio.run(send())
+    finally:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            stop_worker(ledger, run, worker_id)

@@ -1,12 +1,14 @@
-"""The sending pipeline of one pass: claim → compose → send (with retries) → record.
+"""The sending pipeline of one pass: claim → compose → send (one attempt) → record or requeue.
 
-Three kinds of asyncio tasks share one event loop:
+Four kinds of asyncio tasks share one event loop:
 - a claimer takes small batches of deliveries from the ledger (each claim committed before its
   messages go out, so a crash leaves them `sending` for the next pass to find);
-- `smtp.connections` senders each compose a message and send it through the pool with retries;
+- `smtp.connections` senders each compose a message and make one attempt through the pool; a
+  delivery that must wait for a retry goes back to the queue instead of holding a connection;
 - a committer writes confirmed results in short batched transactions, at most `COMMIT_INTERVAL`
   after the server confirmed them (SPEC §7: at most the last 50 ms can be sent twice after a
-  kill -9). Progress is the ledger itself: nothing is counted in memory and written later.
+  kill -9). Progress is the ledger itself: nothing is counted in memory and written later;
+- a lease keeper renews this sender's lease and takes back the claims of dead senders (§9).
 
 Database calls are blocking (SQLAlchemy), so they run on one dedicated thread: the loop keeps
 the SMTP connections busy meanwhile, and a single writer thread keeps SQLite free of lock fights.
@@ -17,29 +19,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from jobs.config.settings import SmtpSettings
-from jobs.ledger.queue import claim, record, release
+from jobs.errors import LostRun, Terminated
+from jobs.ledger.lock import RunLock
+from jobs.ledger.queue import claim, queue_state, record, release
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, RunRecord
+from jobs.ledger.workers import heartbeat, take_back
 from jobs.messages.compose import Composer, envelope_sender
 from jobs.progress import Progress
-from jobs.smtp.envelope import SESSION_PHASES, Envelope, FinalResult, FinalStatus
-from jobs.smtp.retry import send_with_retry
+from jobs.smtp.envelope import (
+    SESSION_PHASES,
+    Envelope,
+    FinalResult,
+    FinalStatus,
+    Outcome,
+    SendResult,
+)
+from jobs.smtp.retry import RetryPolicy, one_attempt
 from jobs.smtp.transport import Transport
 
-__all__ = ["COMMIT_INTERVAL", "PassReport", "send_pass"]
+__all__ = ["COMMIT_INTERVAL", "PassReport", "SendPass"]
 
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL = 0.05  # seconds: the oldest confirmed-but-uncommitted result (§7)
+IDLE_POLL = 0.5  # seconds: how often an idle sender looks at the queue again at most
+STALE_WAIT = 60.0  # seconds overdue: a waiting delivery another sender must have taken
 _STATUS = {
     FinalStatus.SENT: DeliveryStatus.SENT,
     FinalStatus.DEFERRED: DeliveryStatus.DEFERRED,
@@ -60,6 +75,7 @@ class PassReport:
     seconds: float = 0.0
     first_errors: list[str] = field(default_factory=list)
     relay_down: str = ""  # why the pass stopped early because the relay itself failed
+    waited: int = 0  # transient attempts whose delivery went back to the queue to wait
     charset_fallbacks: list[str] = field(default_factory=list)  # delivery addresses
 
     @property
@@ -85,14 +101,29 @@ def _reply(final: FinalResult) -> tuple[int | None, str]:
 
 def _possible_duplicate(claimed: ClaimedDelivery, final: FinalResult) -> bool:
     """This send may repeat one the server already kept (same Message-ID either way)."""
-    # an earlier run ended this delivery with its body sent and no reply: sending it again now
-    # may be the second copy, like a retry after a failure past DATA within this run
-    return final.possible_duplicate or (claimed.outcome_unknown and final.attempts > 0)
+    if final.possible_duplicate:  # a retry within this pass after a failure past DATA
+        return True
+    # An earlier attempt's outcome is unknown: it failed past DATA, or its process died with it
+    # claimed (kill -9: it may have been on the wire). Resending the body now may make a second
+    # copy; a resend that never got as far as the body makes none.
+    body_resent = final.status is FinalStatus.SENT or final.unknown_outcome
+    return claimed.outcome_unknown and body_resent
 
 
-def _result(claimed: ClaimedDelivery, final: FinalResult) -> DeliveryResult:
-    status = _STATUS[final.status]
+def _still_unknown(claimed: ClaimedDelivery, final: FinalResult, duplicate: bool) -> bool:
+    """Whether the next send of this delivery must count as a possible duplicate."""
+    if final.status is not FinalStatus.DEFERRED:
+        return False
+    return final.unknown_outcome or (claimed.outcome_unknown and not duplicate)
+
+
+def _result(
+    claimed: ClaimedDelivery, final: FinalResult, *, not_before: datetime | None = None
+) -> DeliveryResult:
+    """The ledger's record of one attempt: final, or (with `not_before`) a wait in the queue."""
+    status = _STATUS[final.status] if not_before is None else DeliveryStatus.PENDING
     code, text = _reply(final)
+    duplicate = _possible_duplicate(claimed, final)
     return DeliveryResult(
         claim=claimed,
         status=status,
@@ -100,91 +131,247 @@ def _result(claimed: ClaimedDelivery, final: FinalResult) -> DeliveryResult:
         smtp_code=code,
         smtp_text=text or None,
         sent_at=datetime.now(UTC) if status is DeliveryStatus.SENT else None,
-        possible_duplicate=_possible_duplicate(claimed, final),
-        outcome_unknown=final.unknown_outcome,
+        possible_duplicate=duplicate,
+        outcome_unknown=_still_unknown(claimed, final, duplicate),
         hard_bounces=final.hard_bounces,
+        not_before=not_before,
+        retry_attempts=claimed.retry_attempts + final.attempts,
     )
 
 
-async def send_pass(
-    engine: sa.Engine,
-    run: RunRecord,
-    pass_no: int,
-    composer: Composer,
-    transport: Transport,
-    smtp: SmtpSettings,
-    *,
-    worker_id: str,
-    total: int | None = None,
-    progress: bool = False,
-    claim_size: int | None = None,
-) -> PassReport:
-    """Send every delivery the pass can claim; returns when none is left to claim.
+class SendPass:
+    """One sending pass as an object: each part a named method, its state in readable fields.
 
-    When it stops early (a relay setup error, the ledger failing, Ctrl-C), results the server
-    confirmed are still committed and deliveries claimed but never handed to the server go back
-    to `pending`; only those that were on their way stay `sending` for the next pass to resend.
+    Parts:
+    - claiming (`claim_loop`): takes small batches from the ledger, each claim committed before
+      its messages go out, and feeds them to the connections;
+    - sending (`connection`, `send_one`): one task per connection composes and makes one
+      attempt; a delivery that must wait for its next attempt goes back to the queue with a
+      not-before time (`requeue`) and the connection moves on (issue 8: retries never hold a
+      connection idle). tenacity's stop and wait strategies (`RetryPolicy`) decide when and
+      whether;
+    - committing (`commit_loop`): writes confirmed results in short batched transactions;
+    - watching the relay (`watch_relay`): stops the pass when the relay itself is down;
+    - watching the lease (`watch_lease`): renews this sender's lease, takes back the claims of
+      senders whose lease expired, and stops sending when this sender lost its run lock, its
+      lease or its database session (§9).
+
+    The pass ends when nothing is claimable and nothing can become claimable again: no
+    delivery of the run waits for a retry (each was sent or spent its attempts) and, for a
+    coordinator (`wait_for_others`), no other sender still holds claims.
+
+    State a test can read: `report`, `held` (claimed, not yet handed to the server),
+    `in_flight` (handed to the transport, no result yet), `waiting` (this pass's deliveries
+    back in the queue, by id, with the loop time they are due), `confirmed` (results not yet
+    committed), `committed` (results written so far) and `session_failures`.
     """
-    report = PassReport()
-    started = time.perf_counter()
-    sender = envelope_sender(composer.message.from_)
-    connections = smtp.connections
-    batch = claim_size or max(8, min(200, connections * 8))
-    work: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue(maxsize=batch * 2)
-    confirmed: list[DeliveryResult] = []
-    # Claimed but not yet handed to the transport: certainly not sent, so given back on a stop.
-    # Filled on the ledger thread as each claim commits, so a claim that finishes after its
-    # claimer was cancelled is not forgotten.
-    held: dict[int, ClaimedDelivery] = {}
-    done_sending = asyncio.Event()
-    # Consecutive deliveries deferred because the session itself failed (connect, TLS, AUTH):
-    # when every connection has seen it, the relay is down and every further delivery would
-    # spend all its attempts the same way. The pass stops; the rest stays pending (exit 3).
-    session_failures = 0
-    bar = Progress("sending", total) if progress else None
-    db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-    loop = asyncio.get_running_loop()
 
-    async def in_db(fn: Callable[..., _T], *args: Any) -> _T:
-        return await loop.run_in_executor(db, lambda: fn(*args))
+    def __init__(
+        self,
+        engine: sa.Engine,
+        run: RunRecord,
+        pass_no: int,
+        composer: Composer,
+        transport: Transport,
+        smtp: SmtpSettings,
+        *,
+        worker_id: str,
+        total: int | None = None,
+        progress: bool = False,
+        claim_size: int | None = None,
+        wait_for_others: bool = False,
+        lease_seconds: float | None = None,
+        lock: RunLock | None = None,
+    ) -> None:
+        self.engine = engine
+        self.run_record = run
+        self.pass_no = pass_no
+        self.composer = composer
+        self.transport = transport
+        self.smtp = smtp
+        self.worker_id = worker_id
+        self.connections = smtp.connections
+        self.batch = claim_size or max(8, min(200, self.connections * 8))
+        self.sender = envelope_sender(composer.message.from_)
+        self.report = PassReport()
+        # Claimed but not yet handed to the transport: certainly not sent, so given back on a
+        # stop. Filled on the ledger thread as each claim commits, so a claim that finishes
+        # after its claimer was cancelled is not forgotten.
+        self.held: dict[int, ClaimedDelivery] = {}
+        self.in_flight: dict[int, ClaimedDelivery] = {}
+        self.waiting: dict[int, float] = {}
+        # the bytes of each waiting delivery: its retry sends exactly what the first attempt
+        # sent (same Date as well as the same Message-ID) when this sender takes it again
+        self.composed: dict[int, Envelope] = {}
+        # fresh deliveries a connection did not start because the relay looked down
+        self.parked: list[ClaimedDelivery] = []
+        self.confirmed: list[DeliveryResult] = []
+        self.committed = 0
+        self.policy = RetryPolicy(
+            smtp.max_attempts, smtp.backoff_initial_seconds, smtp.backoff_max_seconds
+        )
+        self.wait_for_others = wait_for_others
+        self.lease_seconds = lease_seconds
+        self.lock = lock
+        self.fenced = ""  # why this sender stopped: lost its run lock, lease or session
+        self.taken_back = 0  # claims of dead senders this one put back in the queue
+        self._committing = 0  # results taken by the committer, not yet written
+        self._changed = asyncio.Event()  # a result was settled or committed: look again
+        self.terminated = False  # SIGTERM arrived: the pass stops as on Ctrl-C, then exit 143
+        # Consecutive attempts that failed in the session itself (connect, TLS, AUTH): once
+        # every connection has seen it the relay looks down, and only deliveries already
+        # retrying go out; when one of them spends its attempts that way the relay is down
+        # and every further delivery would do the same. The pass stops; the rest stays
+        # pending (exit 3).
+        self.session_failures = 0
+        self._total = total
+        self._progress = progress
+        self._bar: Progress | None = None
+        self._work: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue(maxsize=self.batch * 2)
+        self._done_sending = asyncio.Event()
+        # Database calls are blocking: one dedicated thread, a single writer for SQLite.
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
-    def claim_and_hold() -> list[ClaimedDelivery]:
-        claims = claim(engine, run, pass_no, worker_id, batch)
-        held.update((c.delivery_id, c) for c in claims)
+    async def in_db(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a blocking ledger call on the pass's ledger thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, lambda: fn(*args))
+
+    # --- claiming ---------------------------------------------------------------------------
+
+    @property
+    def relay_suspect(self) -> bool:
+        """Every connection just saw the relay session fail: start no fresh delivery."""
+        return self.session_failures >= self.connections
+
+    def claim_batch(self) -> list[ClaimedDelivery]:
+        """On the ledger thread: claim a batch and hold it until a connection takes it."""
+        claims = claim(
+            self.engine,
+            self.run_record,
+            self.pass_no,
+            self.worker_id,
+            self.batch,
+            retries_only=self.relay_suspect,
+        )
+        self.held.update((c.delivery_id, c) for c in claims)
         return claims
 
-    def release_held() -> int:
-        return release(engine, list(held.values()))
-
-    async def claimer() -> None:
-        while not report.relay_down and (claims := await in_db(claim_and_hold)):
+    async def claim_loop(self) -> None:
+        """Feed claimed deliveries to the connections until nothing is left to claim."""
+        while not self.report.relay_down:
+            self._changed.clear()
+            if self.parked:
+                await self.in_db(self.unpark)
+            claims = await self.in_db(self.claim_batch)
             for c in claims:
-                await work.put(c)
-        for _ in range(connections):
-            await work.put(None)
+                self.waiting.pop(c.delivery_id, None)
+                await self._work.put(c)
+            if not claims and await self.drained():
+                break
+        for _ in range(self.connections):
+            await self._work.put(None)
 
-    async def send_one(c: ClaimedDelivery) -> None:
-        # §7: the Message-ID frozen at resolution, even if message_id_domain changed since
-        composed = composer.compose(c.delivery, message_id=c.message_id)
+    async def drained(self) -> bool:
+        """Nothing was claimable: True when nothing can come back; else wait, then look again."""
+        loop = asyncio.get_running_loop()
+        wait = IDLE_POLL
+        if self.held or self.in_flight or self.confirmed or self._committing:
+            # a result on its way may put a delivery back in the queue
+            now = loop.time()
+            # an entry long overdue was taken by another sender: it no longer wakes this one
+            for stale in [i for i, due in self.waiting.items() if due < now - STALE_WAIT]:
+                del self.waiting[stale]
+                self.composed.pop(stale, None)
+            if self.waiting:
+                wait = min(wait, max(COMMIT_INTERVAL, min(self.waiting.values()) - now))
+        else:
+            state = await self.in_db(queue_state, self.engine, self.run_record, self.worker_id)
+            if not state.pending and not (self.wait_for_others and state.others_sending):
+                return True
+            if state.next_due is not None:
+                due_in = (state.next_due - datetime.now(UTC)).total_seconds()
+                wait = min(wait, max(COMMIT_INTERVAL, due_in))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), wait)
+        return False
+
+    def unpark(self) -> int:
+        """On the ledger thread: parked deliveries go back to the queue, untouched."""
+        parked, self.parked = self.parked, []
+        released = release(self.engine, parked)
+        for c in parked:
+            self.held.pop(c.delivery_id, None)
+        return released
+
+    def give_back(self) -> int:
+        """On the ledger thread: deliveries claimed but never handed to the server go back."""
+        return release(self.engine, list(self.held.values()))
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def envelope(self, c: ClaimedDelivery) -> Envelope:
+        """The delivery's message, composed with the Message-ID frozen in the ledger (§7)."""
+        if (earlier := self.composed.pop(c.delivery_id, None)) is not None:
+            return earlier
+        composed = self.composer.compose(c.delivery, message_id=c.message_id)
         if composed.fallback:
-            report.charset_fallbacks.append(c.delivery.email)
-        envelope = Envelope(
-            sender=sender,
+            self.report.charset_fallbacks.append(c.delivery.email)
+        return Envelope(
+            sender=self.sender,
             recipients=(c.delivery.email,),
             data=composed.data,
             message_id=c.message_id,
             key=c.delivery.key,
         )
-        held.pop(c.delivery_id, None)  # from here on the message may reach the server
-        final = await send_with_retry(
-            transport,
-            envelope,
-            max_attempts=smtp.max_attempts,
-            backoff_initial=smtp.backoff_initial_seconds,
-            backoff_max=smtp.backoff_max_seconds,
-        )
+
+    async def connection(self) -> None:
+        """One connection's loop: send what the claimer hands over."""
+        while (c := await self._work.get()) is not None:
+            if self.report.relay_down:
+                continue  # it stays held and is given back
+            if self.relay_suspect and not c.retry_attempts:
+                self.parked.append(c)  # no fresh attempt while the relay looks down
+                continue
+            await self.send_one(c)
+
+    async def send_one(self, c: ClaimedDelivery) -> None:
+        """One attempt; the result is final, or the delivery goes back to the queue to wait."""
+        envelope = self.envelope(c)
+        self.held.pop(c.delivery_id, None)  # from here on the message may reach the server
+        self.in_flight[c.delivery_id] = c
+        try:
+            attempt = await self.transport.send(envelope)
+        finally:
+            self.in_flight.pop(c.delivery_id, None)
+        final = one_attempt(envelope, attempt)
+        delay = None
+        if attempt.outcome is Outcome.TRANSIENT:
+            delay = self.policy.wait_after(c.retry_attempts + 1)
+        self.watch_relay(attempt, spent=attempt.outcome is Outcome.TRANSIENT and delay is None)
+        if delay is None:
+            self.settle(c, final)
+        else:
+            self.requeue(c, envelope, final, delay)
+        self._changed.set()
+
+    def requeue(
+        self, c: ClaimedDelivery, envelope: Envelope, final: FinalResult, delay: float
+    ) -> None:
+        """Back to the queue until `delay` has passed, in memory and (via the committer) ledger."""
+        self.waiting[c.delivery_id] = asyncio.get_running_loop().time() + delay
+        self.composed[c.delivery_id] = envelope
+        not_before = datetime.now(UTC) + timedelta(seconds=delay)
+        result = _result(c, final, not_before=not_before)
+        self.confirmed.append(result)
+        self.report.waited += 1
+        self.report.possible_duplicates += int(result.possible_duplicate)
+
+    def settle(self, c: ClaimedDelivery, final: FinalResult) -> None:
+        """Count a delivery's final result and hand it to the committer."""
         result = _result(c, final)
-        confirmed.append(result)
+        self.confirmed.append(result)
+        report = self.report
         if result.status is DeliveryStatus.SENT:
             report.sent += 1
         elif result.status is DeliveryStatus.DEFERRED:
@@ -194,77 +381,203 @@ async def send_pass(
         if result.status is not DeliveryStatus.SENT and len(report.first_errors) < 5:
             reply = " ".join(str(part) for part in (result.smtp_code, result.smtp_text) if part)
             report.first_errors.append(
-                f"{c.delivery.email}: {result.status.value} after {final.attempts} attempt(s):"
-                f" {reply}".rstrip()
+                f"{c.delivery.email}: {result.status.value} after {result.retry_attempts}"
+                f" attempt(s): {reply}".rstrip()
             )
         report.possible_duplicates += int(result.possible_duplicate)
         report.hard_bounces += len(final.hard_bounces)
-        nonlocal session_failures
-        if result.status is DeliveryStatus.DEFERRED and final.phase in SESSION_PHASES:
-            session_failures += 1
-            if session_failures >= connections and not report.relay_down:
-                report.relay_down = (
-                    f"the relay failed {session_failures} deliveries in a row before any "
-                    f"message could be sent ({final.text}); stopped this "
-                    "pass, the rest stays pending for the next run"
-                )
-        elif result.status is not DeliveryStatus.DEFERRED:
-            session_failures = 0
-        if bar is not None:
-            bar.advance()
+        if self._bar is not None:
+            self._bar.advance()
 
-    async def worker() -> None:
-        while (c := await work.get()) is not None:
-            if not report.relay_down:  # else it stays held and is given back below
-                await send_one(c)
+    # --- watching the relay -----------------------------------------------------------------
 
-    async def committer() -> None:
+    def watch_relay(self, attempt: SendResult, *, spent: bool) -> None:
+        """Stop the pass when the relay session keeps failing on every connection.
+
+        `spent`: this attempt was the delivery's last (it is deferred). Any attempt that got
+        past the session (even a 451 to RCPT) proves the relay answers, and ends the streak.
+        """
+        if attempt.outcome is not Outcome.TRANSIENT or attempt.phase not in SESSION_PHASES:
+            self.session_failures = 0
+            return
+        self.session_failures += 1
+        if spent and self.relay_suspect and not self.report.relay_down:
+            self.report.relay_down = (
+                f"the relay failed {self.session_failures} attempts in a row before any "
+                f"message could be sent ({attempt.text}); stopped this "
+                "pass, the rest stays pending for the next run"
+            )
+
+    # --- watching the lease -----------------------------------------------------------------
+
+    def beat(self) -> str:
+        """On the ledger thread: renew the lease, take back dead senders' claims; "" if fine."""
+        assert self.lease_seconds is not None
+        if self.lock is not None and not self.lock.still_held():
+            return f"lost the run lock of {self.run_record.run_id}"
+        if not heartbeat(self.engine, self.run_record, self.worker_id):
+            return "was declared stopped in the ledger"
+        self.taken_back += take_back(self.engine, self.run_record, self.lease_seconds)
+        return ""
+
+    async def watch_lease(self, task: asyncio.Task[Any]) -> None:
+        """Beat every third of the lease; stop sending unless each beat lands within the lease.
+
+        A sender that cannot prove it lives may already have lost its claims to another one:
+        it stops before the lease ends, so two senders never hold one claim at the same time.
+        """
+        assert self.lease_seconds is not None
+        every = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                # the beat queues behind ledger work on the one thread: its wait counts too
+                reason = await asyncio.wait_for(self.in_db(self.beat), self.lease_seconds / 2)
+            except TimeoutError:
+                reason = f"could not renew its lease within {self.lease_seconds / 2:g}s"
+            except sa.exc.DBAPIError as exc:
+                reason = f"lost its database session ({type(exc.orig).__name__})"
+            if reason:
+                self.fenced = reason
+                task.cancel()
+                return
+
+    # --- committing -------------------------------------------------------------------------
+
+    def commit(self, results: list[DeliveryResult]) -> int:
+        """On the ledger thread: one short transaction for a batch of confirmed results."""
+        updated = record(self.engine, results)
+        self.committed += len(results)
+        return updated
+
+    async def commit_loop(self) -> None:
+        """Commit confirmed results at most `COMMIT_INTERVAL` after the server confirmed them."""
         # Fixed cadence: each tick is due COMMIT_INTERVAL after the previous one started, not
         # after it finished, so the time a commit takes does not add to the age of what waits.
+        loop = asyncio.get_running_loop()
         due = loop.time()
-        while not (done_sending.is_set() and not confirmed):
+        while not (self._done_sending.is_set() and not self.confirmed):
             due = max(due + COMMIT_INTERVAL, loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done_sending.wait(), due - loop.time())
-            if confirmed:
-                batch_results = confirmed[:]
-                del confirmed[: len(batch_results)]
-                await in_db(record, engine, batch_results)
+                await asyncio.wait_for(self._done_sending.wait(), due - loop.time())
+            if self.confirmed:
+                batch = self.confirmed[:]
+                del self.confirmed[: len(batch)]
+                self._committing = len(batch)
+                try:
+                    await self.in_db(self.commit, batch)
+                finally:
+                    self._committing = 0
+                self._changed.set()
 
-    async def sending(tasks: list[asyncio.Task[None]]) -> None:
+    # --- the whole pass ---------------------------------------------------------------------
+
+    async def _sending(self, tasks: list[asyncio.Task[None]]) -> None:
         try:
             await asyncio.gather(*tasks)
         finally:
-            done_sending.set()
+            self._done_sending.set()
 
-    commit_task = asyncio.create_task(committer(), name="committer")
-    senders = [asyncio.create_task(claimer(), name="claimer")]
-    senders += [asyncio.create_task(worker(), name=f"sender-{i}") for i in range(connections)]
-    sending_task = asyncio.create_task(sending(senders), name="sending")
-    try:
-        # The committer is awaited alongside the senders: if the ledger stops taking results,
-        # sending stops too instead of going on with nothing recorded. Shielded, so that a
-        # cancellation (Ctrl-C) stops the senders but still commits what was confirmed.
-        await asyncio.gather(sending_task, asyncio.shield(commit_task))
-    except BaseException:
+    def terminate(self, task: asyncio.Task[Any]) -> None:
+        """SIGTERM: stop like Ctrl-C (cancel the pass; `run` then raises `Terminated`)."""
+        self.terminated = True
+        task.cancel()
+
+    @contextlib.contextmanager
+    def _sigterm_stops(self) -> Iterator[None]:
+        """While the pass runs, SIGTERM cancels it cleanly instead of killing the process.
+
+        The loop's own handler (not a Python one raising mid-callback) so that the stop goes
+        through the same cancellation path as Ctrl-C. Only the main thread can take signals.
+        """
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            assert task is not None
+            loop.add_signal_handler(signal.SIGTERM, self.terminate, task)
+        except (RuntimeError, ValueError, NotImplementedError):
+            yield  # not the main thread: whoever owns the process handles its signals
+            return
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, previous)
+
+    async def run(self) -> PassReport:
+        """Send every delivery the pass can claim; returns when none is left to claim.
+
+        When it stops early (a relay setup error, the ledger failing, Ctrl-C, SIGTERM), results
+        the server confirmed are still committed and deliveries claimed but never handed to the
+        server go back to `pending`; only those that were on their way stay `sending`.
+        """
+        with self._sigterm_stops():
+            return await self._run()
+
+    async def _run(self) -> PassReport:
+        started = time.perf_counter()
+        self._bar = Progress("sending", self._total) if self._progress else None
+        commit_task = asyncio.create_task(self.commit_loop(), name="committer")
+        current = asyncio.current_task()
+        assert current is not None
+        lease_task = (
+            asyncio.create_task(self.watch_lease(current), name="lease")
+            if self.lease_seconds is not None
+            else None
+        )
+        senders = [asyncio.create_task(self.claim_loop(), name="claimer")]
+        senders += [
+            asyncio.create_task(self.connection(), name=f"sender-{i}")
+            for i in range(self.connections)
+        ]
+        sending_task = asyncio.create_task(self._sending(senders), name="sending")
+        try:
+            # The committer is awaited alongside the senders: if the ledger stops taking
+            # results, sending stops too instead of going on with nothing recorded. Shielded,
+            # so that a cancellation (Ctrl-C) stops the senders but still commits what was
+            # confirmed.
+            await asyncio.gather(sending_task, asyncio.shield(commit_task))
+        except BaseException:
+            if lease_task is not None:
+                lease_task.cancel()  # no second cancellation in the middle of the cleanup
+            await self._stop(senders, sending_task, commit_task)
+            if self.terminated:
+                raise Terminated("SIGTERM") from None
+            if self.fenced:
+                raise LostRun(
+                    f"this sender {self.fenced}: stopped sending; what the server confirmed is"
+                    " recorded, and the run can be resumed"
+                ) from None
+            raise
+        else:
+            if self.report.relay_down:
+                await self.in_db(self.give_back)
+        finally:
+            if lease_task is not None:
+                lease_task.cancel()
+                await asyncio.gather(lease_task, return_exceptions=True)
+            self._db.shutdown(wait=True)
+            if self._bar is not None:
+                self._bar.close()
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    async def _stop(
+        self,
+        senders: list[asyncio.Task[None]],
+        sending_task: asyncio.Task[None],
+        commit_task: asyncio.Task[None],
+    ) -> None:
+        """A stop: cancel the senders, commit what was confirmed, give back what was held."""
         for task in senders:
             task.cancel()
         await asyncio.gather(*senders, sending_task, return_exceptions=True)
-        done_sending.set()
+        self._done_sending.set()
         await asyncio.gather(commit_task, return_exceptions=True)  # what was confirmed
         try:
             # queued after any claim still running on the ledger thread, so it sees its rows
-            await in_db(release_held)
+            await self.in_db(self.give_back)
         except sa.exc.SQLAlchemyError:
             # the error being raised is the one to report; the next pass resets these anyway
-            log.warning("could not give back %d claimed deliveries", len(held), exc_info=True)
-        raise
-    else:
-        if report.relay_down:
-            await in_db(release_held)
-    finally:
-        db.shutdown(wait=True)
-        if bar is not None:
-            bar.close()
-    report.seconds = time.perf_counter() - started
-    return report
+            log.warning("could not give back %d claimed deliveries", len(self.held), exc_info=True)

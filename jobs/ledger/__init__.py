@@ -3,8 +3,9 @@
 A run freezes its resolution here once; senders then claim deliveries, send them and record each
 confirmed outcome, so that a crash loses nothing and a resume never resends a `sent` delivery.
 Modules: `models` (tables), `migrate` (Alembic, from code), `store` (runs and the freeze),
-`queue` (passes, claims, results), `report` (status, audit export), `lock` (one coordinator),
-`history` (earlier runs of a campaign: already sent, unfinished, approvals, expired occurrences).
+`queue` (passes, claims, results), `workers` (claim owners, leases, the run-wide pace), `report`
+(status, audit export), `lock` (one coordinator), `history` (earlier runs of a campaign: already
+sent, unfinished, approvals, expired occurrences).
 
 Owns: every read and write of the `swmail_*` tables, and the run locks.
 Must not import: `jobs.resolution`, `jobs.messages`, `jobs.smtp`, `jobs.delivery`, `jobs.reports`
@@ -31,7 +32,8 @@ from jobs.ledger.migrate import (
     schema_diff,
     upgrade,
 )
-from jobs.ledger.queue import begin_pass, claim, record, release
+from jobs.ledger.models import WorkerRole
+from jobs.ledger.queue import QueueState, begin_pass, claim, queue_state, record, release
 from jobs.ledger.report import (
     iter_audit,
     iter_warnings,
@@ -51,6 +53,15 @@ from jobs.ledger.values import (
     RunRecord,
     RunStats,
 )
+from jobs.ledger.workers import (
+    WorkerStats,
+    heartbeat,
+    list_workers,
+    register_worker,
+    reserve_pace,
+    stop_worker,
+    take_back,
+)
 
 __all__ = [
     "FINAL_STATUSES",
@@ -61,9 +72,12 @@ __all__ = [
     "DeliveryResult",
     "DeliveryStatus",
     "PassInfo",
+    "QueueState",
     "RunLock",
     "RunRecord",
     "RunStats",
+    "WorkerRole",
+    "WorkerStats",
     "acquire_run_lock",
     "already_sent_for",
     "already_sent_keys",
@@ -76,21 +90,28 @@ __all__ = [
     "get_approval",
     "get_run",
     "head_revision",
+    "heartbeat",
     "holder_description",
     "iter_audit",
     "iter_warnings",
     "ledger_exists",
     "ledger_suppressions",
     "list_runs",
+    "list_workers",
     "load_suppression_keys",
     "make_run_id",
+    "queue_state",
     "record",
     "record_expired",
+    "register_worker",
     "release",
+    "reserve_pace",
     "run_is_finished",
     "save_approval",
     "schema_diff",
     "stats",
+    "stop_worker",
+    "take_back",
     "unfinished_run",
     "upgrade",
 ]

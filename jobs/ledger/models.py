@@ -44,6 +44,8 @@ __all__ = [
     "SuppressionRow",
     "UtcDateTime",
     "WarningRow",
+    "WorkerRole",
+    "WorkerRow",
     "enum_type",
 ]
 
@@ -142,6 +144,8 @@ class RunRow(LedgerBase):
     warnings: Mapped[Counter]
     coordinator: Mapped[FreeText | None]
     pass_no: Mapped[Counter]
+    # the run's next free send slot, shared by its processes (§9: the rate is the run's total)
+    pace_next: Mapped[Timestamp | None]
 
 
 class DeliveryRow(LedgerBase):
@@ -184,6 +188,35 @@ class DeliveryRow(LedgerBase):
     unconfirmed: Mapped[Counter]
     possible_duplicate: Mapped[Counter]
     outcome_unknown: Mapped[bool]  # no server default: "false" is spelled differently per database
+    not_before: Mapped[Timestamp | None]  # a waiting retry: not claimable before this time
+    retry_attempts: Mapped[Counter]  # attempts of the current retry series (tenacity's number)
+
+
+class WorkerRole(StrEnum):
+    """Who owns claims in a run: the `run` coordinator, or a `worker` (SPEC §9)."""
+
+    COORDINATOR = "coordinator"
+    WORKER = "worker"
+
+
+class WorkerRow(LedgerBase):
+    """A claim owner of a run and its heartbeat (SPEC §9: a lease per claim owner).
+
+    `last_seen` is renewed while the owner lives; claims of an owner silent for longer than
+    `smtp.claim_lease_seconds` go back to the queue. Its counts are a ledger query over the
+    deliveries it finished (`claimed_by`), never counters kept here.
+    """
+
+    __tablename__ = "swmail_workers"
+
+    run_pk: Mapped[int] = mapped_column(
+        sa.ForeignKey(RunRow.pk, ondelete="CASCADE"), primary_key=True
+    )
+    worker_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    role: Mapped[WorkerRole] = mapped_column(enum_type(WorkerRole))
+    started_at: Mapped[Timestamp]
+    last_seen: Mapped[Timestamp]
+    stopped_at: Mapped[Timestamp | None]
 
 
 class AuditRowRow(LedgerBase):

@@ -13,19 +13,21 @@ serializes writers, so there one `UPDATE … RETURNING` statement both picks and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from jobs.ledger.codec import accounts_from_json, utc_now
-from jobs.ledger.models import DeliveryRow, RunRow, SuppressionRow
+from jobs.ledger.models import DeliveryRow, RunRow, SuppressionRow, WorkerRole, WorkerRow
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, PassInfo, RunRecord
+from jobs.ledger.workers import live_owner, unconfirmed_back_to_queue
 from resolver.model import Delivery, SuppressionReason, split_reasons
 from resolver.normalize import dedupe_key
 
-__all__ = ["begin_pass", "claim", "record", "release"]
+__all__ = ["QueueState", "begin_pass", "claim", "queue_state", "record", "release"]
 
 AnyRow = sa.Row[*tuple[Any, ...]]
 
@@ -42,14 +44,26 @@ _CLAIM_COLUMNS = (
     DeliveryRow.attempts,
     DeliveryRow.unconfirmed,
     DeliveryRow.outcome_unknown,
+    DeliveryRow.retry_attempts,
 )
 
 
-def begin_pass(engine: sa.Engine, run: RunRecord, *, coordinator: str | None = None) -> PassInfo:
+def begin_pass(
+    engine: sa.Engine,
+    run: RunRecord,
+    *,
+    coordinator: str | None = None,
+    lease_seconds: float | None = None,
+    now: datetime | None = None,
+) -> PassInfo:
     """Start a sending pass; only the coordinator holding the run lock may call it.
 
-    Deliveries still `sending` were in flight when an earlier process died: they go back to
-    `pending` and count as unconfirmed (§7: retried with the same Message-ID and reported).
+    With `lease_seconds`, a live `worker`'s claims are left alone (§9: it is still sending
+    them); without, every `sending` delivery is reset (no worker can be running).
+
+    Deliveries still `sending` were claimed when an earlier process died: they go back to
+    `pending`, count as unconfirmed and their outcome as unknown (§7: retried with the same
+    Message-ID; each one resent is a possible duplicate, counted when it is sent again).
     Deliveries `deferred` by an earlier pass become `pending` again: each pass tries a delivery
     once, so one deferred in this pass waits for the next `run`.
     """
@@ -64,20 +78,29 @@ def begin_pass(engine: sa.Engine, run: RunRecord, *, coordinator: str | None = N
             .where(RunRow.pk == run.pk)
             .values(pass_no=pass_no, coordinator=coordinator)
         )
-        reset = conn.execute(
-            sa.update(DeliveryRow)
-            .where(DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.SENDING)
-            .values(
-                status=DeliveryStatus.PENDING,
-                unconfirmed=DeliveryRow.unconfirmed + 1,
-                claimed_by=None,
-                claimed_at=None,
+        in_flight = [DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.SENDING]
+        now = utc_now() if now is None else now
+        if lease_seconds is not None:
+            cutoff = now - timedelta(seconds=lease_seconds)
+            in_flight.append(~live_owner(run, cutoff, WorkerRole.WORKER))
+        # we hold the run lock: every other coordinator is dead, whatever its lease says
+        conn.execute(
+            sa.update(WorkerRow)
+            .where(
+                WorkerRow.run_pk == run.pk,
+                WorkerRow.role == WorkerRole.COORDINATOR,
+                WorkerRow.stopped_at.is_(None),
             )
+            .values(stopped_at=now)
+        )
+        reset = conn.execute(
+            sa.update(DeliveryRow).where(*in_flight).values(**unconfirmed_back_to_queue())
         ).rowcount
+        # a new retry series: max_attempts again, from now (a waiting `pending` keeps its own)
         retried = conn.execute(
             sa.update(DeliveryRow)
             .where(DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.DEFERRED)
-            .values(status=DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.PENDING, retry_attempts=0, not_before=None)
         ).rowcount
     return PassInfo(pass_no=pass_no, reset=reset, retried=retried)
 
@@ -101,6 +124,7 @@ def _claimed(row: AnyRow, run: RunRecord, worker_id: str, pass_no: int) -> Claim
         outcome_unknown=bool(row.outcome_unknown),
         claimed_by=worker_id,
         pass_no=pass_no,
+        retry_attempts=row.retry_attempts,
     )
 
 
@@ -112,8 +136,14 @@ def claim(
     limit: int,
     *,
     now: datetime | None = None,
+    retries_only: bool = False,
 ) -> list[ClaimedDelivery]:
-    """Take up to `limit` pending deliveries of the run, in seq order, and mark them `sending`."""
+    """Take up to `limit` pending deliveries of the run, in seq order, and mark them `sending`.
+
+    A delivery waiting for a retry is claimable only from its `not_before` time on.
+    `retries_only` takes only deliveries whose retry series has begun (a relay that looks
+    down gets no fresh deliveries until it answers again).
+    """
     if limit < 1:
         raise ValueError("limit must be at least 1")
     now = utc_now() if now is None else now
@@ -122,13 +152,20 @@ def claim(
         "claimed_by": worker_id,
         "claimed_at": now,
         "pass_no": pass_no,
+        "not_before": None,
     }
     pending = (
         sa.select(*_CLAIM_COLUMNS)
-        .where(DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.PENDING)
+        .where(
+            DeliveryRow.run_pk == run.pk,
+            DeliveryRow.status == DeliveryStatus.PENDING,
+            sa.or_(DeliveryRow.not_before.is_(None), DeliveryRow.not_before <= now),
+        )
         .order_by(DeliveryRow.seq)
         .limit(limit)
     )
+    if retries_only:
+        pending = pending.where(DeliveryRow.retry_attempts > 0)
     if engine.dialect.name == "sqlite":
         with engine.begin() as conn:
             returned = conn.execute(
@@ -182,6 +219,8 @@ def record(
 ) -> int:
     """Commit a batch of confirmed results; returns how many deliveries were updated.
 
+    A result that `waits` puts its delivery back in the queue (`pending` until `not_before`).
+
     Call it as soon as the server confirms (§7: at most 50 ms of confirmations may be lost), and
     give each sender process its own `worker_id` in `claim`, since the guard below relies on it.
     A result without `sent_at` that is `sent` is stamped `now`.
@@ -210,6 +249,10 @@ def record(
             possible_duplicate=DeliveryRow.possible_duplicate
             + sa.bindparam("b_duplicate", type_=sa.Integer()),
             outcome_unknown=sa.bindparam("b_unknown"),
+            not_before=sa.bindparam("b_not_before"),
+            retry_attempts=sa.bindparam("b_retry", type_=sa.Integer()),
+            # a waiting delivery belongs to nobody: any sender may take it when it is due
+            claimed_by=sa.bindparam("b_owner"),
         )
     )
     params = [
@@ -223,6 +266,9 @@ def record(
             "b_sent_at": r.sent_at or (now if r.status is DeliveryStatus.SENT else None),
             "b_duplicate": int(r.possible_duplicate),
             "b_unknown": r.outcome_unknown,
+            "b_not_before": r.not_before,
+            "b_retry": r.retry_attempts,
+            "b_owner": None if r.waits else r.claim.claimed_by,
         }
         # in id order, the order a pass's reset locks rows in: no lock-order deadlock with it
         for r in sorted(results, key=lambda r: r.claim.delivery_id)
@@ -266,3 +312,35 @@ def release(engine: sa.Engine, claims: Sequence[ClaimedDelivery]) -> int:
             .values(status=DeliveryStatus.PENDING, claimed_by=None, claimed_at=None),
             [{"b_id": c.delivery_id, "b_worker": c.claimed_by} for c in claims],
         ).rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """What is left in a run's queue for one sender, when it found nothing to claim.
+
+    `pending`: deliveries not yet claimable (waiting for their `not_before`, or locked by
+    another sender's claim in progress); `next_due`: the earliest `not_before` among them;
+    `others_sending`: deliveries other senders hold as `sending`.
+    """
+
+    pending: int
+    next_due: datetime | None
+    others_sending: int
+
+
+def queue_state(engine: sa.Engine, run: RunRecord, worker_id: str) -> QueueState:
+    """The queue as one sender sees it: whether anything may still come its way."""
+    with engine.connect() as conn:
+        pending, next_due = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(DeliveryRow.not_before)).where(
+                DeliveryRow.run_pk == run.pk, DeliveryRow.status == DeliveryStatus.PENDING
+            )
+        ).one()
+        others = conn.execute(
+            sa.select(sa.func.count()).where(
+                DeliveryRow.run_pk == run.pk,
+                DeliveryRow.status == DeliveryStatus.SENDING,
+                sa.or_(DeliveryRow.claimed_by.is_(None), DeliveryRow.claimed_by != worker_id),
+            )
+        ).scalar_one()
+    return QueueState(int(pending), next_due, int(others))

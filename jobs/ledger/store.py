@@ -109,6 +109,8 @@ def _delivery_rows(
             "unconfirmed": 0,
             "possible_duplicate": 0,
             "outcome_unknown": False,
+            "not_before": None,
+            "retry_attempts": 0,
         }
 
 

@@ -91,6 +91,7 @@ class ClaimedDelivery:
     outcome_unknown: bool
     claimed_by: str
     pass_no: int
+    retry_attempts: int = 0  # attempts of its current retry series (tenacity's attempt number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,10 @@ class DeliveryResult:
     `attempts` counts the SMTP attempts of this pass (added to the total). `hard_bounces` are the
     addresses a 5.1.x reply refused: they join the ledger's suppression list (SPEC §7).
     `outcome_unknown`: the last attempt failed after the body was on the wire.
+
+    A result whose `status` is `pending` with a `not_before` time is not final: the delivery goes
+    back to the queue to wait for its next attempt (issue 8: retries never hold a connection);
+    `retry_attempts` is then the attempt number its series has reached.
     """
 
     claim: ClaimedDelivery
@@ -111,9 +116,18 @@ class DeliveryResult:
     possible_duplicate: bool = False
     outcome_unknown: bool = False
     hard_bounces: tuple[str, ...] = ()
+    not_before: datetime | None = None
+    retry_attempts: int = 0
+
+    @property
+    def waits(self) -> bool:
+        """The delivery goes back to the queue until `not_before` instead of being final."""
+        return self.not_before is not None
 
     def __post_init__(self) -> None:
-        if self.status not in FINAL_STATUSES:
+        if self.waits and self.status is not DeliveryStatus.PENDING:
+            raise ValueError("a result that waits for a retry must be pending")
+        if not self.waits and self.status not in FINAL_STATUSES:
             raise ValueError(f"a result must be sent, deferred or failed, not {self.status}")
         if self.attempts < 0:
             raise ValueError("attempts cannot be negative")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,12 @@ from jobs.ledger import (
     get_run,
     iter_audit,
     list_runs,
+    list_workers,
     stats,
 )
 from jobs.ledger.models import DeliveryRow
 from jobs.ledger.values import AuditExportRow
+from jobs.ledger.workers import WorkerStats
 from jobs.reports.audit import AUDIT_COLUMNS, AuditLine, CsvOut
 from resolver.model import join_reasons
 
@@ -42,6 +44,7 @@ class RunStatus:
     stats: RunStats
     first_sent: datetime | None
     last_sent: datetime | None
+    workers: list[WorkerStats] = field(default_factory=list)  # claim owners (§9)
 
     @property
     def rate(self) -> float:
@@ -73,6 +76,16 @@ class RunStatus:
             "possible_duplicates": self.stats.possible_duplicate,
             "messages_per_second": round(self.rate, 1),
             "coordinator": self.run.coordinator,
+            "workers": [
+                {
+                    "id": w.id,
+                    DeliveryStatus.SENT.value: w.sent,
+                    DeliveryStatus.DEFERRED.value: w.deferred,
+                    DeliveryStatus.FAILED.value: w.failed,
+                    "last_seen": w.last_seen.isoformat(),
+                }
+                for w in self.workers
+            ],
         }
 
     def text(self) -> str:
@@ -91,6 +104,14 @@ class RunStatus:
             )
         if self.run.coordinator:
             lines.append(f"  last coordinator: {self.run.coordinator}")
+        for w in self.workers:
+            state = "stopped" if w.stopped_at is not None else "last seen"
+            when = (w.stopped_at or w.last_seen).isoformat(timespec="seconds")
+            label = w.id if w.id.startswith(w.role.value) else f"{w.role.value} {w.id}"
+            lines.append(
+                f"  {label}: sent {w.sent:,}  deferred {w.deferred:,}  "
+                f"failed {w.failed:,}  ({state} {when})"
+            )
         return "\n".join(lines)
 
 
@@ -118,7 +139,7 @@ def run_status(engine: sa.Engine, run_id: str | None) -> list[RunStatus]:
         out = []
         for run in runs:
             first, last = _sent_span(conn, run)
-            out.append(RunStatus(run, stats(conn, run), first, last))
+            out.append(RunStatus(run, stats(conn, run), first, last, list_workers(conn, run)))
     return out
 
 

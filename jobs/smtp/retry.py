@@ -33,7 +33,63 @@ from jobs.smtp.envelope import (
 )
 from jobs.smtp.transport import Transport
 
-__all__ = ["send_with_retry"]
+__all__ = ["RetryPolicy", "one_attempt", "send_with_retry"]
+
+
+class RetryPolicy:
+    """tenacity's stop and wait strategies for one delivery, asked one attempt at a time.
+
+    The sending pass never sleeps on a retry: after a transient attempt it asks `wait_after`
+    how long the delivery must wait (or whether it has spent its attempts) and puts it back in
+    the queue with that not-before time, so the connection moves on (issue 8). The strategies
+    are exactly those `send_with_retry` hands to tenacity's loop, so attempts and backoff are
+    the same either way.
+    """
+
+    def __init__(self, max_attempts: int, backoff_initial: float, backoff_max: float) -> None:
+        self.stop = stop_after_attempt(max_attempts)
+        self.wait = wait_random_exponential(multiplier=backoff_initial, max=backoff_max)
+        self._retrying = AsyncRetrying(stop=self.stop, wait=self.wait)
+
+    def wait_after(self, attempt_number: int) -> float | None:
+        """Seconds to wait after transient attempt `attempt_number`; None: attempts are spent."""
+        state = RetryCallState(self._retrying, fn=None, args=(), kwargs={})
+        state.attempt_number = attempt_number
+        if self.stop(state):
+            return None
+        return float(self.wait(state))
+
+
+def one_attempt(
+    envelope: Envelope, result: SendResult, *, possible_duplicate: bool = False
+) -> FinalResult:
+    """One attempt's result as the delivery's final one (sent, failed, or deferred when spent)."""
+    answered = {r.address: r for r in result.recipients}
+    return _final(envelope, answered, result, attempts=1, possible_duplicate=possible_duplicate)
+
+
+def _final(
+    envelope: Envelope,
+    answered: dict[str, RecipientResult],
+    last: SendResult,
+    *,
+    attempts: int,
+    possible_duplicate: bool,
+) -> FinalResult:
+    """The delivery's result: each recipient's last answer, the last attempt's reply."""
+    recipients = tuple(answered[address] for address in envelope.recipients)
+    return FinalResult(
+        key=envelope.key,
+        message_id=envelope.message_id,
+        outcome=combined(recipients),
+        attempts=attempts,
+        code=last.code,
+        text=last.text,
+        recipients=recipients,
+        possible_duplicate=possible_duplicate,
+        unknown_outcome=last.after_data,
+        phase=last.phase,
+    )
 
 
 def _transient(result: SendResult) -> bool:
@@ -89,24 +145,13 @@ async def send_with_retry(
         async def replay_then_attempt() -> SendResult:
             return first.pop() if first else await attempt()
 
+        policy = RetryPolicy(max_attempts, backoff_initial, backoff_max)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(max_attempts),
-            wait=wait_random_exponential(multiplier=backoff_initial, max=backoff_max),
+            stop=policy.stop,
+            wait=policy.wait,
             retry=retry_if_result(_transient),
             retry_error_callback=_last_result,
             sleep=sleep,
         )
         last = await retrying(replay_then_attempt)
-    recipients = tuple(final[address] for address in envelope.recipients)
-    return FinalResult(
-        key=envelope.key,
-        message_id=envelope.message_id,
-        outcome=combined(recipients),
-        attempts=attempts,
-        code=last.code,
-        text=last.text,
-        recipients=recipients,
-        possible_duplicate=possible_duplicate,
-        unknown_outcome=last.after_data,
-        phase=last.phase,
-    )
+    return _final(envelope, final, last, attempts=attempts, possible_duplicate=possible_duplicate)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from jobs.ledger import (
@@ -241,3 +242,35 @@ def test_finish_run_stamps_a_done_run(ledger: sa.Engine, run: RunRecord) -> None
     with ledger.connect() as conn:
         done = get_run(conn, run.run_id)
     assert done is not None and done.finished_at == SENT_AT
+
+
+def test_a_waiting_delivery_is_claimable_only_from_its_not_before_time(
+    ledger: sa.Engine, run: RunRecord
+) -> None:
+    """Issue 8: a delivery that must wait goes back to the queue; a new pass keeps its wait."""
+    info = begin_pass(ledger, run)
+    first, *others = claim(ledger, run, info.pass_no, "w1", 3, now=SENT_AT)
+    due = SENT_AT + timedelta(seconds=60)
+    waits = DeliveryResult(
+        first, DeliveryStatus.PENDING, 1, 451, "4.7.1 greylisted", not_before=due, retry_attempts=1
+    )
+    assert record(ledger, [waits]) == 1
+    release(ledger, others)
+
+    early = claim(ledger, run, info.pass_no, "w2", 12, now=due - timedelta(seconds=1))
+    assert first.delivery_id not in {c.delivery_id for c in early}
+    assert len(early) == 11
+    release(ledger, early)
+    # a resume (a new pass) keeps the wait and the attempt number of the series
+    resumed = begin_pass(ledger, run)
+    assert claim(ledger, run, resumed.pass_no, "w2", 1, now=due, retries_only=True) == [
+        replace(first, claimed_by="w2", pass_no=resumed.pass_no, attempts=1, retry_attempts=1)
+    ]
+
+
+def test_a_waiting_result_must_be_pending_with_a_time(run: RunRecord, ledger: sa.Engine) -> None:
+    (c,) = claim(ledger, run, begin_pass(ledger, run).pass_no, "w1", 1)
+    with pytest.raises(ValueError, match="must be pending"):
+        DeliveryResult(c, DeliveryStatus.SENT, 1, 250, "ok", not_before=SENT_AT)
+    with pytest.raises(ValueError, match="sent, deferred or failed"):
+        DeliveryResult(c, DeliveryStatus.PENDING, 1, 451, "later")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +44,7 @@ from jobs.source.importer import import_dir
 from jobs.source.models import init_source_schema
 from resolver.model import Decision
 from tests.smtpd import Received, RecordingHandler, Reply, Script, SmtpServer
+from tools.people import write_people
 
 __all__ = [
     "AS_OF",
@@ -51,6 +53,7 @@ __all__ = [
     "ScriptedHandler",
     "Site",
     "all_disconnected",
+    "closed_port",
     "numbered_addresses",
     "read_csv",
     "received_per_address",
@@ -110,6 +113,13 @@ def received_per_address(bodies: Iterable[Received]) -> Counter[str]:
     return Counter(address for body in bodies for address in body.rcpt_tos)
 
 
+def closed_port() -> int:
+    """A loopback port where nothing listens: a relay that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def all_disconnected(server: SmtpServer) -> bool:
     """Every session the server accepted has lost its connection: no body is still arriving.
 
@@ -128,40 +138,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.01)
 
 
-_CUSTOMER_COLUMNS = (
-    "corp_id", "company_name", "channel", "reseller_partner_id", "plan", "contract_status",
-    "applied_on", "is_oem", "mypage_postal_code", "mypage_address", "company_info_name",
-    "company_info_address",
-)  # fmt: skip
-
-
-def write_people(folder: Path, emails: Iterable[str]) -> Path:
-    """A §3 data set: one direct, active customer per address, whose contract manager it is.
-
-    Each address becomes exactly one delivery, in the order given (corp_ids ascend with it).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    with (
-        (folder / "customers.csv").open("w", encoding="utf-8", newline="") as customers_file,
-        (folder / "mypage_contacts.csv").open("w", encoding="utf-8", newline="") as contacts_file,
-    ):
-        customers = csv.writer(customers_file)
-        contacts = csv.writer(contacts_file)
-        customers.writerow(_CUSTOMER_COLUMNS)
-        contacts.writerow(("corp_id", "role", "name", "email"))
-        for i, address in enumerate(emails, start=1):
-            corp_id = f"C{i:09d}"
-            customers.writerow(
-                (
-                    corp_id, f"株式会社テスト{i}", "direct", "", "paid", "active", "2021-04-01",
-                    "0", "100-0001", f"東京都千代田区1-{i}", f"株式会社テスト{i} 本社",
-                    "書類用住所",
-                )
-            )  # fmt: skip
-            contacts.writerow((corp_id, "contract_manager", f"試験 太郎{i}", address))
-    return folder
-
-
 def read_csv(path: Path) -> list[dict[str, str]]:
     """A CSV the program wrote (UTF-8 with BOM, SPEC §5) as dicts by column name."""
     with path.open(encoding="utf-8-sig", newline="") as f:
@@ -170,6 +146,10 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def numbered_addresses(n: int) -> list[str]:
     return [f"person{i:04d}@example.jp" for i in range(1, n + 1)]
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _clean_environment() -> dict[str, str]:
@@ -338,6 +318,9 @@ class Site:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # a shell's background job (`make test &`) ignores SIGINT, and a child inherits
+            # that: give it back the default, so Ctrl-C tests see what a terminal user sees
+            preexec_fn=_default_sigint,
         )
         self._spawned.append(process)
         return process

@@ -55,6 +55,11 @@ def test_status_counts_the_ledger(one_of_each: Site) -> None:
     assert run["counts"] == {"pending": 0, "sending": 0, "sent": 1, "deferred": 1, "failed": 1}
     assert run["left"] == 1
     assert run["finished_at"] is None
+    # §9: each sender with what it finished; here the coordinator alone
+    [coordinator] = run["workers"]
+    assert set(coordinator) == {"id", "sent", "deferred", "failed", "last_seen"}
+    assert (coordinator["sent"], coordinator["deferred"], coordinator["failed"]) == (1, 1, 1)
+    assert f"coordinator {coordinator['id']}: sent 1  deferred 1  failed 1  (stopped" in text.stdout
 
 
 def test_audit_export_writes_each_candidate_with_its_delivery_state(

@@ -15,6 +15,7 @@ each connection confirms at most two messages in such a window. Hence at most
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from jobs.ledger import DeliveryStatus
 from tests.run.conftest import (
     AS_OF,
     CAMPAIGN,
+    RUN_ID,
     ScriptedHandler,
     Site,
     all_disconnected,
@@ -92,6 +94,15 @@ def test_kill_9_then_resume_loses_nothing_and_resends_only_the_unconfirmed(
     final = site.statuses()
     assert set(final.values()) == {DeliveryStatus.SENT}
     assert site.stats().unconfirmed == len(unconfirmed)
+    # every delivery left `sending` was resent with an unknown outcome: each is a possible
+    # duplicate, counted in the ledger, and the count covers every copy that arrived twice
+    shown = site.cli("status", "--run", RUN_ID, "--json")
+    assert shown.returncode == 0, shown.stderr
+    [status] = json.loads(shown.stdout)
+    assert status["possible_duplicates"] == len(unconfirmed)
+    assert f"possible duplicates: {len(unconfirmed)}" in resumed.stdout
+    text = site.cli("status", "--run", RUN_ID)
+    assert f"possible duplicates: {len(unconfirmed)}" in text.stdout
 
     received = received_per_address(handler.bodies)
     assert set(received) == set(dry_ids)  # every delivery reached the server
@@ -102,6 +113,7 @@ def test_kill_9_then_resume_loses_nothing_and_resends_only_the_unconfirmed(
     assert duplicates == {a for a in unconfirmed if received_at_kill[a]}
     assert all(received[a] == 1 for a in committed)
     assert len(duplicates) <= 3 * CONNECTIONS
+    assert len(duplicates) <= status["possible_duplicates"]
     # every copy, first or second, carries the Message-ID the dry run showed
     for body in handler.bodies:
         assert body.message_id == dry_ids[body.rcpt_tos[0]]

@@ -1,17 +1,16 @@
 """A run that stops early stops promptly and leaves an honest ledger (SPEC §7, §8).
 
-Two ways to stop besides a kill -9: the relay refuses the whole session (a configuration error,
-exit 2) and the operator presses Ctrl-C. Either way, what the server confirmed is committed,
-deliveries claimed but never handed to the server go back to `pending`, and only the few that
-were on their way (at most one per connection) stay `sending`, to be resent (and counted) by the
-next run.
+Three ways to stop besides a kill -9: the relay refuses the whole session (a configuration
+error, exit 2), the operator presses Ctrl-C (exit 130) and systemd sends SIGTERM (exit 143).
+Either way, what the server confirmed is committed, deliveries claimed but never handed to the
+server go back to `pending`, and only the few that were on their way (at most one per
+connection) stay `sending`, to be resent (and counted) by the next run.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.run.conftest import (
     ScriptedHandler,
     Site,
     all_disconnected,
+    closed_port,
     numbered_addresses,
     received_per_address,
     wait_until,
@@ -70,7 +70,17 @@ def test_a_relay_refusing_the_sender_stops_the_run_with_exit_2(
 
 
 @pytest.mark.slow
-def test_ctrl_c_commits_what_was_confirmed_and_gives_back_the_rest(
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "said"),
+    [
+        pytest.param(signal.SIGINT, 130, "Interrupted", id="ctrl-c"),
+        pytest.param(signal.SIGTERM, 143, "Terminated", id="sigterm"),  # what systemd sends
+    ],
+)
+def test_ctrl_c_and_sigterm_commit_what_was_confirmed_and_give_back_the_rest(
+    signum: int,
+    exit_code: int,
+    said: str,
     make_site: Callable[..., Site],
     smtp_server: Callable[..., SmtpServer],
     sqlite_url: str,
@@ -83,11 +93,11 @@ def test_ctrl_c_commits_what_was_confirmed_and_gives_back_the_rest(
     running = site.spawn(*site.run_args(), server=server, connections=CONNECTIONS)
     wait_until(lambda: len(handler.bodies) >= 40, 60, "40 messages")
 
-    os.kill(running.pid, signal.SIGINT)
+    os.kill(running.pid, signum)
     _, stderr = running.communicate(timeout=PROMPTLY)
 
-    assert running.returncode == 130, stderr  # as shells report SIGINT; 1 means a bug
-    assert "run again to resume" in stderr
+    assert running.returncode == exit_code, stderr  # as shells report the signal; 1 is a bug
+    assert f"{said}: what the server confirmed is recorded; run again to resume" in stderr
     wait_until(lambda: all_disconnected(server), 10, "the server to see the connections close")
     states = _by_status(site.statuses())
     accepted = set(received_per_address(handler.messages))
@@ -113,9 +123,7 @@ def test_a_relay_that_is_down_stops_the_pass_instead_of_retrying_every_delivery(
 ) -> None:
     site = make_site(sqlite_url)
     site.prepare(write_people(tmp_path / "data", numbered_addresses(DELIVERIES)))
-    with socket.socket() as probe:  # a loopback port where nothing listens
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
+    dead_port = closed_port()
 
     down = site.cli(
         *site.run_args(),

@@ -208,6 +208,10 @@ class ServerLock(RunLock):
                 .values(coordinator=None)
             )
             self._unlock(conn)
+        except sa.exc.SQLAlchemyError:
+            # the session is gone (killed, network): the server dropped the lock with it, and
+            # the error that stopped the holder is the one to report
+            pass
         finally:
             # never hand a connection that might still hold the lock back to the pool
             conn.invalidate()

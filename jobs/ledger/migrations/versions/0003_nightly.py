@@ -1,7 +1,7 @@
 """The nightly job's tables: approvals of run keys and occurrences found expired (SPEC §9).
 
 Revision ID: 0003_nightly
-Revises: 0001
+Revises: 0002_delivery_queue
 Create Date: 2026-11-29
 
 Types are spelled out here (as in 0001): a migration is a frozen snapshot of the schema.
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0003_nightly"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002_delivery_queue"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
