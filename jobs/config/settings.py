@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -38,6 +39,7 @@ from jobs.errors import ConfigError
 __all__ = [
     "DEFAULT_CONFIG",
     "VERP_PLACEHOLDER",
+    "AlertSettings",
     "DatabaseSettings",
     "MessageSettings",
     "PathSettings",
@@ -206,6 +208,24 @@ class PathSettings(BaseModel):
     campaigns: Text = "config/campaigns"
 
 
+def _comma_list(value: Any) -> Any:
+    """An environment variable holds a list as `a@example.jp,b@example.jp`."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class AlertSettings(BaseModel):
+    """§9 alerts: who gets the one summary e-mail when a `nightly` needs a person."""
+
+    model_config = _STRICT
+
+    to: Annotated[list[Address], BeforeValidator(_comma_list)] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     """The whole settings file; each section a model, every key typed and ranged."""
 
@@ -215,6 +235,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     message: MessageSettings = Field(default_factory=MessageSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -15,9 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 # What each package may import from the project (besides itself). `jobs.errors`,
-# `jobs.progress`, `jobs.files` (owner-only output files) and `jobs.terminal` (text to a terminal)
-# are shared by all; `resolver` is the pure policy everyone may read.
-SHARED_MODULES = ("jobs.errors", "jobs.progress", "jobs.files", "jobs.terminal")
+# `jobs.progress`, `jobs.files` (owner-only output files), `jobs.terminal` (text to a terminal)
+# and `jobs.logs` (log lines with their run_id) are shared by all; `resolver` is the pure policy
+# everyone may read.
+SHARED_MODULES = ("jobs.errors", "jobs.progress", "jobs.files", "jobs.terminal", "jobs.logs")
 SHARED = {*SHARED_MODULES, "resolver"}
 ALLOWED: dict[str, set[str]] = {
     "resolver": set(),

@@ -69,7 +69,7 @@ def _dying(holder: str) -> bool:
 
 
 def locked(run_id: str, holder: str) -> RunLocked:
-    return RunLocked(f"run {run_id} is held by {holder}")
+    return RunLocked(f"run {run_id} is held by {holder}", holder=holder)
 
 
 class RunLock(ABC):
