@@ -47,6 +47,8 @@ test: $(STAMP) $(MO)
 # Ratios against a baseline measured in the same run (see bench/); not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python bench/send_pipeline.py
+	$(BIN)/python bench/send_latency.py
+	$(BIN)/python bench/send_cpu_bound.py
 	$(BIN)/python bench/resolve.py --runs 3 --freeze
 	$(BIN)/python bench/import_speed.py
 

@@ -27,6 +27,7 @@ import click
 from jobs.app import (
     App,
     append_error_log,
+    configure_logging,
     render_explanation,
     render_preview,
     render_provenance,
@@ -61,13 +62,6 @@ def _echo(text: str, *, err: bool = False) -> None:
 def _echo_json(value: Any) -> None:
     """Print JSON that parses to the same values, with no raw C1 or bidi control in it."""
     click.echo(terminal_safe(json.dumps(value, ensure_ascii=False, indent=2), json=True))
-
-
-class _SafeFormatter(logging.Formatter):
-    """Log lines go to a terminal too (stderr): the same escaping as every other output."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return terminal_safe(super().format(record))
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -358,6 +352,28 @@ def encoding_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[.
     )
 
 
+class MomentType(click.ParamType[datetime, Any]):
+    """`--now DATETIME`: an ISO-8601 date-time with its offset (a replayed clock)."""
+
+    name = "datetime"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO-8601 date-time", param, ctx)
+        if parsed.tzinfo is None:
+            self.fail(f"{value!r} needs an offset, e.g. {value}+09:00", param, ctx)
+        return parsed
+
+
+MOMENT = MomentType()
+
+
 def _is_tty() -> bool:
     return sys.stderr.isatty()
 
@@ -372,6 +388,13 @@ def _is_tty() -> bool:
 )
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: debug).")
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines on stderr: text, or JSON lines carrying run_id.",
+)
+@click.option(
     "--lang",
     type=click.Choice(["ja", "en"]),
     default=None,
@@ -379,12 +402,10 @@ def _is_tty() -> bool:
     help="Language of what you read (default: settings [ui] language, then LANG).",
 )
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
+def cli(ctx: click.Context, config: Path | None, verbose: int, log_format: str) -> None:
     """SmileWorks announcement mailer: who receives each announcement, why, and sending it."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    # text or JSON lines, escaped for the terminal like every other output (`jobs.logs`)
+    configure_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
     app = App(config)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -519,6 +540,9 @@ def dry_run_cmd(
     _echo(tr("audit:    {path}", path=out / "audit.csv"))
     _echo(tr("warnings: {path}", path=out / "warnings.csv"))
     _echo(tr("messages: {path} ({n:,} files)", path=out / "messages", n=report.messages))
+    if campaign.require_approval:
+        command = app.approve_command(campaign, app.run_key(run_key, day), day)
+        _echo(tr("this campaign needs an approval; next: {command}", command=command))
     _report_side_notes(report.charset_fallbacks, report.unencodable, encoding)
 
 
@@ -611,17 +635,47 @@ def preview(
 
 @cli.command()
 @campaign_option
-@run_key_option
+@click.option(
+    "--run-key",
+    type=RUN_KEY,
+    default=None,
+    help="Run key (default: the campaign's unfinished run, else the as-of date).",
+)
 @as_of_option
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Send again what earlier runs of this one-off campaign sent (no ALREADY_SENT).",
+)
 @pass_app
-def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -> None:
+def run(
+    app: App, campaign: Campaign, run_key: str | None, as_of: date | None, resend: bool
+) -> None:
     """Resolve (the first time) and send a campaign; run it again to resume.
 
-    Exit 0 when every delivery is sent or failed, 3 when deferred deliveries are left for the
-    next run, 4 when another coordinator holds the run.
+    Without --run-key an unfinished run of the campaign is resumed (and said so). Exit 0 when
+    every delivery is sent or failed, 3 when deferred deliveries are left for the next run, 4
+    when another coordinator holds the run, 2 when a campaign that needs an approval has none
+    that matches.
     """
     day = app.as_of(as_of)
-    outcome = app.run(campaign, run_key=app.run_key(run_key, day), as_of=day, progress=_is_tty())
+    if run_key is None:
+        open_run = app.unfinished_run(campaign, day)
+        if open_run is not None:
+            # §9: a second `run` the next day resumes instead of sending everything again
+            _echo(
+                f"resuming the unfinished run {open_run.run_id} (as of "
+                f"{open_run.as_of.isoformat()}) instead of starting a run as of "
+                f"{day.isoformat()}; give --run-key to start another run"
+            )
+            run_key, day = open_run.run_key, open_run.as_of
+    outcome = app.run(
+        campaign,
+        run_key=app.run_key(run_key, day),
+        as_of=day,
+        resend=resend,
+        progress=_is_tty(),
+    )
     r = outcome.run
     verb = _("resolved and froze") if outcome.created else _("resumed")
     if (notice := app.redirect_notice()) is not None:
@@ -669,6 +723,61 @@ def run(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -
     _report_side_notes(p.charset_fallbacks, [], "utf-8")
     app.close()
     sys.exit(outcome.exit_code)
+
+
+@cli.command()
+@campaign_option
+@run_key_option
+@as_of_option
+@pass_app
+def approve(app: App, campaign: Campaign, run_key: str | None, as_of: date | None) -> None:
+    """Resolve, print the counts and record the approval of a run key (require_approval)."""
+    day = app.as_of(as_of)
+    key = app.run_key(run_key, day)
+    approval, summary = app.approve(campaign, run_key=key, as_of=day)
+    _echo(f"campaign {campaign.id} run key {key} as of {day.isoformat()}")
+    _print_summary(summary)
+    _echo(
+        f"approved by {approval.approved_by} (fingerprint {approval.fingerprint[:12]}; "
+        f"refused later if the campaign file, templates or [message] settings change, or a send "
+        f"count drifts more than {campaign.max_drift_percent:g}%)"
+    )
+
+
+@cli.command()
+@click.option(
+    "--campaigns",
+    "campaigns_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of campaign files (default: paths.campaigns, config/campaigns).",
+)
+@click.option(
+    "--now",
+    type=MOMENT,
+    default=None,
+    metavar="DATETIME",
+    help="Replay the clock: an ISO-8601 date-time with offset (tests, backfills).",
+)
+@pass_app
+def nightly(app: App, campaigns_dir: Path | None, now: datetime | None) -> None:
+    """Send every scheduled campaign that is due; one summary line per campaign (for cron).
+
+    Exit code: the worst of the campaigns (1 > 2 > 4 > 3 > 0); 4 at once when another nightly
+    holds this ledger. When any campaign is refused, expired, deferred, failed or broken, one
+    summary e-mail goes to `[alerts] to`.
+    """
+    report = app.nightly(campaigns_dir, now)
+    if (notice := app.redirect_notice()) is not None:
+        _echo(notice)  # §10: every run summary says first that messages are redirected
+    for line in report.lines:
+        _echo(line.text())
+    problem = app.send_alert(report)
+    if problem is not None:
+        # §9: the exit code stays that of the campaigns; the failure is said on stderr
+        _echo(f"alert: {problem}", err=True)
+    app.close()
+    sys.exit(report.exit_code)
 
 
 @cli.command()
@@ -989,6 +1098,43 @@ def test_send_cmd(
         )
     app.close()
     sys.exit(0 if report.all_accepted else 3)
+
+
+@cli.command()
+@click.option("--run", "run_id", type=RUN_ID, required=True, help="<campaign>/<run key>.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (self-contained: open it anywhere, attach it to a mail).",
+)
+@pass_app
+def report(app: App, run_id: str, out: Path) -> None:
+    """The morning view of a run: one self-contained HTML page from the ledger."""
+    written = app.report(run_id, out)
+    state = "finished" if written.finished else f"{written.stats.open:,} open"
+    _echo(f"wrote {out}: {written.run.run_id}, {written.stats.total:,} deliveries, {state}")
+
+
+@cli.command()
+@click.option("--run", "runs", type=RUN_ID, required=True, multiple=True, help="A, then B.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@encoding_option(_WRITTEN_CSV)
+@pass_app
+def diff(app: App, runs: tuple[str, ...], out: Path | None, encoding: str) -> None:
+    """Who was added, removed or changed between two runs: `--run A --run B`."""
+    if len(runs) != 2:
+        raise InputError("give --run twice: the earlier run A, then run B")
+    run_a, run_b = runs
+    if out is None:
+        for text in app.diff_text(run_a, run_b):
+            _echo(text)
+        return
+    summary, written = app.diff_csv(run_a, run_b, out, encoding)
+    _echo(f"wrote {written.rows:,} rows to {out}")
+    _echo(summary)
+    _report_side_notes([], written.unencodable, encoding)
 
 
 def main() -> None:

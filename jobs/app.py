@@ -10,9 +10,9 @@ other stage may be imported, lazily, so that `--help` needs no database driver).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,29 +20,33 @@ from typing import TYPE_CHECKING
 from jobs.config.campaign import Campaign, load_campaign, resolve_campaign_path
 from jobs.config.settings import Settings, load_settings
 from jobs.i18n import _, tr
+from jobs.logs import configure_logging
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from jobs.bounces.importer import ImportReport as BounceImportReport
     from jobs.delivery.coordinator import RunOutcome
+    from jobs.delivery.nightly import NightlyReport
     from jobs.delivery.testsend import CopiesReport
     from jobs.delivery.worker import WorkerOutcome
-    from jobs.ledger import RunRecord
+    from jobs.ledger import Approval, RunRecord
     from jobs.ledger.suppressions import SuppressionEntry
     from jobs.messages.compose import Composed, Composer
     from jobs.reports.audit import CsvOut
     from jobs.reports.dryrun import DryRunReport
+    from jobs.reports.morning import MorningReport
     from jobs.reports.postal import PostalReport
     from jobs.reports.status import RunStatus
     from jobs.resolution.explain import Explanation
-    from jobs.resolution.pipeline import Resolved
+    from jobs.resolution.pipeline import Resolved, Summary
     from jobs.source.importer import ImportReport
 
 __all__ = [
     "App",
     "DbReady",
     "append_error_log",
+    "configure_logging",
     "render_explanation",
     "render_preview",
     "render_provenance",
@@ -131,24 +135,37 @@ class App:
         return load_campaign(resolve_campaign_path(value, Path(self.settings.paths.campaigns)))
 
     def composer(self, campaign: Campaign, run_key: str, as_of: date) -> Composer:
-        from jobs.messages.compose import Composer
-        from jobs.messages.render import load_template_set
+        from jobs.delivery.launch import make_composer
 
-        templates = load_template_set(
-            Path(self.settings.paths.templates), campaign.template, campaign.folder
-        )
-        return Composer(campaign.id, run_key, as_of, templates, self.settings.message)
+        return make_composer(self.settings, campaign, run_key, as_of)
 
     def ledger_suppressions(self) -> frozenset[str]:
         """Hard bounces the job recorded (§7): part of the effective suppression list."""
         from jobs.ledger import ledger_suppressions
+
+        ledger = self._existing_ledger()
+        return frozenset() if ledger is None else ledger_suppressions(ledger)
+
+    def _existing_ledger(self) -> sa.Engine | None:
+        """The ledger for reading, or None when its separate database file does not exist yet
+        (it then holds no bounces and no earlier runs)."""
         from jobs.source.engine import MissingDatabase
 
         try:
-            ledger = self.ledger_engine()
+            return self.ledger_engine()
         except MissingDatabase:
-            return frozenset()  # a separate ledger file not created yet holds no bounces
-        return ledger_suppressions(ledger)
+            return None
+
+    def already_sent(
+        self, campaign: Campaign, run_key: str, *, resend: bool = False
+    ) -> frozenset[str]:
+        """§4 ALREADY_SENT's input: what earlier runs of a non-recurring campaign sent."""
+        from jobs.ledger import already_sent_for
+
+        ledger = self._existing_ledger()
+        if ledger is None:
+            return frozenset()
+        return already_sent_for(ledger, campaign, run_key, resend=resend)
 
     def suppression_origin(self, key: str) -> list[str]:
         """Where a dedupe key's suppression came from, in words (`explain`, SPEC §10)."""
@@ -222,6 +239,8 @@ class App:
             campaign,
             as_of,
             extra_suppressed=self.ledger_suppressions(),
+            # as `run` with the default run key (the as-of date) would decide
+            already_sent=self.already_sent(campaign, self.run_key(None, as_of)),
             progress=progress,
             keep_deliveries=False,  # the counts are all `resolve` prints
         )
@@ -248,6 +267,7 @@ class App:
             out,
             as_of=as_of,
             extra_suppressed=self.ledger_suppressions(),
+            already_sent=self.already_sent(campaign, run_key),
             encoding=encoding,
             progress=progress,
         )
@@ -276,6 +296,8 @@ class App:
             partner_id=partner_id,
             extra_suppressed=self.ledger_suppressions(),
             suppression_origin=self.suppression_origin,
+            # as `run` with the default run key (the as-of date) would decide
+            already_sent=self.already_sent(campaign, self.run_key(None, as_of)),
         )
 
     def preview(
@@ -293,20 +315,113 @@ class App:
             extra_suppressed=self.ledger_suppressions(),
         )
 
-    def run(self, campaign: Campaign, *, run_key: str, as_of: date, progress: bool) -> RunOutcome:
-        """`run`: freeze the run the first time, then send; resumable."""
-        from jobs.delivery.coordinator import run_campaign
+    def unfinished_run(self, campaign: Campaign, as_of: date) -> RunRecord | None:
+        """§9: the campaign's unfinished run that `run` without `--run-key` resumes instead of
+        starting the run of `as_of`; None when there is none, or it is that very run."""
+        from jobs.ledger import check_ledger, unfinished_run
 
-        composer = self.composer(campaign, run_key, as_of)  # templates checked before the lock
-        return run_campaign(
+        ledger = self.ledger_engine(create=True)  # as `run` opens it
+        check_ledger(ledger)
+        with ledger.connect() as conn:
+            found = unfinished_run(conn, campaign.id)
+        return None if found is None or found.run_key == self.run_key(None, as_of) else found
+
+    def run(
+        self,
+        campaign: Campaign,
+        *,
+        run_key: str,
+        as_of: date,
+        resend: bool = False,
+        progress: bool,
+    ) -> RunOutcome:
+        """`run`: check the approval, freeze the run the first time, then send; resumable."""
+        from jobs.delivery.launch import launch_run
+
+        return launch_run(
+            self.settings,
             self.engine(),  # the source must exist: `db init` and `db import` make it
             self.ledger_engine(create=True),
             campaign,
-            composer,
-            self.settings.smtp,
+            run_key=run_key,
             as_of=as_of,
+            resend=resend,
             progress=progress,
         )
+
+    def approve(self, campaign: Campaign, *, run_key: str, as_of: date) -> tuple[Approval, Summary]:
+        """`approve`: resolve as `run` would, record the fingerprint with the counts."""
+        from jobs.delivery.approval import approve, fingerprint
+        from jobs.ledger import check_ledger
+
+        composer = self.composer(campaign, run_key, as_of)
+        composer.check()
+        check_ledger(self.ledger_engine(create=True))
+        fp = fingerprint(
+            campaign,
+            composer.templates.folder,
+            Path(self.settings.paths.templates),
+            self.settings.message,
+        )
+        return approve(
+            self.engine(),
+            self.ledger_engine(),
+            campaign,
+            fp,
+            run_key=run_key,
+            as_of=as_of,
+            extra_suppressed=self.ledger_suppressions(),
+            already_sent=self.already_sent(campaign, run_key),
+        )
+
+    def nightly(self, campaigns_dir: Path | None, now: datetime | None) -> NightlyReport:
+        """`nightly`: every due campaign of the folder (default `paths.campaigns`) as of `now`."""
+        from jobs.delivery.nightly import run_nightly
+
+        folder = campaigns_dir or Path(self.settings.paths.campaigns)
+        moment = now if now is not None else datetime.now(UTC)
+        ledger = self.ledger_engine(create=True)  # as `run` opens it
+        return run_nightly(self.settings, self.engine(), ledger, folder, moment)
+
+    def send_alert(self, report: NightlyReport) -> str | None:
+        """§9: one alert e-mail to `[alerts] to` when the night needs a person (none when all
+        is well). Returns why it could not be sent, or None: the night's exit code stands."""
+        from jobs.delivery.alerts import AlertFailed, nightly_alert, send_alert
+
+        to = self.settings.alerts.to
+        if not to or not report.needs_alert:
+            return None
+        try:
+            send_alert(nightly_alert(report, to, self.settings.message), self.settings.smtp)
+        except AlertFailed as exc:
+            return exc.message
+        return None
+
+    @staticmethod
+    def approve_command(campaign: Campaign, run_key: str, as_of: date) -> str:
+        """The `approve` command line to run next (printed by `dry-run`)."""
+        from jobs.delivery.approval import approve_command
+
+        return approve_command(campaign, run_key, as_of)
+
+    def report(self, run_id: str, out: Path) -> MorningReport:
+        """`report`: the morning view of a run as one self-contained HTML page."""
+        from jobs.reports.morning import write_report
+
+        return write_report(self.ledger_engine(), run_id, out, generated=datetime.now(UTC))
+
+    def diff_text(self, run_a: str, run_b: str) -> Iterator[str]:
+        """`diff` without `--out`: one line per person whose decision or reasons differ."""
+        from jobs.reports.diff import diff_text
+
+        return diff_text(self.ledger_engine(), run_a, run_b)
+
+    def diff_csv(self, run_a: str, run_b: str, out: Path, encoding: str) -> tuple[str, CsvOut]:
+        """`diff --out FILE.csv`: the same people in the CSV conventions of §5; the totals."""
+        from jobs.reports.diff import diff_runs, totals, write_diff
+
+        counts, written = write_diff(diff_runs(self.ledger_engine(), run_a, run_b), out, encoding)
+        return totals(run_a, run_b, counts), written
 
     def worker(self, run_id: str, *, progress: bool) -> WorkerOutcome:
         """`worker --run RUN_ID`: an extra sender for a frozen run (SPEC §9)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from jobs.i18n import tr
 
 __all__ = [
+    "ApprovalRefused",
     "ConfigError",
     "InputError",
     "LostRun",
@@ -72,10 +73,20 @@ class NotFound(InputError):
     """`explain`/`preview`/`status` matched nothing (exit 2, SPEC §8)."""
 
 
+class ApprovalRefused(MailerError):
+    """A campaign that needs an approval has none, or it no longer matches (SPEC §9, exit 2)."""
+
+    exit_code = 2
+
+
 class RunLocked(MailerError):
     """Another coordinator holds the run (SPEC §7: exit 4 instead of sending twice)."""
 
     exit_code = 4
+
+    def __init__(self, message: str, *, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder  # "host X pid N since T", when known
 
 
 class LostRun(RunLocked):

@@ -211,6 +211,8 @@ class FastCustomers:
             missing,  # MISSING_EMAIL
             address is None,  # INVALID_EMAIL (with `missing`)
             key is not None and key in self._ctx.suppressed,  # SUPPRESSED
+            key is not None  # ALREADY_SENT: by delivery key, as `rules.already_sent`
+            and group_key_of(key, c[0], self._mode) in self._ctx.already_sent,
         )
 
     def _skip_reasons(self, rows: CustomerRows, pending: _Pending) -> tuple[Reason, ...]:

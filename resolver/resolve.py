@@ -117,11 +117,14 @@ class Resolver:
         policy: CampaignPolicy,
         as_of: date,
         suppressed: Container[str],
+        already_sent: Container[str] = frozenset(),
         *,
         store: DeliveryStore | None = None,
     ) -> None:
         self._policy = policy
-        self._ctx = RuleContext(as_of=as_of, suppressed=suppressed)
+        self._ctx = RuleContext(
+            as_of=as_of, suppressed=suppressed, already_sent=already_sent, dedupe=policy.dedupe
+        )
         self._deduper = Deduper(policy.dedupe, store)
         self._fast = FastCustomers(policy, self._ctx, self._deduper)
         self._last_corp_id: str | None = None
@@ -251,9 +254,10 @@ def resolve_all(
     policy: CampaignPolicy,
     as_of: date,
     suppressed: Container[str],
+    already_sent: Container[str] = frozenset(),
 ) -> Resolution:
     """Resolve a whole data set held in memory (tests, small data sets, `explain`)."""
-    resolver = Resolver(policy, as_of, suppressed)
+    resolver = Resolver(policy, as_of, suppressed, already_sent)
     customer_outcomes = [
         resolver.feed_customer(account)
         for account in sorted(customers, key=lambda account: account.customer.corp_id)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from types import MappingProxyType
 
+from resolver.dedupe import group_key
 from resolver.model import (
     AccountType,
     Candidate,
@@ -18,6 +19,7 @@ from resolver.model import (
     ContactRole,
     ContactStatus,
     ContractStatus,
+    DedupeMode,
     PartnerStatus,
     Reason,
     Source,
@@ -31,6 +33,7 @@ __all__ = [
     "SKIP_RULES",
     "Rule",
     "RuleContext",
+    "already_sent",
     "certification_expired",
     "contact_not_active",
     "contract_ended",
@@ -47,10 +50,16 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class RuleContext:
-    """What the rules need besides the candidate: the as-of date and the suppression keys."""
+    """What the rules need besides the candidate: the as-of date, suppressions, earlier sends.
+
+    `already_sent` holds the delivery keys that earlier runs of a non-recurring campaign sent
+    (the ledger's answer, passed in as a plain value); empty for recurring campaigns and resends.
+    """
 
     as_of: date
     suppressed: Container[str]  # dedupe keys (resolver.normalize.dedupe_key)
+    already_sent: Container[str] = frozenset()  # delivery keys (resolver.dedupe.group_key)
+    dedupe: DedupeMode = DedupeMode.ADDRESS  # how delivery keys are spelled
 
 
 Rule = Callable[[Candidate, RuleContext], bool]
@@ -113,6 +122,12 @@ def suppressed(c: Candidate, ctx: RuleContext) -> bool:
     return c.normalized.key is not None and c.normalized.key in ctx.suppressed
 
 
+def already_sent(c: Candidate, ctx: RuleContext) -> bool:
+    """An earlier run of this (non-recurring) campaign already sent this delivery key."""
+    # §4: the caller passes nothing for recurring campaigns and for `run --resend`
+    return c.normalized.key is not None and group_key(c, ctx.dedupe) in ctx.already_sent
+
+
 SKIP_RULES: tuple[tuple[Reason, Rule], ...] = (
     (Reason.RESELLER_CHANNEL, reseller_channel),
     (Reason.CONTRACT_ENDED, contract_ended),
@@ -124,6 +139,7 @@ SKIP_RULES: tuple[tuple[Reason, Rule], ...] = (
     (Reason.MISSING_EMAIL, missing_email),
     (Reason.INVALID_EMAIL, invalid_email),
     (Reason.SUPPRESSED, suppressed),
+    (Reason.ALREADY_SENT, already_sent),
 )
 """§4's skip table, in the order the `reasons` cell lists the codes."""
 
@@ -172,6 +188,10 @@ EXPLANATIONS: Mapping[Reason, str] = MappingProxyType(
         Reason.INVALID_EMAIL: N_("the registered e-mail address is not a valid address"),
         Reason.SUPPRESSED: N_(
             "the address is on the suppression list (bounce, complaint or manual stop)"
+        ),
+        Reason.ALREADY_SENT: N_(
+            "an earlier run of this one-off campaign already sent this message to the address"
+            " (`run --resend` sends it again on purpose)"
         ),
         Reason.MYPAGE_CONTACT: N_(
             "the person is registered in My Page (company basic settings) as contract manager"

@@ -18,6 +18,7 @@ from resolver.model import (
     CustomerAccount,
     Decided,
     Decision,
+    Reason,
     Source,
     Warning,
     WarningCode,
@@ -153,7 +154,11 @@ def unreachable_customer(account: CustomerAccount, rows: Iterable[Decided]) -> W
     if customer.contract_status is ContractStatus.TERMINATED:
         return None
     decided = tuple(rows)
-    if any(row.decision is not Decision.SKIP for row in decided):
+    # §4: a person skipped only because an earlier run already reached them is not a gap
+    if any(
+        row.decision is not Decision.SKIP or row.reasons == (Reason.ALREADY_SENT,)
+        for row in decided
+    ):
         return None
     if len(decided) == 1:
         detail = _UNREACHABLE_ONE.format(corp_id=customer.corp_id)

@@ -7,13 +7,17 @@ their tests skip with a message that says how to start the server.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from tools.postfix import PostfixTools, PostfixUnavailable, postfix_tools
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "tests" / "data" / "sample"
@@ -119,3 +123,23 @@ def sample_data() -> Path:
     if not SAMPLE_DATA.is_dir():
         pytest.fail(f"the sample data set is missing at {SAMPLE_DATA}")
     return SAMPLE_DATA
+
+
+@pytest.fixture(scope="session")
+def postfix() -> PostfixTools:
+    """Postfix's smtp-sink/smtp-source (tools/postfix.py fetches them once into var/postfix)."""
+    try:
+        return postfix_tools()
+    except PostfixUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"smtp-sink is required in CI: {exc}")
+        pytest.skip(f"smtp-sink unavailable ({exc}); `python -m tools.postfix` fetches it")
+
+
+@pytest.fixture
+def dump_dir() -> Iterator[Path]:
+    """A folder smtp-sink can dump into when it runs as nobody (pytest's tmp_path is private)."""
+    folder = Path(tempfile.mkdtemp(prefix="swmail-sink-"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

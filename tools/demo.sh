@@ -63,8 +63,17 @@ echo "== 8. status and the audit export"
 swmail status --run "$CAMPAIGN/$AS_OF"
 swmail audit export --run "$CAMPAIGN/$AS_OF" --out "$DEMO/audit-sent.csv"
 
+echo "== 9. the nightly job over config/campaigns/ on a replayed clock (2026-12-01 09:30 JST)"
+# billing-notice is due (cron 09:00 on the 1st); maintenance-2026-12 needs an approval first
+NOW=2026-12-01T09:30:00+09:00
+swmail nightly --now "$NOW" || echo "(nightly exit $?)"
+swmail approve --campaign maintenance-2026-12 --run-key "$AS_OF" --as-of "$AS_OF" | tail -1
+swmail nightly --now 2026-12-01T09:45:00+09:00 || echo "(nightly exit $?)"
+swmail report --run "billing-notice/$AS_OF" --out "$DEMO/report-billing-notice.html"
+
 echo
 echo "Demo finished. Look at:"
 echo "  dry run:        $DEMO/dry-run/ (audit.csv, warnings.csv, messages/*.eml)"
 echo "  sent messages:  $DEMO/maildir/new/ ($(ls "$DEMO/maildir/new" | wc -l) files)"
 echo "  audit after run: $DEMO/audit-sent.csv"
+echo "  morning report: $DEMO/report-billing-notice.html"

@@ -23,6 +23,7 @@ from pydantic import (
 
 from jobs.config.problems import first_problem
 from jobs.config.runs import name_problem
+from jobs.config.schedule import parse_schedule
 from jobs.config.settings import read_toml
 from jobs.errors import ConfigError
 from jobs.i18n import _, tr
@@ -39,6 +40,8 @@ class Campaign:
     policy: CampaignPolicy
     schedule: str | None = None
     expires_after_hours: float = 24.0
+    require_approval: bool = False  # §9: sent only after `approve` for the run key
+    max_drift_percent: float = 10.0  # §9: refused when an audience's send count drifts more
 
     @property
     def folder(self) -> Path:
@@ -107,6 +110,8 @@ class CampaignFile(BaseModel):
     # Kept as written; `nightly` gives it its meaning (one-off date-time or cron).
     schedule: str | datetime | None = None
     expires_after_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 24.0
+    require_approval: bool = False
+    max_drift_percent: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0
     filters: Filters = Field(default_factory=Filters)
 
     @field_validator("id")
@@ -132,29 +137,8 @@ class CampaignFile(BaseModel):
 
 def _check_schedule(schedule: str | datetime | None) -> str | None:
     """One-off: ISO-8601 date-time WITH offset; recurring: five cron fields (Asia/Tokyo)."""
-    if schedule is None:
-        return None
-    if isinstance(schedule, datetime):
-        if schedule.tzinfo is None:
-            raise ValueError(_("a one-off schedule needs an offset, e.g. +09:00"))
-        return schedule.isoformat()
-    text = schedule.strip()
-    if not text:
-        raise ValueError(_("must be an ISO-8601 date-time with offset or a cron expression"))
-    if len(text.split()) == 5:
-        return text
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            tr(
-                "{text!r} is neither an ISO-8601 date-time nor a five-field cron expression",
-                text=text,
-            )
-        ) from None
-    if parsed.tzinfo is None:
-        raise ValueError(tr("a one-off schedule needs an offset, e.g. {text}+09:00", text=text))
-    return text
+    parsed = parse_schedule(schedule)  # ValueError: pydantic reports it with file and key
+    return None if parsed is None else parsed.text
 
 
 def load_campaign(path: Path) -> Campaign:
@@ -177,4 +161,6 @@ def load_campaign(path: Path) -> Campaign:
         ),
         schedule=checked.schedule if isinstance(checked.schedule, str) else None,
         expires_after_hours=checked.expires_after_hours,
+        require_approval=checked.require_approval,
+        max_drift_percent=checked.max_drift_percent,
     )

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -39,6 +40,7 @@ from jobs.i18n import _, tr
 __all__ = [
     "DEFAULT_CONFIG",
     "VERP_PLACEHOLDER",
+    "AlertSettings",
     "DatabaseSettings",
     "MessageSettings",
     "PathSettings",
@@ -221,6 +223,24 @@ class UiSettings(BaseModel):
     language: Literal["", "ja", "en"] = ""
 
 
+def _comma_list(value: Any) -> Any:
+    """An environment variable holds a list as `a@example.jp,b@example.jp`."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class AlertSettings(BaseModel):
+    """§9 alerts: who gets the one summary e-mail when a `nightly` needs a person."""
+
+    model_config = _STRICT
+
+    to: Annotated[list[Address], BeforeValidator(_comma_list)] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     """The whole settings file; each section a model, every key typed and ranged."""
 
@@ -231,6 +251,7 @@ class Settings(BaseSettings):
     message: MessageSettings = Field(default_factory=MessageSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 
 from jobs.config.campaign import Campaign
 from jobs.config.settings import SmtpSettings
+from jobs.delivery.approval import ApprovalGate
 from jobs.delivery.sender import PassReport, SendPass
 from jobs.ledger import (
     DeliveryStatus,
@@ -46,6 +48,7 @@ from jobs.ledger import (
     stop_worker,
 )
 from jobs.ledger.lock import RunLock
+from jobs.logs import run_context
 from jobs.messages.compose import Composer
 from jobs.resolution.pipeline import Resolved, Summary, stream_resolution
 from jobs.smtp.pool import SmtpPool, check_relay_settings, relay_password
@@ -56,6 +59,8 @@ __all__ = ["RunOutcome", "freeze_resolution", "run_campaign", "send_as_owner"]
 
 EXIT_DONE = 0
 EXIT_DEFERRED = 3
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,6 +95,7 @@ def freeze_resolution(
     composer: Composer,
     *,
     as_of: date,
+    already_sent: frozenset[str] = frozenset(),
     progress: bool = False,
 ) -> tuple[RunRecord, Summary]:
     """The first `run`'s resolution, frozen in the ledger in one transaction (§7).
@@ -105,6 +111,7 @@ def freeze_resolution(
         as_of,
         resolved,
         extra_suppressed=ledger_suppressions(ledger),
+        already_sent=already_sent,
         progress=progress,
     )
 
@@ -138,23 +145,42 @@ def run_campaign(
     smtp: SmtpSettings,
     *,
     as_of: date,
+    already_sent: frozenset[str] = frozenset(),
+    gate: ApprovalGate | None = None,
     progress: bool = False,
 ) -> RunOutcome:
-    """Resolve (first time) and send one run; resumable after any crash."""
+    """Resolve (first time) and send one run; resumable after any crash.
+
+    `already_sent`: delivery keys earlier runs of the campaign sent (§4 ALREADY_SENT), used
+    when the run is first frozen. `gate`: the §9 approval check, made under the run lock before
+    anything is frozen or sent.
+    """
     started = time.perf_counter()
     composer.check()
     check_relay_settings(smtp)
     check_ledger(ledger)
     run_id = make_run_id(campaign.id, composer.run_key)
     holder = holder_description()
-    with acquire_run_lock(ledger, run_id, sqlite_path=_sqlite_path(ledger)) as lock:
+    with (
+        run_context(run_id),
+        acquire_run_lock(ledger, run_id, sqlite_path=_sqlite_path(ledger)) as lock,
+    ):
         with ledger.connect() as conn:
             run = get_run(conn, run_id)
         created = run is None
+        if gate is not None:
+            gate.check(frozen=not created)
+        log.info("run started (%s)", "resolving and freezing" if created else "resuming")
         summary: Summary | None = None
         if run is None:
             run, summary = freeze_resolution(
-                source, ledger, campaign, composer, as_of=as_of, progress=progress
+                source,
+                ledger,
+                campaign,
+                composer,
+                as_of=as_of,
+                already_sent=already_sent,
+                progress=progress,
             )
         elif run.as_of != composer.as_of:
             # the frozen run renders with its own as-of date, whatever was passed now
@@ -185,6 +211,13 @@ def run_campaign(
         with ledger.connect() as conn:
             after = stats(conn, run)
             refreshed = get_run(conn, run_id)
+        log.info(
+            "pass finished: sent %d, deferred %d, failed %d; %d left open",
+            report.sent,
+            report.deferred,
+            report.failed,
+            after.open,
+        )
     return RunOutcome(
         run=refreshed or run,
         created=created,

@@ -3,8 +3,10 @@
 Four kinds of asyncio tasks share one event loop:
 - a claimer takes small batches of deliveries from the ledger (each claim committed before its
   messages go out, so a crash leaves them `sending` for the next pass to find);
-- `smtp.connections` senders each compose a message and make one attempt through the pool; a
-  delivery that must wait for a retry goes back to the queue instead of holding a connection;
+- `transport.concurrency` senders (several per connection, so that a pipelining connection
+  always has a next message to group with) each compose a message and make one attempt through
+  the pool; a delivery that must wait for a retry goes back to the queue instead of holding a
+  connection;
 - a committer writes confirmed results in short batched transactions, at most `COMMIT_INTERVAL`
   after the server confirmed them (SPEC §7: at most the last 50 ms can be sent twice after a
   kill -9). Progress is the ledger itself: nothing is counted in memory and written later;
@@ -47,7 +49,7 @@ from jobs.smtp.envelope import (
     SendResult,
 )
 from jobs.smtp.retry import RetryPolicy, one_attempt
-from jobs.smtp.transport import Transport
+from jobs.smtp.transport import NotSent, Transport
 
 __all__ = ["COMMIT_INTERVAL", "PassReport", "SendPass"]
 
@@ -192,7 +194,9 @@ class SendPass:
         self.smtp = smtp
         self.worker_id = worker_id
         self.connections = smtp.connections
-        self.batch = claim_size or max(8, min(200, self.connections * 8))
+        # concurrent sends: more than connections, so that PIPELINING has a next message
+        self.senders = max(self.connections, transport.concurrency)
+        self.batch = claim_size or max(8, min(200, self.senders * 2, self.connections * 8))
         self.return_path = composer.return_path()  # §10: VERP, or the From address
         self.report = PassReport()
         # Claimed but not yet handed to the transport: certainly not sent, so given back on a
@@ -270,7 +274,7 @@ class SendPass:
                 await self._work.put(c)
             if not claims and await self.drained():
                 break
-        for _slot in range(self.connections):
+        for _slot in range(self.senders):
             await self._work.put(None)
 
     async def drained(self) -> bool:
@@ -324,6 +328,7 @@ class SendPass:
             data=composed.data,
             message_id=composed.message_id,
             key=c.delivery.key,
+            crlf_form=True,  # the composer's bytes are in wire line form already
         )
 
     async def connection(self) -> None:
@@ -343,6 +348,9 @@ class SendPass:
         self.in_flight[c.delivery_id] = c
         try:
             attempt = await self.transport.send(envelope)
+        except NotSent:
+            self.held[c.delivery_id] = c  # stopped while queued in the transport: given back
+            raise
         finally:
             self.in_flight.pop(c.delivery_id, None)
         final = one_attempt(envelope, attempt)
@@ -538,8 +546,7 @@ class SendPass:
         )
         senders = [asyncio.create_task(self.claim_loop(), name="claimer")]
         senders += [
-            asyncio.create_task(self.connection(), name=f"sender-{i}")
-            for i in range(self.connections)
+            asyncio.create_task(self.connection(), name=f"sender-{i}") for i in range(self.senders)
         ]
         sending_task = asyncio.create_task(self._sending(senders), name="sending")
         try:

@@ -4,7 +4,8 @@ A run freezes its resolution here once; senders then claim deliveries, send them
 confirmed outcome, so that a crash loses nothing and a resume never resends a `sent` delivery.
 Modules: `models` (tables), `migrate` (Alembic, from code), `store` (runs and the freeze),
 `queue` (passes, claims, results), `workers` (claim owners, leases, the run-wide pace), `report`
-(status, audit export), `lock` (one coordinator).
+(status, audit export), `lock` (one coordinator), `history` (earlier runs of a campaign: already
+sent, unfinished, approvals, expired occurrences).
 
 Owns: every read and write of the `swmail_*` tables, and the run locks.
 Must not import: `jobs.resolution`, `jobs.messages`, `jobs.smtp`, `jobs.delivery`, `jobs.reports`
@@ -12,6 +13,16 @@ Must not import: `jobs.resolution`, `jobs.messages`, `jobs.smtp`, `jobs.delivery
 """
 
 from jobs.config.runs import make_run_id
+from jobs.ledger.history import (
+    Approval,
+    already_sent_for,
+    already_sent_keys,
+    get_approval,
+    record_expired,
+    run_is_finished,
+    save_approval,
+    unfinished_run,
+)
 from jobs.ledger.lock import RunLock, acquire_run_lock, holder_description
 from jobs.ledger.migrate import (
     check_ledger,
@@ -55,6 +66,7 @@ from jobs.ledger.workers import (
 __all__ = [
     "FINAL_STATUSES",
     "OPEN_STATUSES",
+    "Approval",
     "AuditExportRow",
     "ClaimedDelivery",
     "DeliveryResult",
@@ -67,12 +79,15 @@ __all__ = [
     "WorkerRole",
     "WorkerStats",
     "acquire_run_lock",
+    "already_sent_for",
+    "already_sent_keys",
     "begin_pass",
     "check_ledger",
     "claim",
     "create_run",
     "current_revision",
     "finish_run",
+    "get_approval",
     "get_run",
     "head_revision",
     "heartbeat",
@@ -87,12 +102,16 @@ __all__ = [
     "make_run_id",
     "queue_state",
     "record",
+    "record_expired",
     "register_worker",
     "release",
     "reserve_pace",
+    "run_is_finished",
+    "save_approval",
     "schema_diff",
     "stats",
     "stop_worker",
     "take_back",
+    "unfinished_run",
     "upgrade",
 ]

@@ -34,9 +34,11 @@ from resolver.model import (
 __all__ = [
     "ENUM_LENGTH",
     "NAMING_CONVENTION",
+    "ApprovalRow",
     "AuditRowRow",
     "BounceRow",
     "DeliveryRow",
+    "ExpiredOccurrenceRow",
     "LedgerBase",
     "RunLockRow",
     "RunRow",
@@ -307,3 +309,29 @@ class RunLockRow(LedgerBase):
     holder: Mapped[FreeText]
     session_id: Mapped[int] = mapped_column(sa.BigInteger())  # the holder's server session
     acquired_at: Mapped[Timestamp]
+
+
+class ApprovalRow(LedgerBase):
+    """An operator's `approve` of one run key (SPEC §9): what was approved and the counts seen."""
+
+    __tablename__ = "swmail_approvals"
+
+    campaign_id: Mapped[ShortId] = mapped_column(primary_key=True)
+    run_key: Mapped[ShortId] = mapped_column(primary_key=True)
+    as_of: Mapped[date]
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))  # sha256 hex of the three parts
+    parts: Mapped[FreeText]  # JSON {campaign_file, templates, message}: names what changed
+    counts: Mapped[FreeText]  # JSON {audience: {decision: n}}
+    approved_at: Mapped[Timestamp]
+    approved_by: Mapped[FreeText]
+
+
+class ExpiredOccurrenceRow(LedgerBase):
+    """An occurrence `nightly` found too late to send (SPEC §9): recorded once, alerted once."""
+
+    __tablename__ = "swmail_expired_occurrences"
+
+    campaign_id: Mapped[ShortId] = mapped_column(primary_key=True)
+    run_key: Mapped[ShortId] = mapped_column(primary_key=True)
+    occurrence_at: Mapped[Timestamp]
+    recorded_at: Mapped[Timestamp]

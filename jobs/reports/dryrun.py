@@ -69,6 +69,7 @@ def dry_run(
     *,
     as_of: date,
     extra_suppressed: frozenset[str] = frozenset(),
+    already_sent: frozenset[str] = frozenset(),
     encoding: str = "utf-8",
     progress: bool = True,
 ) -> DryRunReport:
@@ -99,6 +100,7 @@ def dry_run(
                 campaign,
                 as_of,
                 extra_suppressed=extra_suppressed,
+                already_sent=already_sent,
                 on_row=write_row,
                 progress=progress,
             )

@@ -28,7 +28,7 @@ from jobs.ledger.workers import WorkerStats
 from jobs.reports.audit import AUDIT_COLUMNS, AuditLine, CsvOut
 from resolver.model import join_reasons
 
-__all__ = ["RunStatus", "export_audit", "run_status"]
+__all__ = ["RunStatus", "export_audit", "find_run", "run_status"]
 
 _ORDER = (
     DeliveryStatus.PENDING,
@@ -150,21 +150,18 @@ def _sent_span(conn: sa.Connection, run: RunRecord) -> tuple[Any, Any]:
     return first, last
 
 
+def find_run(conn: sa.Connection, run_id: str) -> RunRecord:
+    """The run RUN_ID, or NotFound (exit 2) naming the expected form."""
+    run = get_run(conn, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)")
+    return run
+
+
 def run_status(engine: sa.Engine, run_id: str | None) -> list[RunStatus]:
     check_ledger(engine)
     with engine.connect() as conn:
-        if run_id is None:
-            runs = list_runs(conn)
-        else:
-            one = get_run(conn, run_id)
-            if one is None:
-                raise NotFound(
-                    tr(
-                        "no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)",
-                        run_id=run_id,
-                    )
-                )
-            runs = [one]
+        runs = list_runs(conn) if run_id is None else [find_run(conn, run_id)]
         out = []
         for run in runs:
             first, last = _sent_span(conn, run)
@@ -208,14 +205,7 @@ def export_audit(engine: sa.Engine, run_id: str, out: Path, encoding: str) -> Cs
     """Write the run's audit CSV; the file appears only when complete (`jobs.files`)."""
     check_ledger(engine)
     with engine.connect() as conn:
-        run = get_run(conn, run_id)
-        if run is None:
-            raise NotFound(
-                tr(
-                    "no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)",
-                    run_id=run_id,
-                )
-            )
+        run = find_run(conn, run_id)
         with CsvOut(out, AUDIT_COLUMNS, encoding) as csv_out:
             for row in iter_audit(conn, run):
                 csv_out.write(_line(row).cells())

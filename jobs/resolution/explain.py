@@ -174,6 +174,7 @@ def explain(
     partner_id: str | None = None,
     extra_suppressed: frozenset[str] = frozenset(),
     suppression_origin: Callable[[str], Sequence[str]] | None = None,
+    already_sent: frozenset[str] = frozenset(),
 ) -> Explanation:
     """Trace one person (by e-mail) or one account; NotFound (exit 2) when nothing matches.
 
@@ -254,6 +255,7 @@ def explain(
         campaign,
         as_of,
         extra_suppressed=extra_suppressed,
+        already_sent=already_sent,
         on_outcome=on_outcome,  # every account through the pure path: outcomes as values
         progress=False,
     ) as resolved:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -172,6 +172,7 @@ def stream_resolution(
     into: Resolved,
     *,
     extra_suppressed: Iterable[str] = (),
+    already_sent: Container[str] = frozenset(),
     on_outcome: OutcomeSink | None = None,
     progress: bool = True,
     pure: bool = False,
@@ -185,6 +186,7 @@ def stream_resolution(
     `keep_deliveries=False`: counts only (`resolve`); the deliveries are not kept.
     `extra_suppressed` are dedupe keys suppressed by the job itself (the ledger's hard bounces):
     §7, the effective suppression list is the union with the source data's.
+    `already_sent`: delivery keys earlier runs of the campaign sent (§4 ALREADY_SENT).
     """
     started = time.perf_counter()
     summary = into.summary
@@ -200,7 +202,7 @@ def stream_resolution(
     with _fewer_collections(), snapshot(engine) as conn:
         suppressed = load_suppression_keys(conn)
         suppressed.update(extra_suppressed)
-        resolver = Resolver(campaign.policy, as_of, suppressed, store=store)
+        resolver = Resolver(campaign.policy, as_of, suppressed, already_sent, store=store)
         total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
         bar = Progress(N_("resolving customers"), total) if progress else None
         if pure or on_outcome is not None:
@@ -242,6 +244,7 @@ def resolve_campaign(
     as_of: date,
     *,
     extra_suppressed: Iterable[str] = (),
+    already_sent: Container[str] = frozenset(),
     on_outcome: OutcomeSink | None = None,
     on_row: Callable[[AuditRow], None] | None = None,
     progress: bool = True,
@@ -260,6 +263,7 @@ def resolve_campaign(
             as_of,
             resolved,
             extra_suppressed=extra_suppressed,
+            already_sent=already_sent,
             on_outcome=on_outcome,
             progress=progress,
             pure=pure,

@@ -1,57 +1,56 @@
-"""A pool of persistent SMTP connections (SPEC §7), implementing `Transport`.
+"""A pool of persistent SMTP connections (SPEC §7, §9 PIPELINING), implementing `Transport`.
 
-Each connection sends many messages; the pool holds at most `smtp.connections` of them, so it
-also caps how many sends run at once. A connection is opened lazily, reused while healthy, reset
-(RSET) after a refused transaction, and thrown away after anything that leaves its state unknown
-(a disconnect, a timeout, a protocol error); the slot then reconnects on its next use.
+`send` queues the envelope and waits for its result; up to `smtp.connections` connections take
+envelopes from the one queue, each driven by its own task, opened lazily (a connection starts
+when an envelope waits and no connection is free) and kept while healthy.
 
-The transaction is driven step by step (MAIL, RCPT per recipient, DATA, body) instead of through
-`sendmail`, for two reasons: each refused recipient is classified on its own, and a failure is
-known to have happened before the body was sent or after it (an unknown outcome, reported as
-`after_data`). The body is the envelope's bytes as flattened once by the renderer; nothing here
-re-encodes or re-folds it.
+With a relay that offers PIPELINING (RFC 2920) a connection keeps two messages in flight: the
+end of message n travels in one write with MAIL, RCPT and DATA of message n+1, and one read
+brings the reply to n's end of data, then n+1's replies up to its 354. A steady stream thus
+costs one round trip per message instead of four. Callers therefore get the most out of the
+pool with `concurrency` sends outstanding (several per connection). Without PIPELINING every
+command waits for its reply, as RFC 5321 requires.
+
+Every reply is read by `Transaction` and classified on its own. When the connection fails in
+the middle, each message in flight gets the failure at the phase it had reached: only one whose
+end of data was written has an unknown outcome (`after_data`), the others are plain transient
+failures. A message that was refused before its body (RSET follows, in a round trip of its own),
+or whose connection is lost, never holds up the queue: the next one goes on this connection or
+a fresh one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import logging
 import socket
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from types import TracebackType
 
 import aiosmtplib
 
 from jobs.config.settings import SmtpSettings
 from jobs.i18n import _, tr
-from jobs.smtp.classify import Verdict, classify, one_line
-from jobs.smtp.envelope import (
-    Envelope,
-    Outcome,
-    Phase,
-    RecipientResult,
-    SendResult,
-    crlf,
-    dot_stuffed,
-)
+from jobs.smtp.classify import Verdict
+from jobs.smtp.envelope import Envelope, Phase, SendResult, dot_stuffed
 from jobs.smtp.errors import SmtpSetupError
 from jobs.smtp.rate import RateLimiter
+from jobs.smtp.session import Session, open_session
 from jobs.smtp.tls import client_tls_context
+from jobs.smtp.transaction import DATA, Next, Transaction
+from jobs.smtp.transport import NotSent
 
 __all__ = ["SmtpPool", "check_relay_settings", "relay_password"]
 
+log = logging.getLogger(__name__)
+
 _QUIT_TIMEOUT = 5.0
 _OK = 250
-_FORWARD = 251
-_START_INPUT = 354
-# Inside a transaction: `_transaction`'s deadline bounds every reply, and it started first, so
-# a per-command timeout (aiosmtplib's default) could never fire before it; it only cost a timer
-# and an extra event-loop hop per command.
-_NO_COMMAND_TIMEOUT = None
-# An addr-spec that aiosmtplib's `quote_address` would return as `<addr-spec>`, unchanged: a
-# dot-atom-like local part and a host name, no space, quote, bracket or comment, ASCII only.
-# Checked against aiosmtplib itself by tests/smtp/test_commands.py.
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+_END_ONLY = b".\r\n"  # RFC 2920 §3.1: a 354 without an accepted recipient ends with a lone dot
+# Sends outstanding per connection that keep a pipelining connection busy: the message whose
+# body goes next, the one whose commands go with it, and one waiting in the queue meanwhile.
+_PER_CONNECTION = 4
 
 
 def relay_password(settings: SmtpSettings) -> str | None:
@@ -77,30 +76,29 @@ def check_relay_settings(settings: SmtpSettings) -> None:
     client_tls_context(settings)
 
 
-@dataclass(slots=True)
-class _Slot:
-    """One place in the pool; holds a live client or nothing."""
+@dataclass(slots=True, eq=False)
+class _Job:
+    """One `send` call: its envelope, the caller's future, and its attempt on a connection."""
 
-    client: aiosmtplib.SMTP | None = None
-    busy: bool = False
+    envelope: Envelope
+    future: asyncio.Future[SendResult]
+    txn: Transaction | None = None
+    body: bytes = b""  # what goes after the 354: the dot-stuffed message, or a lone dot
+    after_idle: bool = False  # written first on a used connection that had sat idle
+    reopened: bool = False  # its one free reconnect is spent
+    written: bool = False  # some of its commands were handed to a connection's transport
 
-    def discard(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+    def settle(self, result: SendResult) -> None:
+        if not self.future.done():
+            self.future.set_result(result)
 
-
-@dataclass(slots=True)
-class _Progress:
-    """How far one transaction got: what a failure applies to depends on it."""
-
-    phase: Phase = Phase.MAIL
-    accepted: list[str] = field(default_factory=list)
-    refused: dict[str, RecipientResult] = field(default_factory=dict)
+    def refuse(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
 
 
 class SmtpPool:
-    """`Transport` over up to `settings.connections` persistent aiosmtplib clients.
+    """`Transport` over up to `settings.connections` persistent sessions with the relay.
 
     Use as an async context manager; `send` is one attempt (retries are `send_with_retry`'s).
     Only configuration problems raise (`SmtpSetupError`); every other failure is a `SendResult`.
@@ -119,20 +117,26 @@ class SmtpPool:
         self._settings = settings
         self._password = password
         self._tls = client_tls_context(settings)
-        self._server = f"{settings.host}:{settings.port}"
+        self.server = f"{settings.host}:{settings.port}"
         self._limiter = limiter or RateLimiter(settings.rate_per_second)
         self._local_hostname = local_hostname
-        self._slots = [_Slot() for _ in range(settings.connections)]
-        self._idle: asyncio.LifoQueue[_Slot] = asyncio.LifoQueue()
-        for slot in self._slots:
-            self._idle.put_nowait(slot)
+        self._queue: deque[_Job] = deque()
+        self._idle: deque[asyncio.Future[_Job | None]] = deque()  # connections waiting for work
+        self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._closed = False
-        self.sessions_opened = 0  # observable: how often the pool had to (re)connect
         # Until one AUTH succeeded, sessions open one at a time and a refusal is remembered:
         # the password crosses the wire at most once when it is wrong, whatever `connections`.
         self._auth_gate = asyncio.Lock()
         self._authenticated = not settings.username
         self._setup_refused: SmtpSetupError | None = None
+        # observable, for tests and benchmarks
+        self.sessions_opened = 0  # how often the pool had to (re)connect
+        self.round_trips = 0  # writes that waited for replies before the next write
+
+    @property
+    def concurrency(self) -> int:
+        """How many `send` calls outstanding keep every connection busy (`Transport`)."""
+        return self._settings.connections * _PER_CONNECTION
 
     @classmethod
     def from_settings(cls, settings: SmtpSettings) -> SmtpPool:
@@ -150,320 +154,348 @@ class SmtpPool:
     ) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        """QUIT every idle connection; busy ones are closed when their send returns."""
-        self._closed = True
-        for slot in self._slots:
-            if slot.busy or slot.client is None:
-                continue
-            client, slot.client = slot.client, None
-            try:
-                if client.is_connected:
-                    await client.quit(timeout=_QUIT_TIMEOUT)
-            except (aiosmtplib.SMTPException, OSError):
-                pass  # the server may already have hung up; we are leaving anyway
-            finally:
-                client.close()
-
     async def send(self, envelope: Envelope) -> SendResult:
         """One delivery attempt over a pooled connection."""
         if self._closed:
             raise RuntimeError("SmtpPool.send after close")
-        slot = await self._idle.get()
-        slot.busy = True
+        job = _Job(envelope, asyncio.get_running_loop().create_future())
+        self._put(job)
         try:
-            await self._limiter.wait()  # §7: the rate applies at send time, pool-wide
-            return await self._attempt(slot, envelope)
-        except BaseException:
-            slot.discard()  # cancelled or a setup error: the client's state is unknown
+            return await job.future
+        except asyncio.CancelledError:
+            if not job.written:
+                raise NotSent() from None
+            raise
+
+    async def close(self) -> None:
+        """QUIT every idle connection; a connection still carrying messages is dropped."""
+        self._closed = True
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        for task, connection in self._connections.items():
+            if connection.busy:
+                task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        while self._queue:
+            self._queue.popleft().future.cancel()
+
+    # the queue shared by the connections
+
+    def _put(self, job: _Job, *, first: bool = False) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(job)
+                return
+        if first:
+            self._queue.appendleft(job)
+        else:
+            self._queue.append(job)
+        self._start_connection()
+
+    def _start_connection(self) -> None:
+        """One more connection when envelopes wait, none is free and the pool is not full."""
+        if self._queue and not self._closed and len(self._connections) < self._settings.connections:
+            connection = _Connection(self)
+            task = asyncio.get_running_loop().create_task(connection.run(), name="smtp-connection")
+            self._connections[task] = connection
+            task.add_done_callback(self._connection_done)
+
+    def _connection_done(self, task: asyncio.Task[None]) -> None:
+        self._connections.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            # a bug: the messages it carried were failed with it; the next send opens another
+            log.error("SMTP connection task failed", exc_info=task.exception())
+        self._start_connection()  # what it left in the queue still gets a connection
+
+    def _take_nowait(self) -> _Job | None:
+        while self._queue:
+            job = self._queue.popleft()
+            if not job.future.done():  # else its caller stopped waiting (cancelled)
+                return job
+        return None
+
+    async def _take(self, connection: _Connection) -> _Job | None:
+        """The next envelope; waits while there is none. None: the pool is closing."""
+        job = self._take_nowait()
+        if job is not None or self._closed:
+            return job
+        waiter: asyncio.Future[_Job | None] = asyncio.get_running_loop().create_future()
+        self._idle.append(waiter)
+        connection.busy = False
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and (job := waiter.result()) is not None:
+                self._put(job, first=True)  # handed over just as this connection was stopped
             raise
         finally:
-            slot.busy = False
-            if self._closed:
-                slot.discard()
-            self._idle.put_nowait(slot)
-
-    async def _attempt(self, slot: _Slot, envelope: Envelope) -> SendResult:
-        if slot.client is not None and not slot.client.is_connected:
-            slot.discard()
-        reused = slot.client is not None
-        while True:
-            if slot.client is None:
-                failure = await self._open(slot)
-                if failure is not None:
-                    return _failed(envelope, failure, _Progress(phase=failure.phase))
-            result, dead_on_arrival = await self._transaction(slot, envelope)
-            if not (reused and dead_on_arrival):
-                return result
-            # A pooled connection the server had closed while idle: nothing of this message
-            # reached it, so reconnect once instead of spending one of the delivery's attempts.
-            reused = False
+            connection.busy = True
 
     async def _hostname(self) -> str:
         if self._local_hostname is None:
             self._local_hostname = await asyncio.to_thread(socket.getfqdn)
         return self._local_hostname
 
-    async def _open(self, slot: _Slot) -> Verdict | None:
+    async def _open(self) -> Session | Verdict:
         """Connect, STARTTLS and AUTH as configured; a transient failure comes back as a Verdict."""
         if self._authenticated:
-            return await self._open_session(slot)
+            return await self._open_session()
         async with self._auth_gate:
             if self._setup_refused is not None:
                 raise SmtpSetupError(self._setup_refused.message)
             try:
-                failure = await self._open_session(slot)
+                opened = await self._open_session()
             except SmtpSetupError as exc:
                 self._setup_refused = exc
                 raise
-            self._authenticated = failure is None
-            return failure
+            self._authenticated = isinstance(opened, Session)
+            return opened
 
-    async def _open_session(self, slot: _Slot) -> Verdict | None:
-        settings = self._settings
-        client = aiosmtplib.SMTP(
-            hostname=settings.host,
-            port=settings.port,
-            timeout=settings.timeout_seconds,
-            use_tls=settings.security == "tls",
-            start_tls=False,  # STARTTLS is done below, where a missing offer is an error
-            tls_context=self._tls,
-            local_hostname=await self._hostname(),
+    async def _open_session(self) -> Session | Verdict:
+        session = await open_session(
+            self._settings, self._password, self._tls, await self._hostname()
         )
-        phase = Phase.CONNECT
+        if isinstance(session, Session):
+            self.sessions_opened += 1
+        return session
+
+
+class _Connection:
+    """One session with the relay and the task that drives it: envelopes in, results out.
+
+    Its state is in fields a test can read: the open session, the message whose body goes
+    next (`carry`), and whether the last transaction was refused before its body (`reset`).
+    """
+
+    def __init__(self, pool: SmtpPool) -> None:
+        self.pool = pool
+        self.session: Session | None = None
+        self.used = False  # the session has carried at least one round trip
+        self.carry: _Job | None = None  # got its 354; its body goes in the next write
+        self.reset = False  # RSET before the next MAIL
+        self.busy = True
+        self.in_flight: list[_Job] = []
+
+    async def run(self) -> None:
         try:
-            await client.connect()
-            await _ehlo(client)
-            if settings.security == "starttls":
-                if not client.supports_extension("starttls"):
-                    # §7: STARTTLS when configured, never silently skipped or downgraded.
-                    raise SmtpSetupError(
-                        tr(
-                            "smtp: security = starttls but {_server} does not offer STARTTLS; "
-                            "refusing to send in clear text",
-                            _server=self._server,
-                        )
-                    )
-                phase = Phase.STARTTLS
-                await client.starttls()
-                await _ehlo(client)  # RFC 3207: forget what was learnt before TLS
-            if settings.username:
-                phase = Phase.AUTH
-                if not client.supports_extension("auth"):
-                    raise SmtpSetupError(
-                        tr(
-                            "smtp: smtp.username is set but {_server} offers no AUTH (security = "
-                            "{security})",
-                            _server=self._server,
-                            security=settings.security,
-                        )
-                    )
-                await _authenticate(client, settings.username, self._password or "", self._server)
-        except SmtpSetupError:
-            client.close()
+            while True:
+                if self.carry is None:
+                    job = await self.pool._take(self)
+                    if job is None:
+                        break
+                else:
+                    job = self.pool._take_nowait()
+                await self._step(job)
+        except BaseException as exc:
+            for job in self.in_flight:
+                if isinstance(exc, Exception):
+                    job.refuse(exc)  # a bug: the caller sees it instead of waiting forever
+                else:
+                    job.future.cancel()
+            self._discard()
             raise
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            client.close()
-            verdict = classify(exc, phase, self._server)
-            if verdict.setup_error is not None:
-                raise SmtpSetupError(verdict.setup_error) from None
-            return verdict
-        slot.client = client
-        self.sessions_opened += 1
-        return None
+        await self._quit()
 
-    async def _transaction(self, slot: _Slot, envelope: Envelope) -> tuple[SendResult, bool]:
-        """One MAIL..DATA transaction; the flag says the connection was dead before MAIL."""
-        client = slot.client
-        assert client is not None
-        progress = _Progress()
-        try:
-            # The per-send timeout bounds the whole transaction, not each command alone.
-            async with asyncio.timeout(self._settings.timeout_seconds):
-                result = await self._dialogue(client, envelope, progress)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            verdict = classify(exc, progress.phase, self._server)
-            if verdict.setup_error is not None:
-                slot.discard()
-                raise SmtpSetupError(verdict.setup_error) from None
-            if verdict.code is None:
-                slot.discard()  # disconnect, timeout: the dialogue may be out of step
+    async def _step(self, job: _Job | None) -> None:
+        """One round trip: the carried body (if any) and the next envelope's commands (if any)."""
+        pool = self.pool
+        self.in_flight = [j for j in (self.carry, job) if j is not None]
+        if self.carry is None:
+            assert job is not None
+            if not await self._ready(job):
+                return
+            job.after_idle = self.used
+        if job is not None:
+            assert self.session is not None
+            job.txn = Transaction.start(job.envelope, self.session.extensions, pool.server)
+            if job.txn.result is not None:
+                job.settle(job.txn.result)
+                job = None
             else:
-                await self._reset(slot)
-            dead = progress.phase is Phase.MAIL and isinstance(exc, ConnectionError)
-            return _failed(envelope, verdict, progress), dead
-        if result.phase is not None:
-            await self._reset(slot)
-        return result, False
-
-    async def _dialogue(
-        self, client: aiosmtplib.SMTP, envelope: Envelope, progress: _Progress
-    ) -> SendResult:
-        body = crlf(envelope.data)  # once: SIZE counts it, the wire carries it dot-stuffed
-        options: list[str] = []
-        if client.supports_extension("size"):
-            options.append(f"SIZE={len(body)}")
-        if client.supports_extension("8bitmime") and not envelope.data.isascii():
-            options.append("BODY=8BITMIME")
-        encoding = "ascii"
-        if not all(a.isascii() for a in (envelope.sender, *envelope.recipients)):
-            if not client.supports_extension("smtputf8"):
-                text = f"{self._server} does not support SMTPUTF8 (non-ASCII address)"
-                results = tuple(
-                    RecipientResult(r, Outcome.PERMANENT, None, text) for r in envelope.recipients
-                )
-                return SendResult.of(results, None, text, phase=Phase.MAIL)
-            options.append("SMTPUTF8")
-            encoding = "utf-8"
-
-        progress.phase = Phase.MAIL
-        await _mail(client, envelope.sender, options, encoding)
-
-        progress.phase = Phase.RCPT
-        for address in envelope.recipients:
-            try:
-                await _rcpt(client, address, encoding)
-            except (aiosmtplib.SMTPRecipientRefused, ValueError) as exc:
-                verdict = classify(exc, Phase.RCPT, self._server)
-                progress.refused[address] = RecipientResult(
-                    address, verdict.outcome, verdict.code, verdict.text, verdict.hard_bounce
-                )
-                if not client.is_connected:
-                    # e.g. 421: the session ended, which leaves every other recipient pending.
-                    raise aiosmtplib.SMTPServerDisconnected(
-                        f"connection closed after RCPT reply {verdict.code}"
-                    ) from exc
-            else:
-                progress.accepted.append(address)
-        if not progress.accepted:
-            first = progress.refused[envelope.recipients[0]]
-            results = tuple(progress.refused[r] for r in envelope.recipients)
-            return SendResult.of(results, first.code, first.text, phase=Phase.RCPT)
-
-        progress.phase = Phase.DATA
-        reply = await client.execute_command(b"DATA", timeout=_NO_COMMAND_TIMEOUT)
-        if reply.code != _START_INPUT:
-            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-
-        # From here on the server may hold the message: a failure has an unknown outcome.
-        progress.phase = Phase.BODY
-        protocol = client.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        protocol.write(dot_stuffed(body))
-        reply = await protocol.read_response(timeout=_NO_COMMAND_TIMEOUT)
-        if reply.code != _OK:
-            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-
-        text = one_line(reply.message)
-        results = tuple(
-            progress.refused.get(r) or RecipientResult(r, Outcome.SENT, reply.code, text)
-            for r in envelope.recipients
-        )
-        return SendResult.of(results, reply.code, text)
-
-    async def _reset(self, slot: _Slot) -> None:
-        """RSET after a refused transaction so that the connection can carry the next one."""
-        client = slot.client
-        if client is None:
+                await pool._limiter.wait()  # §7: the rate applies when a message goes out
+        if job is None and self.carry is None:
             return
-        if not client.is_connected:
-            slot.discard()
-            return
+        assert self.session is not None
         try:
-            await client.rset()  # raises on anything but 250
+            async with asyncio.timeout(pool._settings.timeout_seconds):
+                if self.session.extensions.pipelining:
+                    await self._pipelined(self.session, job)
+                else:
+                    assert job is not None
+                    await self._one_by_one(self.session, job)
+        except SmtpSetupError as exc:
+            for j in self.in_flight:
+                j.refuse(exc)
+            self._discard()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self._fail_in_flight(exc)
+            self._discard()
+        self.in_flight = []
+
+    async def _ready(self, job: _Job) -> bool:
+        """An open session in step for a new MAIL; False when `job` was settled instead."""
+        if self.session is not None and self.session.stream.unsolicited:
+            self._discard()  # the server spoke while idle (a 421 before hanging up): start anew
+        if self.reset and self.session is not None and self.session.stream.is_open:
+            await self._rset(self.session)
+        if self.session is not None and self.session.stream.is_open:
+            return True
+        self._discard()
+        try:
+            opened = await self.pool._open()
+        except SmtpSetupError as exc:
+            job.refuse(exc)
+            return False
+        if isinstance(opened, Verdict):
+            job.settle(Transaction.unsent(job.envelope, opened, self.pool.server))
+            return False
+        self.session = opened
+        return True
+
+    async def _pipelined(self, session: Session, job: _Job | None) -> None:
+        """RFC 2920: [end of the carried message] + MAIL, RCPT..., DATA of the next, one write."""
+        stream = session.stream
+        carry, self.carry = self.carry, None
+        parts: list[bytes] = []
+        if carry is not None:
+            parts.append(carry.body)
+        if job is not None:
+            assert job.txn is not None
+            parts += (job.txn.commands, DATA)
+            job.written = True
+        stream.write(b"".join(parts))
+        self.pool.round_trips += 1
+        if carry is not None and carry.txn is not None:
+            carry.txn.body_sent()
+        await stream.drain()
+        if carry is not None:
+            assert carry.txn is not None
+            reply = await stream.reply()
+            if carry.txn.result is None:
+                carry.settle(carry.txn.on_end(reply))
+            # else it ended with a lone dot: its result (the refusals) is already given
+        self.used = True
+        if job is None:
+            return
+        txn = job.txn
+        assert txn is not None
+        txn.on_mail(await stream.reply())
+        for address, _params in txn.rcpts:
+            txn.on_rcpt(address, await stream.reply())
+        self._after_data(job, txn.on_data(await stream.reply()))
+
+    async def _one_by_one(self, session: Session, job: _Job) -> None:
+        """Without PIPELINING: each command waits for its reply, and a refusal stops the rest."""
+        stream = session.stream
+        txn = job.txn
+        assert txn is not None
+        job.written = True
+        stream.write(txn.mail)
+        self.pool.round_trips += 1
+        mail_ok = txn.on_mail(await stream.reply())
+        self.used = True
+        if not mail_ok:
+            self._after_data(job, Next.RESET)
+            return
+        for address, line in txn.rcpts:
+            stream.write(line)
+            self.pool.round_trips += 1
+            txn.on_rcpt(address, await stream.reply())
+        if txn.no_recipient():
+            self._after_data(job, Next.RESET)
+            return
+        stream.write(DATA)
+        self.pool.round_trips += 1
+        self._after_data(job, txn.on_data(await stream.reply()))
+        carry, self.carry = self.carry, None
+        if carry is None:
+            return
+        stream.write(carry.body)
+        self.pool.round_trips += 1
+        txn.body_sent()
+        await stream.drain()
+        reply = await stream.reply()
+        if txn.result is None:
+            job.settle(txn.on_end(reply))
+
+    def _after_data(self, job: _Job, step: Next) -> None:
+        txn = job.txn
+        assert txn is not None
+        if step is Next.BODY:
+            job.body = dot_stuffed(txn.body)
+            self.carry = job
+            return
+        assert txn.result is not None
+        job.settle(txn.result)
+        if step is Next.EMPTY:
+            job.body = _END_ONLY
+            self.carry = job
+        else:
+            self.reset = True
+
+    async def _rset(self, session: Session) -> None:
+        """RSET after a refused transaction; a connection that refuses it is replaced."""
+        self.reset = False
+        try:
+            async with asyncio.timeout(self.pool._settings.timeout_seconds):
+                session.stream.write(b"RSET\r\n")
+                self.pool.round_trips += 1
+                reply = await session.stream.reply()
         except (aiosmtplib.SMTPException, OSError):
-            slot.discard()
+            self._discard()
+            return
+        if reply.code != _OK:
+            self._discard()
 
+    def _fail_in_flight(self, error: BaseException) -> None:
+        """The connection failed: each message in flight gets the failure at its own phase."""
+        for job in self.in_flight:
+            if job.future.done() or job.txn is None:
+                continue
+            txn = job.txn
+            decided = txn.result is not None
+            try:
+                result = txn.failed(error)
+            except SmtpSetupError as exc:
+                job.refuse(exc)
+                continue
+            if (
+                job.after_idle
+                and not job.reopened
+                and not decided  # no reply of the server decided it
+                and txn.phase is Phase.MAIL
+                and isinstance(error, ConnectionError)
+            ):
+                # A pooled connection the server had closed while idle: nothing of this message
+                # reached it, so it goes again on a fresh connection instead of spending one of
+                # the delivery's attempts (once, so a relay that always hangs up still fails).
+                job.reopened = True
+                job.txn = None
+                job.written = False
+                self.pool._put(job, first=True)
+                continue
+            job.settle(result)
 
-def _plain_command(client: aiosmtplib.SMTP, address: str) -> bool:
-    """MAIL/RCPT can be written directly: the session has its EHLO and the address needs no parse.
+    async def _quit(self) -> None:
+        session, self.session = self.session, None
+        if session is None or not session.stream.is_open:
+            return
+        try:
+            async with asyncio.timeout(_QUIT_TIMEOUT):
+                session.stream.write(b"QUIT\r\n")
+                await session.stream.reply()
+        except (aiosmtplib.SMTPException, OSError):
+            pass  # the server may already have hung up; we are leaving anyway
+        finally:
+            session.stream.close()
 
-    `SMTP.mail` and `SMTP.rcpt` run the address through `email.utils.parseaddr` (about 10 µs
-    each, for every message); for a plain address its result is the address itself, and being
-    ASCII it is the same bytes whether the session speaks ASCII or SMTPUTF8.
-    """
-    return not client.is_ehlo_or_helo_needed and _PLAIN_ADDRESS.fullmatch(address) is not None
-
-
-async def _mail(client: aiosmtplib.SMTP, sender: str, options: list[str], encoding: str) -> None:
-    """`client.mail(...)`, the same command bytes and the same errors."""
-    if not _plain_command(client, sender):
-        await client.mail(sender, options=options, encoding=encoding, timeout=_NO_COMMAND_TIMEOUT)
-        return
-    reply = await client.execute_command(
-        b"MAIL",
-        b"FROM:<" + sender.encode("ascii") + b">",
-        *(option.encode("ascii") for option in options),
-        timeout=_NO_COMMAND_TIMEOUT,
-    )
-    if reply.code != _OK:
-        raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
-
-
-async def _rcpt(client: aiosmtplib.SMTP, recipient: str, encoding: str) -> None:
-    """`client.rcpt(...)`, the same command bytes and the same errors."""
-    if not _plain_command(client, recipient):
-        await client.rcpt(recipient, encoding=encoding, timeout=_NO_COMMAND_TIMEOUT)
-        return
-    reply = await client.execute_command(
-        b"RCPT", b"TO:<" + recipient.encode("ascii") + b">", timeout=_NO_COMMAND_TIMEOUT
-    )
-    if reply.code not in (_OK, _FORWARD):
-        raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
-
-
-async def _ehlo(client: aiosmtplib.SMTP) -> None:
-    """EHLO, falling back to HELO for a server that rejects it (its extensions are then none)."""
-    try:
-        await client.ehlo()
-    except aiosmtplib.SMTPHeloError as exc:
-        if not (500 <= exc.code <= 599 and client.is_connected):
-            raise
-        await client.helo()
-
-
-# aiosmtplib's own preference order (strongest first) and its public method for each.
-_AUTH_METHODS = ("cram-md5", "plain", "login")
-
-
-async def _authenticate(client: aiosmtplib.SMTP, username: str, password: str, server: str) -> None:
-    """AUTH with ONE mechanism: after a 535 the password is not sent again another way.
-
-    `SMTP.login` would try every mechanism the server offers in turn, sending the password once
-    per mechanism; a relay that refused it once will refuse it again, so the retries only put
-    the secret on the wire more often.
-    """
-    offered = [m for m in _AUTH_METHODS if m in client.server_auth_methods]
-    if not offered:
-        shown = ", ".join(sorted(client.server_auth_methods)) or "none"
-        raise SmtpSetupError(
-            tr(
-                "smtp: {server} offers no AUTH mechanism this client speaks (offered: {shown}; "
-                "supported: {value})",
-                server=server,
-                shown=shown,
-                value=", ".join(_AUTH_METHODS),
-            )
-        )
-    if offered[0] == "cram-md5":
-        await client.auth_crammd5(username, password)
-    elif offered[0] == "plain":
-        await client.auth_plain(username, password)
-    else:
-        await client.auth_login(username, password)
-
-
-def _failed(envelope: Envelope, verdict: Verdict, progress: _Progress) -> SendResult:
-    """A failed transaction: recipients refused on their own keep their reply, the rest share it."""
-    # A reply after DATA names no recipient: it is a hard bounce only when there was one.
-    sole = len(progress.accepted) == 1 or progress.phase not in (Phase.DATA, Phase.BODY)
-    bounce = verdict.hard_bounce and sole
-    results = tuple(
-        progress.refused.get(r)
-        or RecipientResult(r, verdict.outcome, verdict.code, verdict.text, bounce)
-        for r in envelope.recipients
-    )
-    return SendResult.of(
-        results, verdict.code, verdict.text, after_data=verdict.after_data, phase=verdict.phase
-    )
+    def _discard(self) -> None:
+        session, self.session = self.session, None
+        self.carry = None
+        self.reset = False
+        self.used = False
+        if session is not None:
+            session.stream.abort()

@@ -31,7 +31,7 @@ from jobs.smtp.envelope import (
     SendResult,
     combined,
 )
-from jobs.smtp.transport import Transport
+from jobs.smtp.transport import NotSent, Transport
 
 __all__ = ["RetryPolicy", "one_attempt", "send_with_retry"]
 
@@ -123,7 +123,13 @@ async def send_with_retry(
         nonlocal pending, attempts, after_data_seen, possible_duplicate
         # §7: resending after a failure past DATA may deliver a second copy; count it.
         possible_duplicate = possible_duplicate or after_data_seen
-        result = await transport.send(pending)
+        try:
+            result = await transport.send(pending)
+        except NotSent:
+            if attempts:
+                # an earlier attempt was on the wire: the delivery is not "never sent"
+                raise asyncio.CancelledError() from None
+            raise
         attempts += 1
         after_data_seen = after_data_seen or result.after_data
         for recipient in result.recipients:

@@ -16,9 +16,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 # What each package may import from the project (besides itself). `jobs.errors`,
 # `jobs.progress`, `jobs.files` (owner-only output files), `jobs.terminal` (text to a terminal)
-# and `jobs.i18n` (the operators' language) are shared by all; `resolver` is the pure policy
-# everyone may read.
-SHARED_MODULES = ("jobs.errors", "jobs.progress", "jobs.files", "jobs.terminal", "jobs.i18n")
+# `jobs.logs` (log lines with their run_id) and `jobs.i18n` (the operators' language) are shared
+# by all; `resolver` is the pure policy everyone may read.
+SHARED_MODULES = (
+    "jobs.errors",
+    "jobs.progress",
+    "jobs.files",
+    "jobs.terminal",
+    "jobs.logs",
+    "jobs.i18n",
+)
 SHARED = {*SHARED_MODULES, "resolver"}
 ALLOWED: dict[str, set[str]] = {
     "resolver": set(),

@@ -19,7 +19,7 @@ import pytest
 from jobs.config.settings import MessageSettings
 from jobs.messages.compose import TOKYO, Composer
 from jobs.messages.render import load_template_set
-from jobs.smtp.envelope import wire_body
+from jobs.smtp.envelope import crlf, wire_body
 from resolver.model import Audience, Reason, Source
 from tests.messages.builders import (
     AS_OF,
@@ -162,3 +162,10 @@ def digest(data: bytes) -> str:
 def test_message_bytes_are_unchanged(tmp_path: Path, name: str) -> None:
     messages = compose_all(tmp_path, SETTINGS[name])
     assert [(digest(m), digest(wire_body(m))) for m in messages] == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_built_messages_are_already_in_wire_line_form(tmp_path: Path, name: str) -> None:
+    # The sender marks the composer's bytes `crlf_form`, so the SMTP layer skips normalizing them.
+    for message in compose_all(tmp_path, SETTINGS[name]):
+        assert crlf(message) is message

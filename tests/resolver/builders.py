@@ -135,8 +135,11 @@ def resolve(
     policy: CampaignPolicy | None = None,
     suppressed: frozenset[str] = frozenset(),
     as_of: date = AS_OF,
+    already_sent: frozenset[str] = frozenset(),
 ) -> Resolution:
-    return resolve_all(customers, partners, policy or CampaignPolicy(), as_of, suppressed)
+    return resolve_all(
+        customers, partners, policy or CampaignPolicy(), as_of, suppressed, already_sent
+    )
 
 
 def row(resolution: Resolution, source: Source, account_id: str, person_id: str = "") -> Decided:

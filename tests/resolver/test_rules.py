@@ -9,15 +9,19 @@ import pytest
 
 from resolver.model import (
     AccountType,
+    CampaignPolicy,
     Channel,
     ContactRole,
     ContactStatus,
     ContractStatus,
     Decision,
+    DedupeMode,
+    MyPageRole,
     PartnerStatus,
     Reason,
     Source,
     UserStatus,
+    WarningCode,
 )
 from resolver.rules import EXPLANATIONS, INCLUDE_CODE, SKIP_RULES
 from tests.resolver.builders import (
@@ -82,6 +86,7 @@ def test_skip_rules_are_named_after_their_codes_in_spec_order() -> None:
         R.MISSING_EMAIL,
         R.INVALID_EMAIL,
         R.SUPPRESSED,
+        R.ALREADY_SENT,
     ]
     for code, rule in SKIP_RULES:
         assert rule.__name__ == code.lower()
@@ -174,6 +179,42 @@ def test_suppressed_matches_by_dedupe_key() -> None:
     decided = row(resolution, Source.MYPAGE_CONTRACT_MANAGER, "C001")
     assert (decided.decision, decided.reasons) == (Decision.SKIP, (R.SUPPRESSED,))
     assert resolution.deliveries == ()
+
+
+def test_already_sent_is_last_and_matches_the_delivery_key() -> None:
+    # §4: ALREADY_SENT comes after SUPPRESSED; the key is the dedupe key (case, NFKC folded)
+    account = customer_account(
+        contacts=[mypage("ＴＡＲＯ＠Example.jp"), mypage("hanako@example.jp", MyPageRole.BILLING)]
+    )
+    resolution = resolve(
+        [account],
+        suppressed=frozenset({"taro@example.jp"}),
+        already_sent=frozenset({"taro@example.jp"}),
+    )
+    decided = row(resolution, Source.MYPAGE_CONTRACT_MANAGER, "C001")
+    assert decided.reasons == (R.SUPPRESSED, R.ALREADY_SENT)
+    billing = row(resolution, Source.MYPAGE_BILLING, "C001")
+    assert (billing.decision, billing.reasons) == (Decision.SEND, (R.MYPAGE_CONTACT,))
+
+
+def test_already_sent_uses_per_account_keys_under_address_per_account() -> None:
+    accounts = [
+        customer_account("C001", contacts=[mypage("tax@example.jp")]),
+        customer_account("C002", contacts=[mypage("tax@example.jp")]),
+    ]
+    policy = CampaignPolicy(dedupe=DedupeMode.ADDRESS_PER_ACCOUNT)
+    resolution = resolve(accounts, policy=policy, already_sent=frozenset({"tax@example.jp|C001"}))
+    assert row(resolution, Source.MYPAGE_CONTRACT_MANAGER, "C001").reasons == (R.ALREADY_SENT,)
+    assert row(resolution, Source.MYPAGE_CONTRACT_MANAGER, "C002").decision is Decision.SEND
+    assert [d.key for d in resolution.deliveries] == ["tax@example.jp|C002"]
+
+
+def test_a_customer_reached_by_an_earlier_run_is_not_unreachable() -> None:
+    account = customer_account(contacts=[mypage("taro@example.jp")])
+    reached = resolve([account], already_sent=frozenset({"taro@example.jp"}))
+    assert not [w for w in reached.warnings if w.code is WarningCode.UNREACHABLE_CUSTOMER]
+    gone = resolve([account], suppressed=frozenset({"taro@example.jp"}))
+    assert [w.code for w in gone.warnings] == [WarningCode.UNREACHABLE_CUSTOMER]
 
 
 @pytest.mark.parametrize(

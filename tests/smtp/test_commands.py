@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from jobs.config.settings import SmtpSettings
 from jobs.smtp import Envelope, Outcome, SmtpPool
 from jobs.smtp.envelope import crlf, wire_body
-from jobs.smtp.pool import _PLAIN_ADDRESS
+from jobs.smtp.transaction import _PLAIN_ADDRESS
 
 SENDER = "info@smileworks.example.jp"
 DATA = b"Subject: x\r\n\r\n.leading dot\r\nbody\r\n"
@@ -121,14 +121,18 @@ async def test_refused_recipient_keeps_its_reply(raw_server: tuple[Recorder, int
     recorder, port = raw_server
     recorder.rcpt_reply = b"550 5.1.1 no such user"
     envelope = Envelope(SENDER, ("gone@example.jp",), DATA, "<m@x>", "k")
+    following = Envelope(SENDER, ("next@example.jp",), DATA, "<n@x>", "n")
 
     async with SmtpPool(_settings(port), None, local_hostname="t") as pool:
         result = await pool.send(envelope)
+        await pool.send(following)
 
     assert (result.outcome, result.code) == (Outcome.PERMANENT, 550)
     assert result.recipients[0].hard_bounce
     assert recorder.commands(b"DATA") == []
-    assert recorder.commands(b"RSET") == [b"RSET\r\n"]
+    # The refused transaction is reset before the next one starts, on the same connection.
+    verbs = [line[:4] for line in recorder.lines if line[:4] in (b"MAIL", b"RSET")]
+    assert verbs == [b"MAIL", b"RSET", b"MAIL"]
 
 
 @settings(max_examples=300)
@@ -136,3 +140,15 @@ async def test_refused_recipient_keeps_its_reply(raw_server: tuple[Recorder, int
 def test_plain_addresses_are_what_aiosmtplib_would_quote(address: str) -> None:
     # The condition under which the pool writes the address itself.
     assert quote_address(address) == f"<{address}>"
+
+
+async def test_crlf_form_bytes_go_out_as_they_are(raw_server: tuple[Recorder, int]) -> None:
+    recorder, port = raw_server
+    envelope = Envelope(SENDER, ("taro@example.jp",), DATA, "<m@x>", "k", crlf_form=True)
+
+    async with SmtpPool(_settings(port), None, local_hostname="t") as pool:
+        result = await pool.send(envelope)
+
+    assert result.outcome is Outcome.SENT
+    assert recorder.payloads == [wire_body(DATA)]
+    assert recorder.commands(b"MAIL")[0].endswith(b" SIZE=%d\r\n" % len(DATA))

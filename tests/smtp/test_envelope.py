@@ -48,7 +48,7 @@ def test_crlf_counts_the_size_announced_to_the_server() -> None:
 
 
 @settings(max_examples=500)
-@given(st.one_of(line_soup, st.binary(max_size=300)))
+@given(st.one_of(line_soup, st.binary(max_size=300), line_soup.map(lambda b: b"a." * 40 + b)))
 def test_wire_form_matches_its_definition(data: bytes) -> None:
     assert crlf(data) == reference_crlf(data)
     assert wire_body(data) == reference_wire_body(data)
@@ -64,6 +64,9 @@ def test_wire_form_matches_its_definition(data: bytes) -> None:
         (b"a\r\r\nb", b"a\r\n\r\nb\r\n.\r\n"),
         (b"a\n\r.b", b"a\r\n\r\n..b\r\n.\r\n"),
         (b"a.\r\n.", b"a.\r\n..\r\n.\r\n"),  # only a dot at the start of a line
+        # past the dots looked at one by one, the rest is found by a scan of the whole
+        (b"x." * 40 + b"\r\n.end", b"x." * 40 + b"\r\n..end\r\n.\r\n"),
+        (b"x." * 40 + b"\r\nend", b"x." * 40 + b"\r\nend\r\n.\r\n"),
     ],
 )
 def test_wire_body_edge_cases(data: bytes, wire: bytes) -> None:
@@ -142,3 +145,8 @@ def test_hard_bounces_lists_flagged_recipients_only() -> None:
     )
     result = FinalResult("k", "<m@x>", Outcome.PERMANENT, 1, 550, "", recipients)
     assert result.hard_bounces == ("gone@x.jp",)
+
+
+def test_crlf_form_data_must_end_with_crlf() -> None:
+    with pytest.raises(ValueError, match="end with CRLF"):
+        Envelope("a@example.jp", ("b@example.jp",), b"Subject: x\r\n\r\nbody", "<m@x>", "k", True)

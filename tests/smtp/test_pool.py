@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from jobs.config.settings import SmtpSettings
-from jobs.smtp import Envelope, Outcome, Phase, RateLimiter, SmtpPool
+from jobs.smtp import Envelope, NotSent, Outcome, Phase, RateLimiter, SmtpPool
 from tests.smtpd import DROP, RecordingHandler, SmtpServer, Stall
 
 Server = Callable[..., SmtpServer]
@@ -267,3 +267,50 @@ async def test_close_quits_idle_connections(
     assert server.handler.commands["QUIT"] == 1
     with pytest.raises(RuntimeError, match="after close"):
         await pool.send(make_envelope())
+
+
+async def test_a_cancelled_send_says_whether_its_envelope_was_written(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope
+) -> None:
+    # One connection, its first message stuck at MAIL: the second waits in the pool's queue.
+    handler = RecordingHandler(mail=[Stall(30)])
+    server = smtp_server(handler)
+    seen: dict[str, str] = {}
+
+    async def send(name: str, pool: SmtpPool) -> None:
+        # caught inside the sending task, as the sender does
+        try:
+            await pool.send(make_envelope())
+        except NotSent:
+            seen[name] = "not sent"
+            raise
+        except asyncio.CancelledError:
+            seen[name] = "cancelled"
+            raise
+
+    async with SmtpPool(smtp_settings(server, timeout_seconds=30.0), None) as pool:
+        on_the_wire = asyncio.create_task(send("on the wire", pool))
+        queued = asyncio.create_task(send("queued", pool))
+        while handler.commands["MAIL"] == 0:
+            await asyncio.sleep(0.01)
+        on_the_wire.cancel()
+        queued.cancel()
+        await asyncio.gather(on_the_wire, queued, return_exceptions=True)
+    assert seen == {"on the wire": "cancelled", "queued": "not sent"}
+    assert issubclass(NotSent, asyncio.CancelledError)  # a cancellation to everyone else
+    assert handler.commands["MAIL"] == 1
+
+
+async def test_an_envelope_handed_to_a_stopping_connection_is_sent_by_another(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope
+) -> None:
+    server = smtp_server()
+    async with SmtpPool(smtp_settings(server), None) as pool:
+        assert (await pool.send(make_envelope())).outcome is Outcome.SENT
+        [idle] = list(pool._connections)  # waiting for work
+        sending = asyncio.create_task(pool.send(make_envelope()))
+        await asyncio.sleep(0)  # the envelope is handed to the idle connection...
+        idle.cancel()  # ...which is stopped before it could start on it
+        result = await asyncio.wait_for(sending, 10)
+    assert result.outcome is Outcome.SENT
+    assert server.handler.connections == 2

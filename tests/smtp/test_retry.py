@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -11,12 +12,13 @@ from jobs.smtp import (
     Envelope,
     FinalResult,
     FinalStatus,
+    NotSent,
     Outcome,
     SmtpPool,
     SmtpSetupError,
     send_with_retry,
 )
-from tests.smtpd import DROP, RecordingHandler, SmtpServer
+from tests.smtpd import DROP, RecordingHandler, SmtpServer, Stall
 
 Server = Callable[..., SmtpServer]
 Settings = Callable[..., SmtpSettings]
@@ -245,3 +247,48 @@ async def test_a_single_attempt_allowed_is_not_retried(
         )
     assert (result.status, result.attempts, result.code) == (FinalStatus.DEFERRED, 1, 451)
     assert handler.commands["RCPT"] == 1
+
+
+async def test_a_retry_stopped_while_queued_is_not_reported_as_never_sent(
+    smtp_server: Server, smtp_settings: Settings, make_envelope: MakeEnvelope
+) -> None:
+    # A's first attempt was answered (451); during its backoff B takes the only connection and
+    # stalls, so A's second attempt waits in the pool's queue when the run stops. A was on the
+    # wire before: the sender must not give it back as "never sent" (NotSent).
+    handler = RecordingHandler(mail=["451 4.3.0 try again later", Stall(30)])
+    server = smtp_server(handler)
+    seen: list[str] = []
+    async with SmtpPool(smtp_settings(server, timeout_seconds=30.0), None) as pool:
+        blocker: list[asyncio.Task[object]] = []
+
+        async def backoff(seconds: float) -> None:
+            blocker.append(asyncio.create_task(pool.send(make_envelope("b@example.jp"))))
+            while handler.commands["MAIL"] < 2:
+                await asyncio.sleep(0.01)
+
+        async def send_a() -> None:
+            try:
+                await send_with_retry(
+                    pool,
+                    make_envelope("a@example.jp"),
+                    max_attempts=3,
+                    backoff_initial=0.01,
+                    backoff_max=0.02,
+                    sleep=backoff,
+                )
+            except NotSent:
+                seen.append("not sent")
+                raise
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+                raise
+
+        a = asyncio.create_task(send_a())
+        while not blocker or handler.commands["MAIL"] < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # A's second attempt is now queued behind B
+        a.cancel()
+        blocker[0].cancel()
+        await asyncio.gather(a, *blocker, return_exceptions=True)
+    assert seen == ["cancelled"]
+    assert handler.commands["MAIL"] == 2  # A's second attempt never reached the server

@@ -70,7 +70,9 @@ def _dying(holder: str) -> bool:
 
 
 def locked(run_id: str, holder: str) -> RunLocked:
-    return RunLocked(tr("run {run_id} is held by {holder}", run_id=run_id, holder=holder))
+    return RunLocked(
+        tr("run {run_id} is held by {holder}", run_id=run_id, holder=holder), holder=holder
+    )
 
 
 class RunLock(ABC):

@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0004_bounces"
-down_revision: str | Sequence[str] | None = "0002_delivery_queue"
+down_revision: str | Sequence[str] | None = "0003_nightly"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
