@@ -365,9 +365,9 @@ class MomentType(click.ParamType[datetime, Any]):
         try:
             parsed = datetime.fromisoformat(str(value))
         except ValueError:
-            self.fail(f"{value!r} is not an ISO-8601 date-time", param, ctx)
+            self.fail(tr("{value!r} is not an ISO-8601 date-time", value=value), param, ctx)
         if parsed.tzinfo is None:
-            self.fail(f"{value!r} needs an offset, e.g. {value}+09:00", param, ctx)
+            self.fail(tr("{value!r} needs an offset, e.g. {value}+09:00", value=value), param, ctx)
         return parsed
 
 
@@ -735,12 +735,24 @@ def approve(app: App, campaign: Campaign, run_key: str | None, as_of: date | Non
     day = app.as_of(as_of)
     key = app.run_key(run_key, day)
     approval, summary = app.approve(campaign, run_key=key, as_of=day)
-    _echo(f"campaign {campaign.id} run key {key} as of {day.isoformat()}")
+    _echo(
+        tr(
+            "campaign {campaign} run key {key} as of {day}",
+            campaign=campaign.id,
+            key=key,
+            day=fmt_date(day),
+        )
+    )
     _print_summary(summary)
     _echo(
-        f"approved by {approval.approved_by} (fingerprint {approval.fingerprint[:12]}; "
-        f"refused later if the campaign file, templates or [message] settings change, or a send "
-        f"count drifts more than {campaign.max_drift_percent:g}%)"
+        tr(
+            "approved by {who} (fingerprint {fingerprint}; refused later if the campaign file,"
+            " templates or [message] settings change, or a send count drifts more than"
+            " {drift:g}%)",
+            who=approval.approved_by,
+            fingerprint=approval.fingerprint[:12],
+            drift=campaign.max_drift_percent,
+        )
     )
 
 
@@ -775,7 +787,7 @@ def nightly(app: App, campaigns_dir: Path | None, now: datetime | None) -> None:
     problem = app.send_alert(report)
     if problem is not None:
         # §9: the exit code stays that of the campaigns; the failure is said on stderr
-        _echo(f"alert: {problem}", err=True)
+        _echo(tr("alert: {problem}", problem=problem), err=True)
     app.close()
     sys.exit(report.exit_code)
 
@@ -1113,8 +1125,16 @@ def test_send_cmd(
 def report(app: App, run_id: str, out: Path) -> None:
     """The morning view of a run: one self-contained HTML page from the ledger."""
     written = app.report(run_id, out)
-    state = "finished" if written.finished else f"{written.stats.open:,} open"
-    _echo(f"wrote {out}: {written.run.run_id}, {written.stats.total:,} deliveries, {state}")
+    state = _("finished") if written.finished else tr("{n:,} open", n=written.stats.open)
+    _echo(
+        tr(
+            "wrote {path}: {run_id}, {n:,} deliveries, {state}",
+            path=out,
+            run_id=written.run.run_id,
+            n=written.stats.total,
+            state=state,
+        )
+    )
 
 
 @cli.command()
@@ -1125,14 +1145,14 @@ def report(app: App, run_id: str, out: Path) -> None:
 def diff(app: App, runs: tuple[str, ...], out: Path | None, encoding: str) -> None:
     """Who was added, removed or changed between two runs: `--run A --run B`."""
     if len(runs) != 2:
-        raise InputError("give --run twice: the earlier run A, then run B")
+        raise InputError(_("give --run twice: the earlier run A, then run B"))
     run_a, run_b = runs
     if out is None:
         for text in app.diff_text(run_a, run_b):
             _echo(text)
         return
     summary, written = app.diff_csv(run_a, run_b, out, encoding)
-    _echo(f"wrote {written.rows:,} rows to {out}")
+    _echo(tr("wrote {n:,} rows to {path}", n=written.rows, path=out))
     _echo(summary)
     _report_side_notes([], written.unencodable, encoding)
 

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
 
+from jobs.i18n import _, tr
+
 __all__ = ["TOKYO", "Schedule", "lateness", "occurrence_date", "parse_schedule", "run_key_of"]
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -73,14 +75,21 @@ def _parse_cron(text: str) -> Schedule:
     try:
         upcoming = list(islice(CronSim(text, _REFERENCE), 2))
     except (CronSimError, ValueError) as exc:
-        raise ValueError(f"{text!r} is not a valid cron expression: {exc}") from None
+        raise ValueError(
+            tr("{text!r} is not a valid cron expression: {exc}", text=text, exc=exc)
+        ) from None
     if not upcoming:
-        raise ValueError(f"the cron expression {text!r} never fires")
+        raise ValueError(tr("the cron expression {text!r} never fires", text=text))
     if len(upcoming) == 2 and upcoming[0].date() == upcoming[1].date():
         # §9: each occurrence's run key is its date, so two a day would share one run
         raise ValueError(
-            f"the cron expression {text!r} fires more than once a day (at"
-            f" {upcoming[0]:%H:%M} and {upcoming[1]:%H:%M}); nightly campaigns run at most daily"
+            tr(
+                "the cron expression {text!r} fires more than once a day (at {upcoming:%H:%M} and "
+                "{upcoming2:%H:%M}); nightly campaigns run at most daily",
+                text=text,
+                upcoming=upcoming[0],
+                upcoming2=upcoming[1],
+            )
         )
     return Schedule(text=text, cron=text)
 
@@ -96,10 +105,10 @@ def parse_schedule(value: Any) -> Schedule | None:
         return None
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise ValueError("a one-off schedule needs an offset, e.g. +09:00")
+            raise ValueError(_("a one-off schedule needs an offset, e.g. +09:00"))
         return Schedule(text=value.isoformat(), at=value)
     if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be an ISO-8601 date-time with offset or a cron expression")
+        raise ValueError(_("must be an ISO-8601 date-time with offset or a cron expression"))
     text = value.strip()
     if len(text.split()) == 5:
         return _parse_cron(text)
@@ -107,8 +116,11 @@ def parse_schedule(value: Any) -> Schedule | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(
-            f"{text!r} is neither an ISO-8601 date-time nor a five-field cron expression"
+            tr(
+                "{text!r} is neither an ISO-8601 date-time nor a five-field cron expression",
+                text=text,
+            )
         ) from None
     if parsed.tzinfo is None:
-        raise ValueError(f"a one-off schedule needs an offset, e.g. {text}+09:00")
+        raise ValueError(tr("a one-off schedule needs an offset, e.g. {text}+09:00", text=text))
     return Schedule(text=text, at=parsed)

@@ -18,6 +18,7 @@ from jobs.config.schedule import TOKYO
 from jobs.config.settings import MessageSettings, SmtpSettings
 from jobs.delivery.nightly import NightlyReport
 from jobs.errors import MailerError
+from jobs.i18n import tr
 from jobs.messages.compose import envelope_sender
 from jobs.smtp import Envelope, FinalStatus, SmtpPool, send_with_retry
 
@@ -85,9 +86,15 @@ def send_alert(alert: EmailMessage, smtp: SmtpSettings) -> None:
     try:
         status, reply = asyncio.run(_send(envelope, smtp))
     except (MailerError, OSError, TimeoutError) as exc:
-        raise AlertFailed(f"the alert e-mail could not be sent: {exc}") from exc
+        raise AlertFailed(tr("the alert e-mail could not be sent: {exc}", exc=exc)) from exc
     if status is not FinalStatus.SENT:
-        raise AlertFailed(f"the alert e-mail was not accepted ({status.value}): {reply}")
+        raise AlertFailed(
+            tr(
+                "the alert e-mail was not accepted ({value}): {reply}",
+                value=status.value,
+                reply=reply,
+            )
+        )
 
 
 async def _send(envelope: Envelope, smtp: SmtpSettings) -> tuple[FinalStatus, str]:

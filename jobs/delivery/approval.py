@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from jobs.config.campaign import Campaign
 from jobs.config.settings import MessageSettings
 from jobs.errors import ApprovalRefused
+from jobs.i18n import tr
 from jobs.ledger import (
     Approval,
     get_approval,
@@ -186,13 +187,25 @@ class ApprovalGate:
             approval = get_approval(conn, self.campaign.id, self.run_key)
         where = f"campaign {self.campaign.id} run key {self.run_key}"
         if approval is None:
-            raise ApprovalRefused(f"{where} needs an approval; check it, then: {command}")
+            raise ApprovalRefused(
+                tr(
+                    "{where} needs an approval; check it, then: {command}",
+                    where=where,
+                    command=command,
+                )
+            )
         changed = self.fingerprint.changed(approval.parts)
         if changed:
             words = ", ".join(_PART_WORDS[p] for p in changed)
             raise ApprovalRefused(
-                f"{where}: {words} changed since the approval of"
-                f" {approval.approved_at:%Y-%m-%d %H:%M} UTC; check again, then: {command}"
+                tr(
+                    "{where}: {words} changed since the approval of {approved_at:%Y-%m-%d %H:%M} "
+                    "UTC; check again, then: {command}",
+                    where=where,
+                    words=words,
+                    approved_at=approval.approved_at,
+                    command=command,
+                )
             )
         if frozen:
             return  # the frozen set was checked when it was frozen and never changes
@@ -209,6 +222,12 @@ class ApprovalGate:
         moved = drifts(approval.counts, now, self.campaign.max_drift_percent)
         if moved:
             raise ApprovalRefused(
-                f"{where}: the send count drifted more than {self.campaign.max_drift_percent:g}%"
-                f" since the approval ({'; '.join(moved)}); check the data, then: {command}"
+                tr(
+                    "{where}: the send count drifted more than {limit} since the "
+                    "approval ({value}); check the data, then: {command}",
+                    where=where,
+                    limit=f"{self.campaign.max_drift_percent:g}%",  # no "% s" for gettext
+                    value="; ".join(moved),
+                    command=command,
+                )
             )

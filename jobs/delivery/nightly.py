@@ -29,6 +29,7 @@ from jobs.config.schedule import (
 from jobs.config.settings import Settings
 from jobs.delivery.launch import launch_run
 from jobs.errors import ApprovalRefused, ConfigError, MailerError, RunLocked
+from jobs.i18n import _, fmt_date, tr
 from jobs.ledger import (
     DeliveryStatus,
     acquire_run_lock,
@@ -99,11 +100,12 @@ class NightlyReport:
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h"
+    return tr("{hours:.1f} h", hours=seconds / 3600)
 
 
 def _at(moment: datetime) -> str:
-    return moment.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M JST")
+    local = moment.astimezone(TOKYO)
+    return tr("{day} {time} JST", day=fmt_date(local.date()), time=local.strftime("%H:%M"))
 
 
 def run_nightly(
@@ -117,15 +119,16 @@ def run_nightly(
 ) -> NightlyReport:
     """Run every due campaign of `campaigns_dir` as of `now` (aware); RunLocked (4) when busy."""
     if not campaigns_dir.is_dir():
-        raise ConfigError(f"{campaigns_dir}: no such folder of campaign files")
+        raise ConfigError(tr("{folder}: no such folder of campaign files", folder=campaigns_dir))
     check_ledger(ledger)
     report = NightlyReport(now=now)
     try:
         lock = acquire_run_lock(ledger, NIGHTLY_LOCK, sqlite_path=lock_path)
     except RunLocked as exc:
-        holder = exc.holder or "another process"
+        holder = exc.holder or _("another process")
         raise RunLocked(
-            f"another nightly is running on this ledger: {holder}", holder=holder
+            tr("another nightly is running on this ledger: {holder}", holder=holder),
+            holder=holder,
         ) from None
     with lock:
         files = sorted(campaigns_dir.glob("*.toml"))
@@ -149,7 +152,7 @@ def _one(
         # §9: a bad file is reported (file and reason) and the others still run
         return CampaignLine(path.name, State.BROKEN, exc.message, exc.exit_code, alert=True)
     if schedule is None:
-        return CampaignLine(campaign.id, State.NO_SCHEDULE, "run by hand only")
+        return CampaignLine(campaign.id, State.NO_SCHEDULE, _("run by hand only"))
     try:
         return _scheduled(settings, source, ledger, campaign, schedule, now)
     except ApprovalRefused as exc:
@@ -160,7 +163,7 @@ def _one(
         return CampaignLine(campaign.id, State.BROKEN, exc.message, exc.exit_code, alert=True)
     except Exception as exc:  # a bug in one campaign must not keep the others from sending
         log.exception("campaign %s failed", campaign.id)
-        detail = f"internal error {type(exc).__name__}: {exc}"
+        detail = tr("internal error {kind}: {exc}", kind=type(exc).__name__, exc=exc)
         return CampaignLine(campaign.id, State.ERROR, detail, 1, alert=True)
 
 
@@ -175,7 +178,7 @@ def _scheduled(
     occurrence = schedule.latest(now)
     if occurrence is None:
         upcoming = schedule.following(now)
-        when = f"first occurrence {_at(upcoming)}" if upcoming else "no occurrence"
+        when = tr("first occurrence {at}", at=_at(upcoming)) if upcoming else _("no occurrence")
         return CampaignLine(campaign.id, State.NOT_DUE, when)
     run_key = run_key_of(occurrence)
     run_id = make_run_id(campaign.id, run_key)
@@ -184,16 +187,23 @@ def _scheduled(
         finished = run is not None and run_is_finished(conn, run)
     if finished:
         upcoming = schedule.following(now)
-        nxt = f"; next {_at(upcoming)}" if upcoming else ""
-        return CampaignLine(campaign.id, State.NOT_DUE, f"{run_id} finished{nxt}", run_id=run_id)
+        nxt = tr("; next {at}", at=_at(upcoming)) if upcoming else ""
+        return CampaignLine(
+            campaign.id,
+            State.NOT_DUE,
+            tr("{run_id} finished{next}", run_id=run_id, next=nxt),
+            run_id=run_id,
+        )
     late = lateness(occurrence, now)
     if late.total_seconds() > campaign.expires_after_hours * 3600:
         first = record_expired(ledger, campaign.id, run_key, occurrence)
-        detail = (
-            f"{run_id} scheduled {_at(occurrence)}, {_hours(late.total_seconds())} late"
-            f" (limit {campaign.expires_after_hours:g} h); not sent"
-            + ("" if first else " (reported before)")
-        )
+        detail = tr(
+            "{run_id} scheduled {at}, {late} late (limit {limit:g} h); not sent",
+            run_id=run_id,
+            at=_at(occurrence),
+            late=_hours(late.total_seconds()),
+            limit=campaign.expires_after_hours,
+        ) + ("" if first else _(" (reported before)"))
         # §9: counted (exit 3) and alerted by the first nightly that finds it only
         return CampaignLine(
             campaign.id, State.EXPIRED, detail, 3 if first else 0, alert=first, run_id=run_id
@@ -208,11 +218,13 @@ def _scheduled(
             as_of=occurrence_date(occurrence),
         )
     st = outcome.stats
-    counts = (
-        f"sent {st[DeliveryStatus.SENT]:,}, failed {st[DeliveryStatus.FAILED]:,},"
-        f" deferred {st[DeliveryStatus.DEFERRED]:,}"
+    counts = tr(
+        "sent {sent:,}, failed {failed:,}, deferred {deferred:,}",
+        sent=st[DeliveryStatus.SENT],
+        failed=st[DeliveryStatus.FAILED],
+        deferred=st[DeliveryStatus.DEFERRED],
     )
-    verb = "" if outcome.created else "resumed; "
+    verb = "" if outcome.created else _("resumed; ")
     failed_now = outcome.pass_report.failed
     if outcome.exit_code == 0:
         return CampaignLine(
@@ -225,7 +237,13 @@ def _scheduled(
     return CampaignLine(
         campaign.id,
         State.DUE,
-        f"{run_id} {verb}{counts}, {st.open:,} left for the next night",
+        tr(
+            "{run_id} {verb}{counts}, {left:,} left for the next night",
+            run_id=run_id,
+            verb=verb,
+            counts=counts,
+            left=st.open,
+        ),
         outcome.exit_code,
         alert=True,
         run_id=run_id,

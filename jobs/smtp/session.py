@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from jobs.config.settings import SmtpSettings
-from jobs.i18n import _, tr
+from jobs.i18n import tr
 from jobs.smtp.classify import Verdict, classify
 from jobs.smtp.envelope import Phase
 from jobs.smtp.errors import SmtpSetupError
@@ -87,7 +87,7 @@ async def open_session(
         )
         transport = client.transport
         if transport is None:
-            raise aiosmtplib.SMTPServerDisconnected(_("Connection lost"))
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         stream = ReplyStream.adopt(transport)
     except SmtpSetupError:
         client.close()
