@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from jobs.config.campaign import Campaign
 from jobs.config.settings import MessageSettings
 from jobs.errors import ApprovalRefused
-from jobs.i18n import tr
+from jobs.i18n import N_, _, tr
 from jobs.ledger import (
     Approval,
     get_approval,
@@ -43,9 +43,9 @@ __all__ = [
 
 PARTS = ("campaign_file", "templates", "message")
 _PART_WORDS = {
-    "campaign_file": "the campaign file",
-    "templates": "the templates",
-    "message": "the [message] settings",
+    "campaign_file": N_("the campaign file"),
+    "templates": N_("the templates"),
+    "message": N_("the [message] settings"),
 }
 
 
@@ -185,7 +185,7 @@ class ApprovalGate:
         command = approve_command(self.campaign, self.run_key, self.as_of)
         with self.ledger.connect() as conn:
             approval = get_approval(conn, self.campaign.id, self.run_key)
-        where = f"campaign {self.campaign.id} run key {self.run_key}"
+        where = tr("campaign {campaign} run key {key}", campaign=self.campaign.id, key=self.run_key)
         if approval is None:
             raise ApprovalRefused(
                 tr(
@@ -196,7 +196,7 @@ class ApprovalGate:
             )
         changed = self.fingerprint.changed(approval.parts)
         if changed:
-            words = ", ".join(_PART_WORDS[p] for p in changed)
+            words = ", ".join(_(_PART_WORDS[p]) for p in changed)
             raise ApprovalRefused(
                 tr(
                     "{where}: {words} changed since the approval of {approved_at:%Y-%m-%d %H:%M} "
