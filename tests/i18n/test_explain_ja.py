@@ -23,7 +23,7 @@ CAMPAIGN = "maintenance-notice"
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 # what may stay Latin in a Japanese line: codes, addresses, ids, the campaign id, source codes
 _PUBLIC = re.compile(
-    r"\[[A-Z_;]+\]|<[^<>]*>|（[a-z_]+）|\b[A-Z]\d{4,}[\w/]*|maintenance-notice|[\w.+-]+@[\w.-]+"
+    r"`[^`]*`|\[[A-Z_;]+\]|<[^<>]*>|（[a-z_]+）|\b[A-Z]\d{4,}[\w/]*|maintenance-notice|[\w.+-]+@[\w.-]+"
     r"|\b[A-Z_]{4,}\b|(?<![A-Za-z])ID(?![A-Za-z])"
 )
 _ENGLISH_RUN = re.compile(r"[A-Za-z]{2,}(?:[ ,'-]+[A-Za-z]{2,})+")
@@ -68,6 +68,7 @@ def test_every_reason_code_reads_in_japanese(reason: Reason) -> None:
 
 
 _SKIP = {
+    "ALREADY_SENT",
     "RESELLER_CHANNEL",
     "CONTRACT_ENDED",
     "GROUP_ACCOUNT",
@@ -125,8 +126,9 @@ def test_explain_of_every_account_is_japanese_and_its_json_the_same(loaded: Path
         assert ja_json == en_json
         assert json.loads(ja_json)["people"] is not None
     codes = {c for cell in seen_codes for c in cell.split(";")}
-    # the sample data covers every code but SUPPRESSED (no suppression in it)
-    assert codes >= {r.value for r in Reason} - {"SUPPRESSED"}
+    # the sample data covers every code but SUPPRESSED (no suppression in it) and ALREADY_SENT
+    # (no earlier run); the test above covers every code one by one
+    assert codes >= {r.value for r in Reason} - {"SUPPRESSED", "ALREADY_SENT"}
 
 
 def _without_timing(text: str) -> dict[str, object]:
