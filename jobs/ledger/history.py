@@ -35,14 +35,18 @@ __all__ = [
 
 
 def already_sent_keys(conn: sa.Connection, campaign_id: str, run_key: str) -> frozenset[str]:
-    """Delivery keys that runs of the campaign under another run key confirmed `sent`."""
+    """Delivery keys that runs of the campaign under another run key sent.
+
+    A delivery that bounced later (§10 `bounced`) was sent too: the relay took it, so a rerun of
+    a one-off campaign must not mail it again any more than a `sent` one.
+    """
     stmt = (
         sa.select(DeliveryRow.delivery_key)
         .join(RunRow, RunRow.pk == DeliveryRow.run_pk)
         .where(
             RunRow.campaign_id == campaign_id,
             RunRow.run_key != run_key,
-            DeliveryRow.status == DeliveryStatus.SENT,
+            DeliveryRow.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED)),
         )
         .distinct()
     )

@@ -41,6 +41,7 @@ STATUS_JA = {
     DeliveryStatus.SENT: "送信済み",
     DeliveryStatus.DEFERRED: "保留（次回再送）",
     DeliveryStatus.FAILED: "失敗",
+    DeliveryStatus.BOUNCED: "不達（後から届いたバウンス）",
 }
 WARNING_JA = {
     "EMAIL_NORMALIZED": "アドレスを正規化（全角など）",
@@ -365,6 +366,7 @@ def render_html(r: MorningReport, *, generated: datetime) -> str:
                     (DeliveryStatus.SENT, "送信済み"),
                     (DeliveryStatus.DEFERRED, "保留"),
                     (DeliveryStatus.FAILED, "失敗"),
+                    (DeliveryStatus.BOUNCED, "バウンス"),
                 )
             ),
         )
