@@ -686,17 +686,7 @@ def run(
     if outcome.resolution is not None:
         _print_summary(outcome.resolution)
     p = outcome.pass_report
-    _echo(
-        tr(
-            "this pass: sent {sent:,}, deferred {deferred:,}, failed {failed:,} in"
-            " {seconds:.2f}s ({rate:,.0f} messages/s)",
-            sent=p.sent,
-            deferred=p.deferred,
-            failed=p.failed,
-            seconds=p.seconds,
-            rate=p.rate,
-        )
-    )
+    _echo(tr("this pass: {counts}", counts=_pass_counts(p)))
     if outcome.reset_in_flight:
         _echo(
             tr(
@@ -810,21 +800,29 @@ def worker(app: App, run_id: str) -> None:
         _echo(notice)  # §10: a worker sends redirected too, and says so first
     _echo(
         tr(
-            "worker {worker} on {run_id}: sent {sent:,}, deferred {deferred:,}, failed"
-            " {failed:,} in {seconds:.2f}s ({rate:,.0f} messages/s)",
+            "worker {worker} on {run_id}: {counts}",
             worker=outcome.worker_id,
             run_id=outcome.run.run_id,
-            sent=p.sent,
-            deferred=p.deferred,
-            failed=p.failed,
-            seconds=p.seconds,
-            rate=p.rate,
+            counts=_pass_counts(p),
         )
     )
     for line in p.first_errors:
         _echo(f"  {line}", err=True)
     app.close()
     sys.exit(outcome.exit_code)
+
+
+def _pass_counts(p: Any) -> str:
+    """One sending pass in numbers, the same words for `run` and `worker`."""
+    return tr(
+        "sent {sent:,}, deferred {deferred:,}, failed {failed:,} in {seconds:.2f}s"
+        " ({rate:,.0f} messages/s)",
+        sent=p.sent,
+        deferred=p.deferred,
+        failed=p.failed,
+        seconds=p.seconds,
+        rate=p.rate,
+    )
 
 
 def _print_status(st: Any) -> None:
