@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from jobs.ledger.models import DeliveryRow, RunRow, WorkerRole, WorkerRow
 from jobs.ledger.suppressions import suppression_insert
 from jobs.ledger.values import ClaimedDelivery, DeliveryResult, DeliveryStatus, PassInfo, RunRecord
 from jobs.ledger.workers import live_owner, unconfirmed_back_to_queue
-from resolver.model import Delivery, SuppressionReason, split_reasons
+from resolver.model import REASON_SEPARATOR, Delivery, Reason, SuppressionReason, split_reasons
 from resolver.normalize import dedupe_key
 
 __all__ = ["QueueState", "begin_pass", "claim", "queue_state", "record", "release"]
@@ -105,6 +106,17 @@ def begin_pass(
     return PassInfo(pass_no=pass_no, reset=reset, retried=retried)
 
 
+_REASONS: dict[str, Reason] = {reason.value: reason for reason in Reason}
+
+
+def _reasons(text: str) -> tuple[Reason, ...]:
+    """`split_reasons` with the members looked up by spelling (no Enum call per code)."""
+    try:
+        return tuple([_REASONS[code] for code in text.split(REASON_SEPARATOR) if code])
+    except KeyError:
+        return split_reasons(text)  # raises the enum's own ValueError
+
+
 def _claimed(row: AnyRow, run: RunRecord, worker_id: str, pass_no: int) -> ClaimedDelivery:
     return ClaimedDelivery(
         delivery_id=row.id,
@@ -114,7 +126,7 @@ def _claimed(row: AnyRow, run: RunRecord, worker_id: str, pass_no: int) -> Claim
             email=row.email,
             name=row.name,
             audience=row.audience,
-            reasons=split_reasons(row.reasons),
+            reasons=_reasons(row.reasons),
             accounts=accounts_from_json(row.accounts),
             seq=row.seq,
         ),
@@ -126,6 +138,68 @@ def _claimed(row: AnyRow, run: RunRecord, worker_id: str, pass_no: int) -> Claim
         pass_no=pass_no,
         retry_attempts=row.retry_attempts,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _ClaimStatements:
+    """A claim's statements, built once per dialect and batch size (see `_claim_statements`)."""
+
+    pick: sa.Executable  # SQLite: the whole claim; else: the ids, row-locked
+    mark: sa.Executable | None  # PostgreSQL/MariaDB: mark the picked ids `sending`
+    fetch: sa.Executable | None  # MariaDB (no UPDATE … RETURNING): read the claimed rows
+
+
+@lru_cache(maxsize=32)
+def _claim_statements(dialect: str, limit: int, retries_only: bool) -> _ClaimStatements:
+    """The claim's SQL with every varying value a bound parameter, built once.
+
+    Building SQLAlchemy statements is Python work (coercions, cache keys of the `values`): built
+    per call it cost about as much as the claim's SQL itself, once per batch of a sending pass.
+    """
+    marks: dict[str, Any] = {
+        "status": DeliveryStatus.SENDING,
+        "claimed_by": sa.bindparam("c_worker"),
+        "claimed_at": sa.bindparam("c_now"),
+        "pass_no": sa.bindparam("c_pass"),
+        "not_before": None,
+    }
+    pending = (
+        sa.select(*_CLAIM_COLUMNS)
+        .where(
+            DeliveryRow.run_pk == sa.bindparam("c_run"),
+            DeliveryRow.status == DeliveryStatus.PENDING,
+            sa.or_(
+                DeliveryRow.not_before.is_(None), DeliveryRow.not_before <= sa.bindparam("c_now")
+            ),
+        )
+        .order_by(DeliveryRow.seq)
+        .limit(limit)
+    )
+    if retries_only:
+        pending = pending.where(DeliveryRow.retry_attempts > 0)
+    if dialect == "sqlite":
+        return _ClaimStatements(
+            pick=sa.update(DeliveryRow)
+            .where(DeliveryRow.id.in_(pending.with_only_columns(DeliveryRow.id)))
+            .values(**marks)
+            .returning(*_CLAIM_COLUMNS),
+            mark=None,
+            fetch=None,
+        )
+    # ids only: the claim index covers the query, so the planner cannot prefer a scan in seq
+    # order that wades through every row already sent
+    pick = pending.with_only_columns(DeliveryRow.id).with_for_update(skip_locked=True)
+    mark = (
+        sa.update(DeliveryRow)
+        .where(DeliveryRow.id.in_(sa.bindparam("c_ids", expanding=True)))
+        .values(**marks)
+    )
+    if dialect == "postgresql":  # marks and returns the rows in one statement
+        return _ClaimStatements(pick=pick, mark=mark.returning(*_CLAIM_COLUMNS), fetch=None)
+    fetch = sa.select(*_CLAIM_COLUMNS).where(
+        DeliveryRow.id.in_(sa.bindparam("c_ids", expanding=True))
+    )
+    return _ClaimStatements(pick=pick, mark=mark, fetch=fetch)
 
 
 def claim(
@@ -147,80 +221,43 @@ def claim(
     if limit < 1:
         raise ValueError("limit must be at least 1")
     now = utc_now() if now is None else now
-    marks = {
-        "status": DeliveryStatus.SENDING,
-        "claimed_by": worker_id,
-        "claimed_at": now,
-        "pass_no": pass_no,
-        "not_before": None,
+    sql = _claim_statements(engine.dialect.name, limit, retries_only)
+    params: dict[str, Any] = {
+        "c_run": run.pk,
+        "c_now": now,
+        "c_worker": worker_id,
+        "c_pass": pass_no,
     }
-    pending = (
-        sa.select(*_CLAIM_COLUMNS)
-        .where(
-            DeliveryRow.run_pk == run.pk,
-            DeliveryRow.status == DeliveryStatus.PENDING,
-            sa.or_(DeliveryRow.not_before.is_(None), DeliveryRow.not_before <= now),
-        )
-        .order_by(DeliveryRow.seq)
-        .limit(limit)
-    )
-    if retries_only:
-        pending = pending.where(DeliveryRow.retry_attempts > 0)
-    if engine.dialect.name == "sqlite":
+    if sql.mark is None:
         with engine.begin() as conn:
-            returned = conn.execute(
-                sa.update(DeliveryRow)
-                .where(DeliveryRow.id.in_(pending.with_only_columns(DeliveryRow.id)))
-                .values(**marks)
-                .returning(*_CLAIM_COLUMNS)
-            ).all()
-        rows: Sequence[AnyRow] = sorted(
-            returned, key=lambda row: row.seq
-        )  # RETURNING order is unspecified
+            rows: Sequence[AnyRow] = conn.execute(sql.pick, params).all()
     else:
         # READ COMMITTED: MariaDB's default REPEATABLE READ would add gap locks to the range
         with (
             engine.connect().execution_options(isolation_level="READ COMMITTED") as conn,
             conn.begin(),
         ):
-            # ids only: the claim index covers the query, so the planner cannot prefer a scan
-            # in seq order that wades through every row already sent
-            ids = (
-                conn.execute(
-                    pending.with_only_columns(DeliveryRow.id).with_for_update(skip_locked=True)
-                )
-                .scalars()
-                .all()
-            )
+            ids = conn.execute(sql.pick, params).scalars().all()
             if not ids:
                 return []
-            conn.execute(sa.update(DeliveryRow).where(DeliveryRow.id.in_(ids)).values(**marks))
-            rows = conn.execute(
-                sa.select(*_CLAIM_COLUMNS).where(DeliveryRow.id.in_(ids)).order_by(DeliveryRow.seq)
-            ).all()
-    return [_claimed(row, run, worker_id, pass_no) for row in rows]
+            params["c_ids"] = ids
+            if sql.fetch is None:
+                rows = conn.execute(sql.mark, params).all()
+            else:
+                conn.execute(sql.mark, params)
+                rows = conn.execute(sql.fetch, params).all()
+    # RETURNING order is unspecified
+    return [_claimed(row, run, worker_id, pass_no) for row in sorted(rows, key=_by_seq)]
 
 
-def record(
-    engine: sa.Engine, results: Sequence[DeliveryResult], *, now: datetime | None = None
-) -> int:
-    """Commit a batch of confirmed results; returns how many deliveries were updated.
+def _by_seq(row: AnyRow) -> int:
+    return int(row.seq)
 
-    A result that `waits` puts its delivery back in the queue (`pending` until `not_before`).
 
-    Call it as soon as the server confirms (§7: at most 50 ms of confirmations may be lost), and
-    give each sender process its own `worker_id` in `claim`, since the guard below relies on it.
-    A result without `sent_at` that is `sent` is stamped `now`.
-
-    Only a delivery still `sending` and claimed by the result's worker is updated: one that a new
-    pass reset (its sender was presumed dead) keeps its newer state. Hard bounces join the
-    ledger's suppression list as `hard_bounce` (§7) whatever the guard says: the server's
-    verdict on the address stands.
-    """
-    if not results:
-        return 0
-    now = utc_now() if now is None else now
-    update = (
+@lru_cache(maxsize=8)
+def _record_statement(dialect: str) -> sa.Update:
+    """The per-result UPDATE of `record`, built once (see `_claim_statements`)."""
+    return (
         sa.update(DeliveryRow)
         .where(
             DeliveryRow.id == sa.bindparam("b_id"),
@@ -242,6 +279,83 @@ def record(
             claimed_by=sa.bindparam("b_owner"),
         )
     )
+
+
+# PostgreSQL: the whole batch in one statement over arrays, instead of one UPDATE per result
+# (an executemany is still a statement per row for the server to parse, plan and run: with
+# several senders on two cores the server's CPU per message competes with theirs). Same guard,
+# same values as `_record_statement`; timestamps are naive UTC like `UtcDateTime` stores them.
+_RECORD_PG = sa.text(
+    """
+    UPDATE swmail_deliveries AS d SET
+        status = v.status,
+        attempts = d.attempts + v.attempts,
+        last_smtp_code = v.code,
+        last_error = v.text,
+        sent_at = v.sent_at,
+        possible_duplicate = d.possible_duplicate + v.duplicate,
+        outcome_unknown = v.unknown,
+        not_before = v.not_before,
+        retry_attempts = v.retry,
+        claimed_by = v.owner
+    FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:workers AS text[]), CAST(:statuses AS text[]),
+        CAST(:attempts AS integer[]), CAST(:codes AS integer[]), CAST(:texts AS text[]),
+        CAST(:sent_at AS timestamp[]), CAST(:duplicates AS integer[]),
+        CAST(:unknown AS boolean[]), CAST(:not_before AS timestamp[]),
+        CAST(:retry AS integer[]), CAST(:owners AS text[])
+    ) AS v(id, worker, status, attempts, code, text, sent_at, duplicate, unknown, not_before,
+           retry, owner)
+    WHERE d.id = v.id AND d.status = 'sending' AND d.claimed_by = v.worker
+    """
+)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _record_pg(conn: sa.Connection, params: list[dict[str, Any]]) -> int:
+    columns = {
+        "ids": "b_id",
+        "workers": "b_worker",
+        "statuses": "b_status",
+        "attempts": "b_attempts",
+        "codes": "b_code",
+        "texts": "b_text",
+        "sent_at": "b_sent_at",
+        "duplicates": "b_duplicate",
+        "unknown": "b_unknown",
+        "not_before": "b_not_before",
+        "retry": "b_retry",
+        "owners": "b_owner",
+    }
+    arrays: dict[str, list[Any]] = {name: [p[key] for p in params] for name, key in columns.items()}
+    arrays["statuses"] = [str(status.value) for status in arrays["statuses"]]
+    arrays["sent_at"] = [_naive_utc(t) for t in arrays["sent_at"]]
+    arrays["not_before"] = [_naive_utc(t) for t in arrays["not_before"]]
+    return conn.execute(_RECORD_PG, arrays).rowcount
+
+
+def record(
+    engine: sa.Engine, results: Sequence[DeliveryResult], *, now: datetime | None = None
+) -> int:
+    """Commit a batch of confirmed results; returns how many deliveries were updated.
+
+    A result that `waits` puts its delivery back in the queue (`pending` until `not_before`).
+
+    Call it as soon as the server confirms (§7: at most 50 ms of confirmations may be lost), and
+    give each sender process its own `worker_id` in `claim`, since the guard below relies on it.
+    A result without `sent_at` that is `sent` is stamped `now`.
+
+    Only a delivery still `sending` and claimed by the result's worker is updated: one that a new
+    pass reset (its sender was presumed dead) keeps its newer state. Hard bounces join the
+    ledger's suppression list as `hard_bounce` (§7) whatever the guard says: the server's
+    verdict on the address stands.
+    """
+    if not results:
+        return 0
+    now = utc_now() if now is None else now
     params = [
         {
             "b_id": r.claim.delivery_id,
@@ -278,7 +392,10 @@ def record(
                 },
             )
     with engine.begin() as conn:
-        updated = conn.execute(update, params).rowcount
+        if conn.dialect.name == "postgresql":
+            updated = _record_pg(conn, params)
+        else:
+            updated = conn.execute(_record_statement(conn.dialect.name), params).rowcount
         if suppressions:
             conn.execute(suppression_insert(conn.dialect), list(suppressions.values()))
     return updated
