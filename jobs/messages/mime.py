@@ -30,7 +30,7 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import policy
 from email.headerregistry import Address, AddressHeader, BaseHeader
 from email.utils import format_datetime
@@ -316,6 +316,16 @@ def _sender_lines(from_: str, reply_to: str, codec: _Codec) -> str:
     return lines
 
 
+@lru_cache(maxsize=8)
+def _date_line(date: datetime, offset: timedelta | None) -> str:
+    """The header shows whole seconds: the messages sent within one second share the line.
+
+    `offset` is part of the cache key only: aware datetimes compare by instant, so the same
+    instant in another zone would otherwise find this zone's line.
+    """
+    return f"Date: {format_datetime(date)}\r\n"
+
+
 @lru_cache(maxsize=1024)
 def _subject_line(subject: str, codec: _Codec) -> str:
     return _header("Subject", _unstructured(subject, codec))
@@ -348,7 +358,7 @@ def _build(
 ) -> bytes:
     # A single token is never folded, so Date and Message-ID need no `_header`.
     headers = [
-        f"Date: {format_datetime(date)}\r\n",
+        _date_line(date.replace(microsecond=0), date.utcoffset()),
         _sender_lines(from_, reply_to, codec),
         _header("To", _mailbox(to_name, to_addr, codec)),
         _subject_line(rendered.subject, codec),

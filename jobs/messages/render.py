@@ -29,6 +29,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
@@ -223,6 +224,24 @@ def _autoescape(name: str | None) -> bool:
 _VIEW_FIELDS: dict[type, frozenset[str]] = {
     view: frozenset(f.name for f in fields(view)) for view in _VIEW_LABELS
 }
+# `loop.first` and friends: Jinja's own loop object, whose public properties return ints, bools
+# and items of the loop (which the sandbox vets when they are used); the footers read them for
+# every role of every account. Methods (`cycle`, `changed`) still take the sandbox's path.
+_VIEW_FIELDS[LoopContext] = frozenset(
+    {
+        "index",
+        "index0",
+        "revindex",
+        "revindex0",
+        "first",
+        "last",
+        "length",
+        "depth",
+        "depth0",
+        "previtem",
+        "nextitem",
+    }
+)
 
 
 class RunawayTemplate(SecurityError):
