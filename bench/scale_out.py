@@ -22,16 +22,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
-from benchlib import REPO, discarding_sink  # puts the project on sys.path
+from benchlib import REPO, cpu_seconds, discarding_sink  # puts the project on sys.path
 
 from jobs.ledger import upgrade
 from jobs.ledger.models import DeliveryRow, RunRow
@@ -98,6 +100,58 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class ServerCpu:
+    """CPU seconds of the PostgreSQL backends serving the scratch database while a case runs.
+
+    Client CPU (every `swmail` process, wall time included) is what one core gives; the
+    server's CPU per message competes with it for the same two cores. Backends are found in
+    `pg_stat_activity` and read from /proc every 0.1 s (the server must run on this machine);
+    a backend's last fraction of a sample interval before it exits is missed.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = make_engine(url)
+        self._seen: dict[int, float] = {}
+        self._first: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._first_pass = True  # backends already open before the case: count from now
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._seen[pid] - self._first.get(pid, 0.0) for pid in self._seen)
+
+    def _sample(self) -> None:
+        with self._engine.connect() as conn:
+            own = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            while True:
+                pids = conn.execute(
+                    sa.text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> :own"
+                    ),
+                    {"own": own},
+                ).scalars()
+                for pid in pids:
+                    with contextlib.suppress(OSError):
+                        cpu = cpu_seconds(pid)
+                        self._first.setdefault(pid, cpu if self._first_pass else 0.0)
+                        self._seen[pid] = cpu
+                conn.rollback()
+                self._first_pass = False
+                if self._stop.wait(0.1):
+                    return
+
+    def __enter__(self) -> ServerCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._engine.dispose()
 
 
 def environment(url: str, port: int, connections: int) -> dict[str, str]:
@@ -198,17 +252,37 @@ def main() -> None:
         rows = []
         for label, key, workers in cases:
             started = time.perf_counter()
-            send(url, key, port, args.connections, workers)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            with ServerCpu(url) as server:
+                send(url, key, port, args.connections, workers)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            client = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
             wall = time.perf_counter() - started
             sent, seconds = measured(url, key)
-            rows.append((label, sent, seconds, sent / seconds if seconds else 0.0, wall))
+            rows.append(
+                (
+                    label,
+                    sent,
+                    seconds,
+                    sent / seconds if seconds else 0.0,
+                    wall,
+                    client / sent * 1e6 if sent else 0.0,
+                    server.seconds / sent * 1e6 if sent else 0.0,
+                )
+            )
 
     load = os.getloadavg()
     print(f"scale-out on PostgreSQL, sink: {sink_name}, {args.connections} connections each")
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
-    print(f"{'case':<18} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'wall s':>7}")
-    for label, sent, seconds, rate, wall in rows:
-        print(f"{label:<18} {sent:>8,} {seconds:>8.2f} {rate:>8,.0f} {wall:>7.1f}")
+    print(
+        f"{'case':<18} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'wall s':>7}"
+        f" {'client CPU µs/msg':>18} {'PostgreSQL CPU µs/msg':>22}"
+    )
+    for label, sent, seconds, rate, wall, client, server_cpu in rows:
+        print(
+            f"{label:<18} {sent:>8,} {seconds:>8.2f} {rate:>8,.0f} {wall:>7.1f}"
+            f" {client:>18,.0f} {server_cpu:>22,.0f}"
+        )
     ratio = rows[1][3] / rows[0][3] if rows[0][3] else 0.0
     verdict = "meets" if ratio >= TARGET else "below"
     print(f"ratio (run + worker) / (run alone): {ratio:.2f}x ({verdict} the {TARGET}x target)")
