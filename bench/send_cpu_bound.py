@@ -21,12 +21,15 @@ so when this checkout does not have it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -88,6 +91,27 @@ def _run_in_process(
     return outcome.pass_report, outcome.seconds, cpu[0]
 
 
+@contextlib.contextmanager
+def _scratch_ledger(server_url: str) -> Iterator[str]:
+    """A new, empty database on the `--ledger-url` server for this benchmark, dropped after.
+
+    A ledger that already holds a run of the campaign would make this one skip its recipients
+    (`ALREADY_SENT`) and send nothing; a fresh database also keeps repeated runs comparable.
+    """
+    url = sa.make_url(server_url)
+    name = f"swmail_cpu_bound_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
+    quoted = admin.dialect.identifier_preparer.quote(name)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
+        admin.dispose()
+
+
 def _run_with_workers(
     source_url: str, ledger_url: str, port: int, connections: int, workers: int, run_key: str
 ) -> tuple[int, float]:
@@ -124,6 +148,7 @@ def _run_with_workers(
         run = get_run(conn, run_id)
         assert run is not None, f"no run {run_id} in the ledger"
         sent = stats(conn, run).counts.get(DeliveryStatus.SENT, 0)
+    ledger.dispose()  # its database is dropped next
     return int(sent), seconds
 
 
@@ -159,9 +184,10 @@ def main() -> int:
             key = f"cpu-{n}-{os.getpid()}"
             sink_before = cpu_seconds(sink.pid)
             if args.workers:
-                count, seconds = _run_with_workers(
-                    str(engine.url), args.ledger_url, sink.port, args.connections, args.workers, key
-                )
+                with _scratch_ledger(args.ledger_url) as ledger_url:
+                    count, seconds = _run_with_workers(
+                        str(engine.url), ledger_url, sink.port, args.connections, args.workers, key
+                    )
                 rate, whole, client_cpu = count / seconds, count / seconds, float("nan")
             else:
                 report, seconds, cpu = _run_in_process(engine, smtp, key, args.profile)
