@@ -1,12 +1,14 @@
 """The freeze as it was written before issue 10's bulk path: SQLAlchemy Core, one dict per row.
 
 Kept for `test_bulk_freeze.py` only, as the reference the driver-level path must match row for
-row (columns, values, order of ids). A copy of `jobs.ledger.store.create_run`'s writing part as
-of 3049184, without the race handling the comparison does not need.
+row (columns, values, order of ids). A copy of `jobs.ledger.store.create_run`'s writing part and
+of `jobs.ledger.codec.accounts_to_json` as of 3049184, without the race handling the comparison
+does not need.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
@@ -16,13 +18,40 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobs.config.runs import make_run_id
-from jobs.ledger.codec import accounts_to_json, utc_now
+from jobs.ledger.codec import utc_now
 from jobs.ledger.models import AuditRowRow, DeliveryRow, LedgerBase, RunRow, WarningRow
 from jobs.ledger.store import get_run
 from jobs.ledger.values import DeliveryStatus, RunRecord
-from resolver.model import AuditRow, Decision, DedupeMode, Delivery, Warning, join_reasons
+from resolver.model import (
+    AccountRef,
+    AuditRow,
+    Decision,
+    DedupeMode,
+    Delivery,
+    Warning,
+    join_reasons,
+)
 
 CHUNK_ROWS = 2000
+
+
+def accounts_to_json(accounts: Iterable[AccountRef]) -> str:
+    """`jobs.ledger.codec.accounts_to_json` as of 3049184."""
+    return json.dumps(
+        [
+            {
+                "kind": a.kind.value,
+                "id": a.id,
+                "name": a.name,
+                "roles": [role.value for role in a.roles],
+                "postal_code": a.postal_code,
+                "address": a.address,
+            }
+            for a in accounts
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def _insert_all(
