@@ -120,7 +120,7 @@ _WARNING_COLUMNS = ("run_pk", "warning_no", "code", "account_id", "person_id", "
 
 
 class _JoinedReasons(dict[tuple[Reason, ...], str]):
-    """`join_reasons` once per distinct tuple of codes: a run has a few dozen, not millions."""
+    """`join_reasons` once per distinct tuple of codes: a run has few of them, and many rows."""
 
     def __missing__(self, reasons: tuple[Reason, ...]) -> str:
         joined = self[reasons] = join_reasons(reasons)
