@@ -60,9 +60,17 @@ def test_the_html_report_shows_the_counts_of_the_ledger(
     page = out.read_text(encoding="utf-8")
     parsed = _Counts()
     parsed.feed(page)
-    assert (parsed.lang, parsed.charset) == ("ja", "utf-8")
-    assert "Noto Sans CJK JP" in page and "配信状況" in page
+    assert (parsed.lang, parsed.charset) == ("en", "utf-8")  # issue 11: the operator's language
+    assert "Noto Sans CJK JP" in page and "Delivery status" in page
     c = parsed.counts
+    in_ja = night.swmail("--lang", "ja", "report", "--run", "notice/2026-12-01", "--out", str(out))
+    assert in_ja.returncode == 0, in_ja.stderr
+    assert "配信 4件、未完了 1件" in in_ja.stdout
+    page_ja = out.read_text(encoding="utf-8")
+    parsed_ja = _Counts()
+    parsed_ja.feed(page_ja)
+    assert parsed_ja.lang == "ja" and "配信状況" in page_ja
+    assert parsed_ja.counts == c  # the figures scripts read do not depend on the language
     assert (c["status:sent"], c["status:failed"], c["status:deferred"]) == (2, 1, 1)
     assert (c["status:pending"], c["deliveries"]) == (0, 4)
     assert (c["audience:customer:send"], c["decision:skip"], c["candidates"]) == (4, 0, 4)
