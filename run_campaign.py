@@ -678,8 +678,7 @@ def run(
     )
     r = outcome.run
     verb = _("resolved and froze") if outcome.created else _("resumed")
-    if (notice := app.redirect_notice()) is not None:
-        _echo(notice)
+    _echo_redirected(app)
     _echo(
         tr("run {run_id} ({verb}; as of {day})", run_id=r.run_id, verb=verb, day=fmt_date(r.as_of))
     )
@@ -770,8 +769,7 @@ def nightly(app: App, campaigns_dir: Path | None, now: datetime | None) -> None:
     summary e-mail goes to `[alerts] to`.
     """
     report = app.nightly(campaigns_dir, now)
-    if (notice := app.redirect_notice()) is not None:
-        _echo(notice)  # §10: every run summary says first that messages are redirected
+    _echo_redirected(app)
     for line in report.lines:
         _echo(line.text())
     problem = app.send_alert(report)
@@ -796,8 +794,7 @@ def worker(app: App, run_id: str) -> None:
     """
     outcome = app.worker(run_id, progress=_is_tty())
     p = outcome.pass_report
-    if (notice := app.redirect_notice()) is not None:
-        _echo(notice)  # §10: a worker sends redirected too, and says so first
+    _echo_redirected(app)
     _echo(
         tr(
             "worker {worker} on {run_id}: {counts}",
@@ -810,6 +807,13 @@ def worker(app: App, run_id: str) -> None:
         _echo(f"  {line}", err=True)
     app.close()
     sys.exit(outcome.exit_code)
+
+
+def _echo_redirected(app: App) -> None:
+    """§10: with `message.redirect_all_to` set, a summary of anything that sends (`run`,
+    `worker`, `nightly`) says so on its first line; one home so the three cannot drift."""
+    if (notice := app.redirect_notice()) is not None:
+        _echo(notice)
 
 
 def _pass_counts(p: Any) -> str:
