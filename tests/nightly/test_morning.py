@@ -9,6 +9,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
+from tests.i18n.test_explain_ja import JAPANESE
 from tests.nightly.conftest import Night, lines_of
 from tests.run.conftest import numbered_addresses, read_csv
 
@@ -204,3 +205,42 @@ def test_json_logs_carry_the_run_id_and_stdout_is_only_the_summary(
     }
     assert all(set(e) >= {"time", "level", "logger", "message", "run_id"} for e in events)
     assert not any("person0001@example.jp" in e["message"] for e in events)  # -vv only
+
+
+def test_log_lines_stay_english_while_the_summary_is_japanese(
+    make_night: Callable[..., Night], sqlite_url: str
+) -> None:
+    """Issue 11: log lines are for developers and log tools (grep, alerts on the message text):
+    their words are English whatever the language; stdout and errors follow the language."""
+    night = make_night(sqlite_url)
+    night.campaign("daily", schedule="0 6 * * *")
+    result = night.swmail("--lang", "ja", "-v", "nightly", "--now", "2026-12-01T09:00:00+09:00")
+    assert result.returncode == 0, result.stderr
+    assert lines_of(result)["daily"] == (
+        "sent",
+        "daily/2026-12-01 送信済み 3件、失敗 0件、保留 0件",
+    )
+    logged = result.stderr.splitlines()
+    assert logged and all(line.startswith(("INFO ", "DEBUG ", "WARNING ")) for line in logged)
+    assert any("run started (resolving and freezing)" in line for line in logged)
+    # the one log line that quotes a summary: its own words (name, state code) English, then
+    # the detail exactly as the operator read it on stdout
+    quoted = "INFO jobs.delivery.nightly: [daily/2026-12-01] daily: sent daily/2026-12-01 送信済み"
+    (japanese,) = [line for line in logged if JAPANESE.search(line)]
+    assert japanese.startswith(quoted)
+
+
+def test_an_empty_campaign_folder_is_said_in_the_operators_language(
+    make_night: Callable[..., Night], sqlite_url: str
+) -> None:
+    """The one thing a default-level log line used to tell an operator now comes from the CLI."""
+    night = make_night(sqlite_url)
+    result = night.swmail("--lang", "ja", "nightly", "--now", "2026-12-01T09:00:00+09:00")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert (
+        result.stderr
+        == f"{night.campaigns} にキャンペーンファイルがありません。何もしていません。\n"
+    )
+    in_en = night.swmail("--lang", "en", "nightly", "--now", "2026-12-01T09:00:00+09:00")
+    assert in_en.stderr == f"no campaign files in {night.campaigns}: nothing to do\n"
