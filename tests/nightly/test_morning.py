@@ -244,3 +244,23 @@ def test_an_empty_campaign_folder_is_said_in_the_operators_language(
     )
     in_en = night.swmail("--lang", "en", "nightly", "--now", "2026-12-01T09:00:00+09:00")
     assert in_en.stderr == f"no campaign files in {night.campaigns}: nothing to do\n"
+
+
+def test_the_alert_is_written_in_the_operators_language(
+    make_night: Callable[..., Night], sqlite_url: str
+) -> None:
+    night = make_night(sqlite_url)
+    night.campaign("stale", schedule="2026-11-01T06:00:00+09:00")
+    result = night.swmail(
+        "--lang", "ja", "nightly", "--now", "2026-12-01T09:00:00+09:00",
+        SWMAIL_ALERTS_TO="ops@example.jp",
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    (alert,) = _alerts(night)
+    assert alert["Subject"] == (
+        "[swmail nightly] 確認が必要なキャンペーン 1件（2026年12月1日 09:00 JST、終了コード 3）"
+    )
+    body = alert.get_content().splitlines()
+    assert body[0] == "swmail nightly（2026-12-01T09:00:00+09:00）は終了コード 3 で終わりました。"
+    assert body[2] == "確認が必要なもの:" and body[3].startswith("  stale")
+    assert "すべてのキャンペーン:" in body
