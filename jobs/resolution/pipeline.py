@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from jobs.config.campaign import Campaign
 from jobs.i18n import N_
 from jobs.progress import Progress
-from jobs.resolution.spill import SpillStore
+from jobs.resolution.spill import SpillKeys, SpillStore
 from jobs.source.engine import snapshot
 from jobs.source.loader import (
     iter_customer_accounts,
@@ -131,7 +131,7 @@ class Resolved:
     deliveries: Deliveries = field(default_factory=Deliveries)
     warnings: list[Warning] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
-    store: SpillStore | None = None
+    store: SpillStore | SpillKeys | None = None
 
     def close(self) -> None:
         """Remove the deliveries' temporary file."""
@@ -198,11 +198,16 @@ def stream_resolution(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    store = into.store = SpillStore(keep=keep_deliveries)
+    # Counts only: each delivery's key and address, no delivery built (`resolver.dedupe`).
+    store = SpillStore() if keep_deliveries else None
+    index = None if keep_deliveries else SpillKeys()
+    into.store = store or index
     with _fewer_collections(), snapshot(engine) as conn:
         suppressed = load_suppression_keys(conn)
         suppressed.update(extra_suppressed)
-        resolver = Resolver(campaign.policy, as_of, suppressed, already_sent, store=store)
+        resolver = Resolver(
+            campaign.policy, as_of, suppressed, already_sent, store=store, index=index
+        )
         total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
         bar = Progress(N_("resolving customers"), total) if progress else None
         if pure or on_outcome is not None:
