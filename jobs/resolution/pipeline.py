@@ -19,6 +19,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,6 +41,10 @@ from resolver.model import AuditRow, Decision, Delivery, Reason, Warning
 from resolver.resolve import AccountOutcome, Resolver, audit_row, resolution_order
 
 __all__ = ["Deliveries", "Resolved", "Summary", "resolve_campaign", "stream_resolution"]
+
+
+_TALLY_KEY = itemgetter(0, 2, 1)  # AuditRow's decision, audience, reasons
+assert AuditRow._fields[:3] == ("decision", "reasons", "audience")
 
 
 @dataclass
@@ -67,9 +72,8 @@ class Summary:
         """Count one account's audit rows, candidates outside the filters and warnings."""
         self.accounts += 1
         self.excluded += excluded
-        tally = self.tally
-        for row in rows:
-            tally[(row.decision, row.audience, row.reasons)] += 1
+        # Counted in C: (decision, audience, reasons) of each row.
+        self.tally.update(map(_TALLY_KEY, rows))
         for warning in warnings:
             self.warnings[warning.code.value] += 1
 
