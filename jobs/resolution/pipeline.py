@@ -19,7 +19,6 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,8 +42,7 @@ from resolver.resolve import AccountOutcome, Resolver, audit_row, resolution_ord
 __all__ = ["Deliveries", "Resolved", "Summary", "resolve_campaign", "stream_resolution"]
 
 
-_TALLY_KEY = itemgetter(0, 2, 1)  # AuditRow's decision, audience, reasons
-assert AuditRow._fields[:3] == ("decision", "reasons", "audience")
+assert AuditRow._fields[:3] == ("decision", "reasons", "audience")  # as `add_rows` reads them
 
 
 @dataclass
@@ -72,8 +70,10 @@ class Summary:
         """Count one account's audit rows, candidates outside the filters and warnings."""
         self.accounts += 1
         self.excluded += excluded
-        # Counted in C: (decision, audience, reasons) of each row.
-        self.tally.update(map(_TALLY_KEY, rows))
+        tally = self.tally
+        for row in rows:
+            # (decision, audience, reasons) by index: a field name is a Python-level lookup.
+            tally[(row[0], row[2], row[1])] += 1
         for warning in warnings:
             self.warnings[warning.code.value] += 1
 
