@@ -24,6 +24,7 @@ import enum
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -548,10 +549,272 @@ def _write(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]
     return count
 
 
-def _load(conn: sa.Connection, spec: _FileSpec, path: Path, encoding: str, keys: Keys) -> int:
+# --- the fast path -------------------------------------------------------------------------------
+#
+# A file that passed `_plain` is checked by a row function compiled for its header: one tuple
+# expression per row, each cell tested inline (dictionary look-ups for enumerations and booleans,
+# a length and an id test for text), instead of a converter call per cell. It only decides
+# "accept or not": whatever it does not accept (a bad cell, a wrong field count, a dangling
+# reference, a CSV syntax error, a duplicate key refused by the table's primary key) makes
+# `_load` check the file again with `_checked`, which words the first error exactly as before.
+# Accepting must therefore mean exactly what `_checked` accepts, with the same values
+# (tests/db/test_import_fast_path.py compares the two on generated cells).
+
+
+class _Miss(Exception):
+    """The fast path does not accept a row; `_checked` finds and words the first error."""
+
+
+def _miss() -> Any:
+    raise _Miss
+
+
+def _date_ok(text: str) -> bool:
+    if not _DATE.fullmatch(text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _implied_by_reference(column: sa.Column[Any]) -> bool:
+    """True when a value of `column` found among its target's keys needs no test of its own."""
+    length = getattr(column.type, "length", None)
+    for fk in column.foreign_keys:
+        target = fk.column
+        limit = getattr(target.type, "length", None)
+        # The target's keys passed its own id test (primary key), and no longer than this.
+        ok = target.primary_key and limit is not None and (length is None or limit <= length)
+        if not ok or len(target.table.primary_key.columns) != 1:
+            return False
+    return True
+
+
+def _cell_expression(spec: _FileSpec, name: str, cell: str, env: dict[str, Any]) -> str:
+    """A Python expression of the checked value of `cell` (a variable), or one that raises."""
+    column = spec.table.c[name]
+    type_ = column.type
+    nullable = bool(column.nullable)
+    slot = f"_{name}"
+    if spec.table is Suppression.__table__ and name == "email":
+        env[slot] = spec.converters[name]  # normalizes the address: the converter itself
+        return f"{slot}({cell})"
+    if isinstance(type_, sa.Enum) and type_.enum_class is not None:
+        members: dict[str, str | None] = {str(m.value): str(m.value) for m in type_.enum_class}
+        if nullable:
+            members[""] = None
+        env[slot] = members
+        return f"{slot}[{cell}]"  # KeyError: not a member
+    if isinstance(type_, sa.Boolean):
+        env["_booleans"] = _BOOLEANS
+        return f"_booleans[{cell}]"
+    if isinstance(type_, sa.Date):
+        env["_date_ok"] = _date_ok
+        test = f"{cell} if _date_ok({cell}) else _miss()"
+        return f"({test}) if {cell} else None" if nullable else test
+    if isinstance(type_, sa.String):
+        if name in spec.references and _implied_by_reference(column):
+            # Found among the referenced file's keys (tested before the row is built): it is
+            # an id that already passed the same length and character tests there.
+            return f"{cell} if {cell} else " + ("None" if nullable else "_miss()")
+        tests = []
+        if type_.length is not None:
+            tests.append(f"len({cell}) <= {type_.length}")
+        if column.primary_key or column.foreign_keys:
+            env["_bad_id"] = _NOT_IN_ID.search
+            tests.append(f"not _bad_id({cell})")
+        test = f"{cell} if {' and '.join(tests)} else _miss()" if tests else cell
+        return f"({test}) if {cell} else " + ("None" if nullable else "_miss()")
+    raise TypeError(f"no CSV check for {spec.table.name}.{name}: {type_!r}")
+
+
+def _row_function(
+    spec: _FileSpec, positions: list[int], width: int, keys: Keys, keep_keys: bool
+) -> Callable[[Iterator[list[str]]], Iterator[tuple[Any, ...]]]:
+    """The compiled checker of one file: records in, checked rows out (see above)."""
+    env: dict[str, Any] = {"_Miss": _Miss, "_miss": _miss, "keys": keys}
+    cells = [f"c{i}" for i in range(width)]
+    lines = [
+        "def rows(records):",
+        "    n = 0",
+    ]
+    if keep_keys:
+        lines.append("    seen = set()")
+        lines.append("    add = seen.add")
+    for column, target in spec.references.items():
+        env[f"_k_{column}"] = keys.get(target, set())
+    lines += [
+        "    for record in records:",
+        "        try:",
+        f"            {', '.join(cells)}, = record",
+        "        except ValueError:",
+        "            if record:",
+        "                raise _Miss from None",
+        "            continue  # a blank line",
+    ]
+    for column in spec.references:
+        cell = f"c{positions[spec.columns.index(column)]}"
+        lines.append(f"        if {cell} and {cell} not in _k_{column}:")
+        lines.append("            _miss()")
+    expressions = [
+        _cell_expression(spec, name, f"c{i}", env)
+        for name, i in zip(spec.columns, positions, strict=True)
+    ]
+    lines.append(f"        row = ({', '.join(expressions)},)")
+    if keep_keys:
+        where = [spec.columns.index(k) for k in spec.key]
+        if len(where) == 1:
+            lines.append(f"        add(row[{where[0]}])")
+        else:
+            first, second = where
+            lines.append(f"        add(f'{{row[{first}]}}\\x00{{row[{second}]}}')")
+    lines += ["        n += 1", "        yield row"]
+    if keep_keys:
+        # Fewer keys than rows: a duplicate somewhere; `_checked` names the first one.
+        lines += ["    if len(seen) != n:", "        _miss()"]
+        lines.append(f"    keys[{spec.table.name!r}] = seen")
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), f"<db import {spec.file_name}>", "exec"), env, namespace)
+    function: Callable[[Iterator[list[str]]], Iterator[tuple[Any, ...]]] = namespace["rows"]
+    return function
+
+
+def _fast_checked(
+    spec: _FileSpec, path: Path, encoding: str, keys: Keys, *, keep_keys: bool
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of a file that passed `_plain`, checked by its compiled row function.
+
+    Raises `_Miss` (or a CSV error) at anything it does not accept. Duplicate keys are left to
+    the table's primary key, except in a file other files refer to (`keep_keys`), whose keys
+    are kept for their references anyway.
+    """
+    records = _records(path, encoding, fast=True)
+    first = next(records, None)
+    records.close()
+    if first is None:
+        raise _Miss
+    positions = _check_header(spec, path, *first)
+    with path.open("r", encoding=encoding, errors="strict", newline="\n") as fh:
+        reader = csv.reader(fh, strict=True)
+        for header in reader:
+            if header:
+                break
+        yield from _row_function(spec, positions, len(first[1]), keys, keep_keys)(reader)
+
+
+def _load(
+    conn: sa.Connection, spec: _FileSpec, path: Path, encoding: str, keys: Keys, keep_keys: bool
+) -> int:
     """Check and write one file; a bad row raises InputError (the caller rolls back)."""
-    rows = _checked(spec, path, encoding, keys, fast=_plain(path, encoding))
-    return _write(conn, spec, rows)
+    if not _plain(path, encoding):
+        return _write(conn, spec, _checked(spec, path, encoding, keys, fast=False))
+    try:
+        return _write(conn, spec, _fast_checked(spec, path, encoding, keys, keep_keys=keep_keys))
+    except Exception:  # a miss, a bad cell, a CSV error or a refused duplicate
+        # The exact check words the first problem of the file as InputError; if it finds none,
+        # the original error (a database refusal of another kind) goes on unchanged.
+        for _row in _checked(spec, path, encoding, dict(keys), fast=True):
+            pass
+        raise
+
+
+# Page cache of the import's SQLite connection: the primary-key B-trees of a million rows
+# stay in memory instead of spilling to the WAL and being read back (default: 2 MiB).
+SQLITE_CACHE_KIB = 256 * 1024
+
+
+@contextmanager
+def _bulk_session(conn: sa.Connection) -> Iterator[None]:
+    """Session settings for the load, outside its transaction, restored afterwards.
+
+    The database's own foreign-key checks are off for this connection: every reference was
+    checked in Python against the parent file's keys, and SQLite's and MariaDB's checks
+    cost a parent look-up per row. Neither setting touches atomicity (one transaction).
+    """
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        # Both PRAGMAs are no-ops inside a transaction: set before BEGIN.
+        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        synchronous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        # WAL with NORMAL: the commit is atomic and the file consistent after a crash; only
+        # the fsync of the commit is saved (a power cut may lose the whole import, never half).
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
+            conn.exec_driver_sql(f"PRAGMA synchronous={int(synchronous)}")
+            conn.commit()
+    elif dialect in ("mysql", "mariadb"):
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+            conn.commit()
+    else:
+        yield
+
+
+def _defer_constraints(conn: sa.Connection, tables: list[sa.Table]) -> list[str]:
+    """Drop the foreign keys and secondary indexes of `tables` for the load.
+
+    Returns the statements that re-create them, exactly as the catalog defines them, to run at
+    the end of the same transaction (PostgreSQL's and SQLite's DDL is transactional, so a
+    failure restores them with the old data). Built once over the loaded rows, they cost a
+    fraction of checking a foreign key per row (PostgreSQL's triggers) and of updating each
+    index per row.
+    """
+    if conn.dialect.name == "sqlite":
+        # Foreign keys are off for the load (`_bulk_session`); the indexes SQLite does not make
+        # itself (its primary-key indexes have no SQL) are dropped and made again.
+        marks = ", ".join("?" for _ in tables)
+        found = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            f" AND tbl_name IN ({marks}) ORDER BY name",
+            tuple(table.name for table in tables),
+        ).all()
+        for name, _definition in found:
+            conn.exec_driver_sql(f"DROP INDEX {conn.dialect.identifier_preparer.quote(name)}")
+        return [definition for _name, definition in found]
+    if conn.dialect.name != "postgresql":
+        return []  # MariaDB: ALTER TABLE would commit the transaction
+    quote = conn.dialect.identifier_preparer.quote
+    names = [table.name for table in tables]
+    own = (
+        "SELECT oid FROM pg_class WHERE relname = ANY(:names) AND relkind = 'r'"
+        " AND relnamespace = current_schema()::regnamespace"
+    )
+    foreign_keys = conn.execute(
+        sa.text(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+            f" FROM pg_constraint WHERE contype = 'f' AND conrelid IN ({own}) ORDER BY conname"
+        ),
+        {"names": names},
+    ).all()
+    indexes = conn.execute(
+        sa.text(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index"
+            f" WHERE indrelid IN ({own}) AND NOT EXISTS"
+            " (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY 1"
+        ),
+        {"names": names},
+    ).all()
+    for table, name, _definition in foreign_keys:
+        conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {quote(name)}")
+    for index, _definition in indexes:
+        conn.exec_driver_sql(f"DROP INDEX {index}")
+    return [definition for _index, definition in indexes] + [
+        f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} {definition}"
+        for table, name, definition in foreign_keys
+    ]
 
 
 def import_dir(engine: sa.Engine, directory: Path, encoding: str = "utf-8") -> ImportReport:
@@ -573,13 +836,20 @@ def import_dir(engine: sa.Engine, directory: Path, encoding: str = "utf-8") -> I
     init_source_schema(engine)
     # One transaction: the old data set is deleted first and every file is checked while it is
     # written, so the first bad row (InputError) or a database refusal undoes all of it.
-    with engine.begin() as conn:
+    with engine.connect() as conn, _bulk_session(conn), conn.begin():
         for spec in reversed(specs):  # children first (foreign keys)
             conn.execute(spec.table.delete())
+        # After the first DELETE: Python's sqlite3 opens the transaction only before DML, and
+        # would run DDL before it outside any transaction.
+        rebuild = _defer_constraints(conn, [spec.table for spec in specs])
         for spec in present:  # parents first: a reference is checked against keys already read
-            counts[spec.table.name] = _load(conn, spec, directory / spec.file_name, codec, keys)
-            if spec.table.name not in referenced:
-                keys.pop(spec.table.name, None)
+            name = spec.table.name
+            path = directory / spec.file_name
+            counts[name] = _load(conn, spec, path, codec, keys, name in referenced)
+            if name not in referenced:
+                keys.pop(name, None)
+        for statement in rebuild:
+            conn.exec_driver_sql(statement)
         if conn.dialect.name == "postgresql":
             # Fresh statistics, so that the first resolution after an import plans its range
             # scans on the real table sizes.
