@@ -23,8 +23,8 @@ import csv
 import enum
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -315,7 +315,9 @@ def _fast_lines(path: Path, encoding: str) -> Iterator[str]:
         yield from fh
 
 
-def _records(path: Path, encoding: str, *, fast: bool) -> Iterator[tuple[int, list[str]]]:
+def _records(
+    path: Path, encoding: str, *, fast: bool
+) -> Generator[tuple[int, list[str]], None, None]:
     """(first physical line, cells) for every non-blank record, the header (line 1) first.
 
     `fast`: the file passed `_plain` (decodable, no NUL), so the buffered reader can take it.
@@ -551,14 +553,14 @@ def _write(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]
 
 # --- the fast path -------------------------------------------------------------------------------
 #
-# A file that passed `_plain` is checked by a row function compiled for its header: one tuple
+# A file without NUL bytes is checked by a row function compiled for its header: one tuple
 # expression per row, each cell tested inline (dictionary look-ups for enumerations and booleans,
 # a length and an id test for text), instead of a converter call per cell. It only decides
 # "accept or not": whatever it does not accept (a bad cell, a wrong field count, a dangling
-# reference, a CSV syntax error, a duplicate key refused by the table's primary key) makes
-# `_load` check the file again with `_checked`, which words the first error exactly as before.
-# Accepting must therefore mean exactly what `_checked` accepts, with the same values
-# (tests/db/test_import_fast_path.py compares the two on generated cells).
+# reference, a CSV syntax error, a byte that does not decode, a duplicate key refused by the
+# table's primary key) makes `_load` check the file again with `_checked`, which words the first
+# error exactly as before. Accepting must therefore mean exactly what `_checked` accepts, with
+# the same values (tests/db/test_import_fast_path.py compares the two on generated cells).
 
 
 class _Miss(Exception):
@@ -569,14 +571,19 @@ def _miss() -> Any:
     raise _Miss
 
 
-def _date_ok(text: str) -> bool:
-    if not _DATE.fullmatch(text):
-        return False
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+class _Dates(dict[str, str | None]):
+    """Valid date cells, each checked once: a data set holds a few thousand distinct dates
+    among millions of cells, so a dictionary hit replaces a regex and a parse per cell."""
+
+    def __missing__(self, text: str) -> str:
+        if not _DATE.fullmatch(text):
+            raise _Miss
+        try:
+            date.fromisoformat(text)
+        except ValueError:
+            raise _Miss from None
+        self[text] = text
+        return text
 
 
 def _implied_by_reference(column: sa.Column[Any]) -> bool:
@@ -597,7 +604,7 @@ def _cell_expression(spec: _FileSpec, name: str, cell: str, env: dict[str, Any])
     column = spec.table.c[name]
     type_ = column.type
     nullable = bool(column.nullable)
-    slot = f"_{name}"
+    slot = f"_c_{name}"  # a name of its own: no column can shadow the helpers
     if spec.table is Suppression.__table__ and name == "email":
         env[slot] = spec.converters[name]  # normalizes the address: the converter itself
         return f"{slot}({cell})"
@@ -611,9 +618,11 @@ def _cell_expression(spec: _FileSpec, name: str, cell: str, env: dict[str, Any])
         env["_booleans"] = _BOOLEANS
         return f"_booleans[{cell}]"
     if isinstance(type_, sa.Date):
-        env["_date_ok"] = _date_ok
-        test = f"{cell} if _date_ok({cell}) else _miss()"
-        return f"({test}) if {cell} else None" if nullable else test
+        dates = _Dates()
+        if nullable:
+            dates[""] = None
+        env[slot] = dates
+        return f"{slot}[{cell}]"  # _Miss: not a date
     if isinstance(type_, sa.String):
         if name in spec.references and _implied_by_reference(column):
             # Found among the referenced file's keys (tested before the row is built): it is
@@ -634,17 +643,18 @@ def _row_function(
     spec: _FileSpec, positions: list[int], width: int, keys: Keys, keep_keys: bool
 ) -> Callable[[Iterator[list[str]]], Iterator[tuple[Any, ...]]]:
     """The compiled checker of one file: records in, checked rows out (see above)."""
-    env: dict[str, Any] = {"_Miss": _Miss, "_miss": _miss, "keys": keys}
+    env: dict[str, Any] = {"_Miss": _Miss, "_miss": _miss, "keys": keys, "len": len}
     cells = [f"c{i}" for i in range(width)]
-    lines = [
-        "def rows(records):",
-        "    n = 0",
-    ]
-    if keep_keys:
-        lines.append("    seen = set()")
-        lines.append("    add = seen.add")
     for column, target in spec.references.items():
         env[f"_k_{column}"] = keys.get(target, set())
+    expressions = [
+        _cell_expression(spec, name, f"c{i}", env)
+        for name, i in zip(spec.columns, positions, strict=True)
+    ]
+    # Everything the loop uses is bound as a default argument: a local, the fastest look-up.
+    lines = [f"def rows(records, {', '.join(f'{name}={name}' for name in env)}):"]
+    if keep_keys:
+        lines += ["    n = 0", "    seen = set()", "    add = seen.add"]
     lines += [
         "    for record in records:",
         "        try:",
@@ -658,10 +668,6 @@ def _row_function(
         cell = f"c{positions[spec.columns.index(column)]}"
         lines.append(f"        if {cell} and {cell} not in _k_{column}:")
         lines.append("            _miss()")
-    expressions = [
-        _cell_expression(spec, name, f"c{i}", env)
-        for name, i in zip(spec.columns, positions, strict=True)
-    ]
     lines.append(f"        row = ({', '.join(expressions)},)")
     if keep_keys:
         where = [spec.columns.index(k) for k in spec.key]
@@ -670,7 +676,8 @@ def _row_function(
         else:
             first, second = where
             lines.append(f"        add(f'{{row[{first}]}}\\x00{{row[{second}]}}')")
-    lines += ["        n += 1", "        yield row"]
+        lines.append("        n += 1")
+    lines.append("        yield row")
     if keep_keys:
         # Fewer keys than rows: a duplicate somewhere; `_checked` names the first one.
         lines += ["    if len(seen) != n:", "        _miss()"]
@@ -684,15 +691,14 @@ def _row_function(
 def _fast_checked(
     spec: _FileSpec, path: Path, encoding: str, keys: Keys, *, keep_keys: bool
 ) -> Iterator[tuple[Any, ...]]:
-    """The rows of a file that passed `_plain`, checked by its compiled row function.
+    """The rows of a file without NUL bytes, checked by its compiled row function.
 
     Raises `_Miss` (or a CSV error) at anything it does not accept. Duplicate keys are left to
     the table's primary key, except in a file other files refer to (`keep_keys`), whose keys
     are kept for their references anyway.
     """
-    records = _records(path, encoding, fast=True)
-    first = next(records, None)
-    records.close()
+    with closing(_records(path, encoding, fast=True)) as records:
+        first = next(records, None)
     if first is None:
         raise _Miss
     positions = _check_header(spec, path, *first)
@@ -704,25 +710,32 @@ def _fast_checked(
         yield from _row_function(spec, positions, len(first[1]), keys, keep_keys)(reader)
 
 
+def _nul_free(path: Path) -> bool:
+    """True when the file holds no NUL byte: the fast path may take it (it does not look for
+    NUL in cells). A scan of the bytes, ten times cheaper than decoding them (`_plain`): a
+    byte that does not decode stops the fast path's reader, and the exact path takes over."""
+    with path.open("rb") as fh:
+        while chunk := fh.read(_PROBE_BYTES):
+            if b"\x00" in chunk:
+                return False
+    return True
+
+
 def _load(
     conn: sa.Connection, spec: _FileSpec, path: Path, encoding: str, keys: Keys, keep_keys: bool
 ) -> int:
     """Check and write one file; a bad row raises InputError (the caller rolls back)."""
-    if not _plain(path, encoding):
+    if not _nul_free(path):
         return _write(conn, spec, _checked(spec, path, encoding, keys, fast=False))
     try:
         return _write(conn, spec, _fast_checked(spec, path, encoding, keys, keep_keys=keep_keys))
-    except Exception:  # a miss, a bad cell, a CSV error or a refused duplicate
+    except Exception:  # a miss, a bad cell or byte, a CSV error or a refused duplicate
         # The exact check words the first problem of the file as InputError; if it finds none,
         # the original error (a database refusal of another kind) goes on unchanged.
-        for _row in _checked(spec, path, encoding, dict(keys), fast=True):
+        fast = _plain(path, encoding)
+        for _row in _checked(spec, path, encoding, dict(keys), fast=fast):
             pass
         raise
-
-
-# Page cache of the import's SQLite connection: the primary-key B-trees of a million rows
-# stay in memory instead of spilling to the WAL and being read back (default: 2 MiB).
-SQLITE_CACHE_KIB = 256 * 1024
 
 
 @contextmanager
@@ -736,10 +749,8 @@ def _bulk_session(conn: sa.Connection) -> Iterator[None]:
     dialect = conn.dialect.name
     if dialect == "sqlite":
         # Both PRAGMAs are no-ops inside a transaction: set before BEGIN.
-        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-        synchronous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        synchronous = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
         conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         # WAL with NORMAL: the commit is atomic and the file consistent after a crash; only
         # the fsync of the commit is saved (a power cut may lose the whole import, never half).
         conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
@@ -748,8 +759,7 @@ def _bulk_session(conn: sa.Connection) -> Iterator[None]:
             yield
         finally:
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-            conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
-            conn.exec_driver_sql(f"PRAGMA synchronous={int(synchronous)}")
+            conn.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
             conn.commit()
     elif dialect in ("mysql", "mariadb"):
         conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
