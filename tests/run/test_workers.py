@@ -197,14 +197,19 @@ def test_the_rate_limit_is_the_runs_total_across_processes(
     workers = _status(site)["workers"]
     assert isinstance(workers, list)
     assert [w["sent"] > 0 for w in workers] == [True, True], "the two never sent together"
-    # never more than the rate over any 3-second window, whichever process sent; one slot of
-    # slack for each end of the window and one for a late arrival (uncoordinated: about 2×)
+    # never more than the rate over any 3-second window, whichever process sent. The arrivals
+    # are the server's clock: on a loaded machine its event loop can hold messages sent in their
+    # slots and take them in a bunch, so the bound allows a quarter second of scheduling delay
+    # (5 messages) on top of one slot for each end of the window. Uncoordinated processes would
+    # put about 2 × the rate (≈ 120) into the window, which this still fails.
     window = 3.0
+    scheduling_delay = 0.25
     arrivals = sorted(handler.arrivals)
     busiest = max(
         sum(1 for t in arrivals[i:] if t < start + window) for i, start in enumerate(arrivals)
     )
-    assert busiest <= rate * window + 3, f"{busiest} messages arrived within {window}s"
+    bound = rate * (window + scheduling_delay) + 2
+    assert busiest <= bound, f"{busiest} messages arrived within {window}s (bound {bound})"
 
 
 @pytest.mark.slow
