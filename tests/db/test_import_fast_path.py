@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobs.errors import InputError
+from jobs.source import importer
 from jobs.source.engine import make_engine
 from jobs.source.importer import _checked, _fast_checked, _file_spec, import_dir
 from jobs.source.models import init_source_schema, source_tables
@@ -217,3 +218,24 @@ def test_a_database_refusal_rolls_back_rows_and_schema_changes(
         with engine.begin() as conn:
             for statement in _UNREFUSE[kind]:
                 conn.exec_driver_sql(statement)
+
+
+@pytest.mark.parametrize(("chunk", "parameters"), [(7, 20), (100, 999), (5, 1)])
+def test_sqlite_groups_of_rows_write_every_row_once(
+    sqlite_url: str, sample_data: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, parameters: int
+) -> None:
+    """Multi-row INSERTs: chunks that are not a multiple of the group, and groups of one."""
+    engine = make_engine(sqlite_url)
+    try:
+        import_dir(engine, sample_data)
+        expected = db_state(engine)
+        monkeypatch.setattr(importer, "CHUNK_ROWS", chunk)
+        monkeypatch.setattr(importer, "SQLITE_PARAMETERS", parameters)
+        init_source_schema(engine)
+        with engine.begin() as conn:
+            for table in reversed(source_tables()):
+                conn.execute(table.delete())
+        import_dir(engine, sample_data)
+        assert db_state(engine) == expected
+    finally:
+        engine.dispose()
