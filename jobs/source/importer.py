@@ -1,16 +1,21 @@
 """`db import DIR`: load the CSV files of SPEC §3 into the source tables, all or nothing.
 
-Every row is validated in Python (keys and references checked against key sets of the files
-read before it), so a bad row is reported with its file, physical line and column in words
-rather than as a database error, and identically on SQLite, PostgreSQL and MariaDB.
+Every row is validated in Python (references checked against the key sets of the files read
+before it), so a bad row is reported with its file, physical line and column in words rather
+than as a database error, and identically on SQLite, PostgreSQL and MariaDB.
 
 Each file is read once: rows are validated and written in the same pass, inside the one
 transaction that first deleted the old data set, so the first bad row rolls everything back and
 leaves the database exactly as it was. Writing uses each driver's bulk path (issue 10): COPY on
-PostgreSQL (psycopg 3), one prepared `executemany` per table on SQLite, and multi-row INSERTs on
-MariaDB (PyMySQL turns `executemany` into them). A file is decoded by the fast text reader when a
-first pass over its bytes finds it decodable; otherwise the line-by-line decoder names the line
-and column of the bad byte.
+PostgreSQL (psycopg 3), a prepared multi-row INSERT run by `executemany` on SQLite, and
+multi-row INSERTs on MariaDB (PyMySQL turns `executemany` into them).
+
+Fast path (issue 10): a file without NUL bytes is checked by a row function compiled for its
+header, and duplicate keys are left to the primary key except where the keys are kept anyway;
+anything it does not accept sends that file through the exact, cell-by-cell checks, which word
+the first error (the line-by-line decoder names the line and column of a bad byte). The
+database's own foreign-key checks and secondary indexes are out of the load and restored in the
+same transaction (`_bulk_session`, `_defer_constraints`).
 
 The column rules are derived from the table definitions of `jobs.source.models`, so the CSV
 format, the validation and the schema cannot drift apart.
