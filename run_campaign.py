@@ -119,8 +119,22 @@ CLICK_MESSAGES = (
     N_("file"),
     N_("path"),
     N_("env var: {var}"),
+    # through `ngettext`: one form each for one and for more (Japanese needs only one)
+    N_("Did you mean {possibility}?"),
+    N_("(Did you mean one of: {possibilities}?)"),
+    N_("Got unexpected extra argument ({args})"),
+    N_("Got unexpected extra arguments ({args})"),
+    N_("Option {name!r} requires an argument."),
+    N_("Option {name!r} requires {nargs} arguments."),
+    N_("{value!r} is not {choice}."),
+    N_("{value!r} is not one of {choices}."),
 )
 _CLICK_MODULES = ("core", "exceptions", "formatting", "decorators", "types", "parser")
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    """click's plural messages: the English form for `n`, then our catalog, like `_`."""
+    return _(singular if n == 1 else plural)
 
 
 def _click_speaks_the_operators_language() -> None:
@@ -128,6 +142,8 @@ def _click_speaks_the_operators_language() -> None:
         module = importlib.import_module(f"click.{name}")
         if getattr(module, "_", None) is gettext.gettext:  # only the binding we know
             setattr(module, "_", _)  # noqa: B010 - a module's global, not an attribute we own
+        if getattr(module, "ngettext", None) is gettext.ngettext:
+            setattr(module, "ngettext", _ngettext)  # noqa: B010 - as above
 
 
 _click_speaks_the_operators_language()
@@ -664,9 +680,13 @@ def run(
         if open_run is not None:
             # §9: a second `run` the next day resumes instead of sending everything again
             _echo(
-                f"resuming the unfinished run {open_run.run_id} (as of "
-                f"{open_run.as_of.isoformat()}) instead of starting a run as of "
-                f"{day.isoformat()}; give --run-key to start another run"
+                tr(
+                    "resuming the unfinished run {run_id} (as of {open_day}) instead of starting"
+                    " a run as of {day}; give --run-key to start another run",
+                    run_id=open_run.run_id,
+                    open_day=fmt_date(open_run.as_of),
+                    day=fmt_date(day),
+                )
             )
             run_key, day = open_run.run_key, open_run.as_of
     outcome = app.run(
@@ -678,8 +698,7 @@ def run(
     )
     r = outcome.run
     verb = _("resolved and froze") if outcome.created else _("resumed")
-    if (notice := app.redirect_notice()) is not None:
-        _echo(notice)
+    _echo_redirected(app)
     _echo(
         tr("run {run_id} ({verb}; as of {day})", run_id=r.run_id, verb=verb, day=fmt_date(r.as_of))
     )
@@ -770,10 +789,12 @@ def nightly(app: App, campaigns_dir: Path | None, now: datetime | None) -> None:
     summary e-mail goes to `[alerts] to`.
     """
     report = app.nightly(campaigns_dir, now)
-    if (notice := app.redirect_notice()) is not None:
-        _echo(notice)  # §10: every run summary says first that messages are redirected
+    _echo_redirected(app)
     for line in report.lines:
         _echo(line.text())
+    if not report.lines:  # on stderr: every stdout line is a campaign's line (for cron, scripts)
+        folder = campaigns_dir or Path(app.settings.paths.campaigns)
+        _echo(tr("no campaign files in {folder}: nothing to do", folder=folder), err=True)
     problem = app.send_alert(report)
     if problem is not None:
         # §9: the exit code stays that of the campaigns; the failure is said on stderr
@@ -796,8 +817,7 @@ def worker(app: App, run_id: str) -> None:
     """
     outcome = app.worker(run_id, progress=_is_tty())
     p = outcome.pass_report
-    if (notice := app.redirect_notice()) is not None:
-        _echo(notice)  # §10: a worker sends redirected too, and says so first
+    _echo_redirected(app)
     _echo(
         tr(
             "worker {worker} on {run_id}: {counts}",
@@ -810,6 +830,13 @@ def worker(app: App, run_id: str) -> None:
         _echo(f"  {line}", err=True)
     app.close()
     sys.exit(outcome.exit_code)
+
+
+def _echo_redirected(app: App) -> None:
+    """§10: with `message.redirect_all_to` set, a summary of anything that sends (`run`,
+    `worker`, `nightly`) says so on its first line; one home so the three cannot drift."""
+    if (notice := app.redirect_notice()) is not None:
+        _echo(notice)
 
 
 def _pass_counts(p: Any) -> str:

@@ -1,7 +1,8 @@
 """Benchmark: resolution against a raw scan of the same rows, measured in the same run.
 
     .venv/bin/python bench/resolve.py [--customers 100000] [--data DIR] [--url URL] [--runs 1]
-                                      [--freeze] [--tracemalloc] [--profile 25]
+                                      [--freeze [--ledger-url URL]] [--tracemalloc]
+                                      [--profile 25]
 
 Phases over one source database, each in a fresh subprocess so that none inherits another's
 heap, caches or peak memory:
@@ -12,8 +13,11 @@ heap, caches or peak memory:
   id range);
 - resolve: `jobs.resolution.pipeline.resolve_campaign` as `swmail resolve` runs it (counts only,
   progress off), every audit row consumed;
-- freeze (`--freeze`): the first `run`'s resolution frozen into a new SQLite ledger
-  (`jobs.delivery.coordinator.freeze_resolution`: audit rows, deliveries, Message-IDs), no send.
+- freeze (`--freeze`): the first `run`'s resolution frozen into a new ledger
+  (`jobs.delivery.coordinator.freeze_resolution`: audit rows, deliveries, Message-IDs), no send:
+  a temporary SQLite file, or with `--ledger-url` a new database created on that PostgreSQL or
+  MariaDB server for each freeze and dropped after it (the URL's own database is only used to
+  create it).
 
 Prints each phase's wall and CPU seconds and peak resident memory, and the ratios to the scan: a
 ratio, not an absolute figure, is what can be compared across machines and runs (issue 10's
@@ -34,7 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -174,8 +180,34 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def _freeze(url: str, campaign_id: str, as_of: date) -> tuple[int, int]:
-    """Resolve and freeze into a new ledger (a temporary SQLite file); (audit rows, deliveries)."""
+@contextmanager
+def _new_ledger(server_url: str | None) -> Iterator[str]:
+    """The URL of an empty ledger database: a temporary SQLite file, or a new server database."""
+    if not server_url:
+        with tempfile.TemporaryDirectory(prefix="swmail-bench-ledger-") as folder:
+            yield f"sqlite:///{Path(folder) / 'ledger.sqlite3'}"
+        return
+    admin = make_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
+    name = f"swmail_bench_ledger_{uuid.uuid4().hex[:12]}"
+    quote = admin.dialect.identifier_preparer.quote
+    with admin.connect() as conn:
+        if admin.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {quote(name)} ENCODING 'UTF8' TEMPLATE template0"
+            )
+        else:
+            conn.exec_driver_sql(f"CREATE DATABASE {quote(name)} CHARACTER SET utf8mb4")
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(name)}{force}")
+        admin.dispose()
+
+
+def _freeze(url: str, campaign_id: str, as_of: date, ledger_url: str | None) -> tuple[int, int]:
+    """Resolve and freeze into a new ledger; (audit rows, deliveries)."""
     from benchlib import shipped_campaign
 
     from jobs.config.settings import MessageSettings
@@ -187,8 +219,8 @@ def _freeze(url: str, campaign_id: str, as_of: date) -> tuple[int, int]:
     campaign, templates = shipped_campaign()
     if campaign.id != campaign_id:
         campaign = load_campaign(REPO / "config" / "campaigns" / f"{campaign_id}.toml")
-    with tempfile.TemporaryDirectory(prefix="swmail-bench-ledger-") as folder:
-        ledger = make_engine(f"sqlite:///{Path(folder) / 'ledger.sqlite3'}")
+    with _new_ledger(ledger_url) as new_url:
+        ledger = make_engine(new_url)
         upgrade(ledger)
         composer = Composer(campaign.id, "bench", as_of, templates, MessageSettings())
         run, _summary = freeze_resolution(source, ledger, campaign, composer, as_of=as_of)
@@ -197,7 +229,14 @@ def _freeze(url: str, campaign_id: str, as_of: date) -> tuple[int, int]:
     return run.candidates, run.deliveries
 
 
-def run_phase(phase: str, url: str, campaign_id: str, as_of: date, trace: bool) -> dict[str, Any]:
+def run_phase(
+    phase: str,
+    url: str,
+    campaign_id: str,
+    as_of: date,
+    trace: bool,
+    ledger_url: str | None = None,
+) -> dict[str, Any]:
     """Measure one phase in this process: seconds, rows, peak RSS (and tracemalloc peak)."""
     from jobs.resolution.pipeline import resolve_campaign
 
@@ -214,7 +253,7 @@ def run_phase(phase: str, url: str, campaign_id: str, as_of: date, trace: bool) 
     if phase == "scan":
         rows = raw_scan(engine)
     elif phase == "freeze":
-        rows, deliveries = _freeze(url, campaign_id, as_of)
+        rows, deliveries = _freeze(url, campaign_id, as_of, ledger_url)
     else:
         # As `swmail resolve` runs it: counts only, the deliveries' contents not kept.
         resolved = resolve_campaign(engine, campaign, as_of, progress=False, keep_deliveries=False)
@@ -268,6 +307,7 @@ def _child(args: argparse.Namespace, phase: str, *extra: str) -> subprocess.Comp
         args.campaign,
         "--as-of",
         args.as_of.isoformat(),
+        *(["--ledger-url", args.ledger_url] if args.ledger_url else []),
         *extra,
     ]
     return subprocess.run(command, check=True, text=True, stdout=subprocess.PIPE)
@@ -370,6 +410,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--freeze", action="store_true", help="also the first run's resolve + freeze per run"
     )
     parser.add_argument(
+        "--ledger-url",
+        help="freeze into a new database on this PostgreSQL/MariaDB server (default: SQLite)",
+    )
+    parser.add_argument(
         "--tracemalloc", action="store_true", help="also one traced resolution (slower)"
     )
     parser.add_argument("--profile", type=int, metavar="N", help="print cProfile top N entries")
@@ -385,7 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile_phase(args.url, args.campaign, args.as_of, args.profile or 25)
         return 0
     if args.phase is not None:
-        result = run_phase(args.phase, args.url, args.campaign, args.as_of, args.tracemalloc)
+        result = run_phase(
+            args.phase, args.url, args.campaign, args.as_of, args.tracemalloc, args.ledger_url
+        )
         print(json.dumps(result))
         return 0
 

@@ -461,7 +461,7 @@ class App:
         elif mbox is not None and maildir is None:
             messages = read_mbox(mbox)
         else:
-            raise InputError("give exactly one of --maildir DIR, --mbox FILE")
+            raise InputError(_("give exactly one of --maildir DIR, --mbox FILE"))
         message = self.settings.message
         return_path = ReturnPath(message.return_path, message.verp_key())
         return import_bounces(self.ledger_engine(), messages, return_path)
@@ -530,10 +530,10 @@ class App:
         from resolver.normalize import normalize_email
 
         if email is not None and sample is not None:
-            raise InputError("give at most one of --email, --sample")
+            raise InputError(_("give at most one of --email, --sample"))
         address = normalize_email(to).address
         if address is None:
-            raise InputError(f"--to {to!r} is not a valid e-mail address")
+            raise InputError(tr("--to {to!r} is not a valid e-mail address", to=to))
         composer = dataclasses.replace(self.composer(campaign, run_key, as_of), test_to=address)
         return send_test_copies(
             self.engine(),

@@ -198,13 +198,31 @@ def _localize(text: str, templates: tuple[str, ...], phrases: Mapping[str, str],
     for template in templates:
         found = _pattern(template, phrases).match(text)
         if found is not None:
-            parts = {
-                k: _localize(v, templates, phrases, depth + 1) for k, v in found.groupdict().items()
-            }
+            values = _split_adjacent(template, found.groupdict())
+            parts = {k: _localize(v, templates, phrases, depth + 1) for k, v in values.items()}
             return tr(template, **parts)
     if "; " in text:  # several sentences joined, e.g. where each suppression came from
         return "; ".join(_localize(t, templates, phrases, depth + 1) for t in text.split("; "))
     return text
+
+
+def _split_adjacent(template: str, values: dict[str, str]) -> dict[str, str]:
+    """Two placeholders side by side (`{role}{person}`) split where the left one is a phrase.
+
+    The pattern gives the left one the shortest text, often nothing (`user u1` would all go to
+    `{person}`); the longest start of the pair that the catalog knows is the left one instead.
+    """
+    parts = _PLACEHOLDER.split(template)
+    for i in range(1, len(parts) - 2, 2):
+        left, between, right = parts[i], parts[i + 1], parts[i + 2]
+        if between or left not in values or right not in values:
+            continue
+        both = values[left] + values[right]
+        for cut in range(len(both), 0, -1):
+            if _(both[:cut]) != both[:cut]:
+                values = {**values, left: both[:cut], right: both[cut:]}
+                break
+    return values
 
 
 def fmt_date(day: date) -> str:

@@ -20,6 +20,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from jobs.bounces.parse import Notice, parse_notice
+from jobs.i18n import _, tr
 from jobs.ledger import check_ledger
 from jobs.ledger.bounces import (
     BounceTally,
@@ -88,7 +89,7 @@ def import_bounces(
         )
         read = _Read(where, notice, token)
         if not notice.is_bounce:
-            report.not_bounces.append(_listed(read, "not a bounce (no failed recipient)"))
+            report.not_bounces.append(_listed(read, _("not a bounce (no failed recipient)")))
             continue
         report.bounces += 1
         reads.append(read)
@@ -113,7 +114,8 @@ def import_bounces(
                 or key is None
                 or not token_verifies(key, read.token, found.delivery_id, found.message_id)
             ):
-                report.forged.append(_listed(read, f"VERP token {read.token!r} does not verify"))
+                forged = tr("VERP token {token!r} does not verify", token=read.token)
+                report.forged.append(_listed(read, forged))
                 continue
             delivery, how = found, "verp"
             report.by_verp += 1
@@ -122,12 +124,13 @@ def import_bounces(
             delivery = next((by_mid[m] for m in ids if m in by_mid), None)
             if delivery is None:
                 why = (
-                    f"no delivery has Message-ID {ids[0]}"
+                    tr("no delivery has Message-ID {message_id}", message_id=ids[0])
                     if ids
-                    else "no original Message-ID and no VERP token"
+                    else _("no original Message-ID and no VERP token")
                 )
                 recipients = ", ".join(f.recipient for f in read.notice.failures)
-                report.unmatched.append(_listed(read, f"{why} (failed: {recipients})"))
+                why = tr("{why} (failed: {recipients})", why=why, recipients=recipients)
+                report.unmatched.append(_listed(read, why))
                 continue
             how = "message_id"
             report.by_message_id += 1

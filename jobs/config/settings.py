@@ -186,7 +186,10 @@ class MessageSettings(BaseModel):
         value = value.strip()
         if value and not _is_bare_address(value):
             raise ValueError(
-                f"message.redirect_all_to {value!r} is not a bare address like me@example.jp"
+                tr(
+                    "message.redirect_all_to {value!r} is not a bare address like me@example.jp",
+                    value=value,
+                )
             )
         return value
 
@@ -195,12 +198,20 @@ class MessageSettings(BaseModel):
         if VERP_PLACEHOLDER not in self.return_path:
             return None
         if not self.verp_key_env:
-            raise ConfigError("message.return_path holds {token} but message.verp_key_env is empty")
+            raise ConfigError(
+                tr(
+                    "message.return_path holds {token} but message.verp_key_env is empty",
+                    token="{token}",  # the placeholder the operator writes, shown as written
+                )
+            )
         value = os.environ.get(self.verp_key_env, "")
         if len(value) < 16:
             raise ConfigError(
-                f"message.verp_key_env names {self.verp_key_env!r}, which must hold a secret of at"
-                " least 16 characters in the environment"
+                tr(
+                    "message.verp_key_env names {name!r}, which must hold a secret of at least 16"
+                    " characters in the environment",
+                    name=self.verp_key_env,
+                )
             )
         return value.encode()
 

@@ -18,7 +18,7 @@ from jobs.config.schedule import TOKYO
 from jobs.config.settings import MessageSettings, SmtpSettings
 from jobs.delivery.nightly import NightlyReport
 from jobs.errors import MailerError
-from jobs.i18n import tr
+from jobs.i18n import _, fmt_date, tr
 from jobs.messages.compose import envelope_sender
 from jobs.smtp import Envelope, FinalStatus, SmtpPool, send_with_retry
 
@@ -55,20 +55,29 @@ def nightly_alert(
     """The night's alert: what needs a person first, then every campaign's line for context."""
     flagged = [line for line in report.lines if line.alert]
     everything = [line.text() for line in report.lines]
-    subject = (
-        f"[swmail nightly] {len(flagged)} campaign(s) need attention "
-        f"({report.now.astimezone(TOKYO):%Y-%m-%d %H:%M} JST, exit {report.exit_code})"
+    # in the operator's language like the lines it quotes; `[swmail nightly]` stays for filters
+    local = report.now.astimezone(TOKYO)
+    when = f"{fmt_date(local.date())} {local:%H:%M}"
+    subject = tr(
+        "[swmail nightly] {n} campaign(s) need attention ({when} JST, exit {code})",
+        n=len(flagged),
+        when=when,
+        code=report.exit_code,
     )
     lines = [
-        f"swmail nightly at {report.now.isoformat()} finished with exit code {report.exit_code}.",
+        tr(
+            "swmail nightly at {moment} finished with exit code {code}.",
+            moment=report.now.isoformat(),
+            code=report.exit_code,
+        ),
         "",
-        "Needs attention:",
+        _("Needs attention:"),
         *(f"  {line.text()}" for line in flagged),
         "",
-        "Every campaign:",
+        _("Every campaign:"),
         *(f"  {text}" for text in everything),
         "",
-        "Details: swmail status; swmail report --run RUN_ID --out FILE.html",
+        _("Details: swmail status; swmail report --run RUN_ID --out FILE.html"),
     ]
     return build_alert(to, message, now=report.now, subject=subject, lines=lines)
 

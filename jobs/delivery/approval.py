@@ -117,7 +117,7 @@ def drifts(
             continue
         percent = abs(after - before) * 100.0 / before if before else float("inf")
         if percent > max_percent:
-            shown = f"{percent:.1f}%" if before else "from none"
+            shown = f"{percent:.1f}%" if before else _("from none")
             found.append(f"{audience} send {before:,} → {after:,} ({shown})")
     return found
 

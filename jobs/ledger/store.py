@@ -9,30 +9,44 @@ resolves again instead of sending half a campaign.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
-from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
 from jobs.config.runs import make_run_id
+from jobs.ledger.bulk import insert_rows
 from jobs.ledger.codec import accounts_to_json, utc_now
-from jobs.ledger.models import AuditRowRow, DeliveryRow, LedgerBase, RunRow, WarningRow
+from jobs.ledger.models import AuditRowRow, DeliveryRow, RunRow, WarningRow
 from jobs.ledger.values import OPEN_STATUSES, DeliveryStatus, RunRecord
-from resolver.model import AuditRow, Decision, DedupeMode, Delivery, Warning, join_reasons
+from resolver.model import (
+    AuditRow,
+    Decision,
+    DedupeMode,
+    Delivery,
+    Reason,
+    Warning,
+    join_reasons,
+)
 
 __all__ = [
-    "CHUNK_ROWS",
     "create_run",
     "finish_run",
     "get_run",
     "list_runs",
 ]
 
-CHUNK_ROWS = 2000  # rows per executemany: bounded memory for a run of a million candidates
 
-_T = TypeVar("_T")
+def _table(model: type[Any]) -> sa.Table:
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    return table
+
+
+_AUDIT = _table(AuditRowRow)
+_DELIVERIES = _table(DeliveryRow)
+_WARNINGS = _table(WarningRow)
 
 
 def _record(row: sa.Row[Any]) -> RunRecord:
@@ -72,81 +86,80 @@ def list_runs(conn: sa.Connection) -> list[RunRecord]:
     return [_record(row) for row in conn.execute(sa.select(*_RUN_COLUMNS).order_by(RunRow.pk))]
 
 
-def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+# The columns each frozen table is written with, in the order of the row tuples below; the
+# others keep their defaults (NULL): a delivery is frozen before any attempt was made.
+_AUDIT_COLUMNS = (
+    "run_pk",
+    "row_no",
+    "decision",
+    "reasons",
+    *AuditRow._fields[2:],  # audience … delivery_key: the columns of the same names, in order
+)
+_DELIVERY_COLUMNS = (
+    "run_pk",
+    "seq",
+    "delivery_key",
+    "email",
+    "name",
+    "audience",
+    "reasons",
+    "accounts",
+    "message_id",
+    "status",
+    "attempts",
+    "pass_no",
+    "unconfirmed",
+    "possible_duplicate",
+    "outcome_unknown",
+    "not_before",
+    "retry_attempts",
+)
+# status … retry_attempts of a delivery nobody has tried to send yet
+_UNSENT = (DeliveryStatus.PENDING, 0, 0, 0, 0, False, None, 0)
+_WARNING_COLUMNS = ("run_pk", "warning_no", "code", "account_id", "person_id", "email", "detail")
 
 
-def _insert_all(
-    conn: sa.Connection, model: type[LedgerBase], rows: Iterable[Mapping[str, Any]]
-) -> int:
-    """Insert `rows` with one executemany per chunk, never holding more than a chunk."""
-    count = 0
-    for chunk in _chunks(rows, CHUNK_ROWS):
-        conn.execute(sa.insert(model), chunk)
-        count += len(chunk)
-    return count
+class _JoinedReasons(dict[tuple[Reason, ...], str]):
+    """`join_reasons` once per distinct tuple of codes: a run has few of them, and many rows."""
+
+    def __missing__(self, reasons: tuple[Reason, ...]) -> str:
+        joined = self[reasons] = join_reasons(reasons)
+        return joined
 
 
 def _delivery_rows(
     run_pk: int, deliveries: Iterable[Delivery], message_id_for: Callable[[str], str]
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[tuple[Any, ...]]:
+    joined = _JoinedReasons()
     for d in deliveries:
-        yield {
-            "run_pk": run_pk,
-            "seq": d.seq,
-            "delivery_key": d.key,
-            "email": d.email,
-            "name": d.name,
-            "audience": d.audience,
-            "reasons": join_reasons(d.reasons),
-            "accounts": accounts_to_json(d.accounts),
-            "message_id": message_id_for(d.key),  # §6: derived once, reused by every resend
-            "status": DeliveryStatus.PENDING,
-            "attempts": 0,
-            "pass_no": 0,
-            "unconfirmed": 0,
-            "possible_duplicate": 0,
-            "outcome_unknown": False,
-            "not_before": None,
-            "retry_attempts": 0,
-        }
+        key = d.key
+        yield (
+            run_pk,
+            d.seq,
+            key,
+            d.email,
+            d.name,
+            d.audience,
+            joined[d.reasons],
+            accounts_to_json(d.accounts),
+            message_id_for(key),  # §6: derived once, reused by every resend
+            *_UNSENT,
+        )
 
 
 def _audit_rows(
     run_pk: int, rows: Iterable[AuditRow], decisions: Counter[Decision]
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[tuple[Any, ...]]:
+    joined = _JoinedReasons()
     for row_no, d in enumerate(rows, start=1):
-        decisions[d.decision] += 1
-        yield {
-            "run_pk": run_pk,
-            "row_no": row_no,
-            "decision": d.decision,
-            "reasons": join_reasons(d.reasons),
-            "audience": d.audience,
-            "account_id": d.account_id,
-            "account_name": d.account_name,
-            "source": d.source,
-            "person_id": d.person_id,
-            "name": d.name,
-            "email": d.email,
-            "delivery_email": d.delivery_email,
-            "delivery_key": d.delivery_key,
-        }
+        decision = d[0]
+        decisions[decision] += 1
+        yield (run_pk, row_no, decision, joined[d[1]], *d[2:])
 
 
-def _warning_rows(run_pk: int, warnings: Iterable[Warning]) -> Iterator[dict[str, Any]]:
+def _warning_rows(run_pk: int, warnings: Iterable[Warning]) -> Iterator[tuple[Any, ...]]:
     for warning_no, w in enumerate(warnings, start=1):
-        yield {
-            "run_pk": run_pk,
-            "warning_no": warning_no,
-            "code": w.code,
-            "account_id": w.account_id,
-            "person_id": w.person_id,
-            "email": w.email,
-            "detail": w.detail,
-        }
+        yield (run_pk, warning_no, w.code, w.account_id, w.person_id, w.email, w.detail)
 
 
 class _RunExists(Exception):
@@ -204,11 +217,19 @@ def create_run(
             decisions: Counter[Decision] = Counter()
             # Audit rows first: a caller may stream them straight out of a resolution whose
             # deliveries are complete only once the last row has been decided.
-            candidates = _insert_all(conn, AuditRowRow, _audit_rows(run_pk, audit_rows, decisions))
-            delivery_count = _insert_all(
-                conn, DeliveryRow, _delivery_rows(run_pk, deliveries, message_id_for)
+            # Plain tuples on the driver's bulk path (jobs.ledger.bulk), in this transaction.
+            candidates = insert_rows(
+                conn, _AUDIT, _AUDIT_COLUMNS, _audit_rows(run_pk, audit_rows, decisions)
             )
-            warning_count = _insert_all(conn, WarningRow, _warning_rows(run_pk, warnings))
+            delivery_count = insert_rows(
+                conn,
+                _DELIVERIES,
+                _DELIVERY_COLUMNS,
+                _delivery_rows(run_pk, deliveries, message_id_for),
+            )
+            warning_count = insert_rows(
+                conn, _WARNINGS, _WARNING_COLUMNS, _warning_rows(run_pk, warnings)
+            )
             conn.execute(
                 sa.update(RunRow)
                 .where(RunRow.pk == run_pk)

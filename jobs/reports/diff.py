@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from jobs.i18n import fmt_person, tr
 from jobs.ledger import check_ledger, iter_audit
 from jobs.ledger.values import AuditExportRow
 from jobs.reports.audit import CsvOut
@@ -69,14 +70,19 @@ class DiffLine:
         """One line for a terminal: who, and decision [reasons] before → after."""
         c = self.cells()
         return (
-            f"{c[0]:<8} {c[1]} {c[2]} {c[4]} {c[5]} {c[6]} <{c[7]}>: "
+            f"{c[0]:<8} {c[1]} {c[2]} {c[4]} {c[5]} {fmt_person(c[6], c[7])}: "
             f"{c[8] or '-'} [{c[9]}] → {c[10] or '-'} [{c[11]}]"
         )
 
 
 def totals(run_a: str, run_b: str, counts: dict[str, int]) -> str:
     """The closing line: how many people were added, removed and changed."""
-    return f"{run_a} → {run_b}: " + ", ".join(f"{k} {counts.get(k, 0):,}" for k in CHANGES)
+    return tr(
+        "{run_a} → {run_b}: added {added:,}, removed {removed:,}, changed {changed:,}",
+        run_a=run_a,
+        run_b=run_b,
+        **{k: counts.get(k, 0) for k in CHANGES},
+    )
 
 
 def diff_text(engine: sa.Engine, run_a: str, run_b: str) -> Iterator[str]:

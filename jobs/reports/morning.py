@@ -1,10 +1,11 @@
 """`report --run RUN_ID --out FILE.html` (SPEC §9): the morning view of one run, in one file.
 
 Read by the SmileWorks office in the morning, often forwarded as an attachment: so it is one
-self-contained page (inline CSS and SVG, no script, no font or image fetched), UTF-8 with
-`lang="ja"` and a Japanese font stack, labels in Japanese with the public codes beside them.
-Every number comes from the ledger; counts carry a `data-count` attribute so that tests and
-scripts read the same figures a person sees.
+self-contained page (inline CSS and SVG, no script, no font or image fetched), UTF-8 with a
+Japanese font stack (the data is Japanese whatever the language). Its labels, dates and the
+`lang` attribute follow the operator's language (issue 11, `jobs.i18n`); the public codes stand
+beside each label and every count carries a `data-count` attribute, the same in both languages,
+so that tests and scripts read the same figures a person sees.
 """
 
 from __future__ import annotations
@@ -20,53 +21,60 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from jobs.files import write_private_bytes
+from jobs.i18n import N_, _, current_language, fmt_date, localize
 from jobs.ledger import RunRecord, RunStats, check_ledger, run_is_finished, stats
 from jobs.ledger.models import AuditRowRow, DeliveryRow, SuppressionRow, WarningRow
 from jobs.messages.compose import TOKYO
 from jobs.reports.status import find_run
 from resolver.model import DeliveryStatus, split_reasons
+from resolver.warnings import DETAIL_TEMPLATES as WARNING_DETAILS
 
 __all__ = ["MorningReport", "gather", "render_html", "write_report"]
 
-AUDIENCE_JA = {
-    "customer": "顧客",
-    "partner": "パートナー",
-    "implementation_partner": "導入支援パートナー",
+# Labels by public code: English message ids, shown through `_()` when the page is rendered
+AUDIENCE_LABELS = {
+    "customer": N_("Customer"),
+    "partner": N_("Partner"),
+    "implementation_partner": N_("Implementation partner"),
 }
-DECISION_JA = {"send": "送信", "merged": "統合（同一宛先）", "skip": "対象外"}
+DECISION_LABELS = {
+    "send": N_("Send"),
+    "merged": N_("Merged (same address)"),
+    "skip": N_("Not sent"),
+}
 DECISIONS = ("send", "merged", "skip")
-STATUS_JA = {
-    DeliveryStatus.PENDING: "未送信",
-    DeliveryStatus.SENDING: "送信中",
-    DeliveryStatus.SENT: "送信済み",
-    DeliveryStatus.DEFERRED: "保留（次回再送）",
-    DeliveryStatus.FAILED: "失敗",
-    DeliveryStatus.BOUNCED: "不達（後から届いたバウンス）",
+STATUS_LABELS = {
+    DeliveryStatus.PENDING: N_("Not sent yet"),
+    DeliveryStatus.SENDING: N_("Sending"),
+    DeliveryStatus.SENT: N_("Sent"),
+    DeliveryStatus.DEFERRED: N_("Deferred (retried next pass)"),
+    DeliveryStatus.FAILED: N_("Failed"),
+    DeliveryStatus.BOUNCED: N_("Bounced (a bounce came back after sending)"),
 }
-WARNING_JA = {
-    "EMAIL_NORMALIZED": "アドレスを正規化（全角など）",
-    "UNREACHABLE_CUSTOMER": "届く宛先がない直販顧客",
-    "ADMIN_AFTER_CUTOFF": "2019-09-24以降の申込なのに admin がある",
-    "HEADER_SANITIZED": "氏名から制御文字を除去",
+WARNING_LABELS = {
+    "EMAIL_NORMALIZED": N_("Address normalized (full-width characters and the like)"),
+    "UNREACHABLE_CUSTOMER": N_("Direct customer with no address a message can reach"),
+    "ADMIN_AFTER_CUTOFF": N_("An admin user though signed up on or after 2019-09-24"),
+    "HEADER_SANITIZED": N_("Control characters removed from a name"),
 }
-REASON_JA = {
-    "RESELLER_CHANNEL": "販売代理店経由の顧客",
-    "CONTRACT_ENDED": "契約終了",
-    "GROUP_ACCOUNT": "グループアカウント",
-    "USER_NOT_ACTIVE": "ユーザーが無効",
-    "PARTNER_NOT_ACTIVE": "パートナー契約終了",
-    "CONTACT_NOT_ACTIVE": "担当者が無効",
-    "CERTIFICATION_EXPIRED": "認定期限切れ",
-    "MISSING_EMAIL": "メールアドレスなし",
-    "INVALID_EMAIL": "メールアドレスが不正",
-    "SUPPRESSED": "配信停止リスト",
-    "ALREADY_SENT": "前回の実行で送信済み",
-    "MYPAGE_CONTACT": "マイページ登録の連絡先",
-    "SYSTEM_ADMIN": "システム管理者",
-    "LEGACY_ADMIN": "admin ユーザー",
-    "PARTNER_CONTACT": "パートナー担当者",
-    "CERTIFIED_IMPLEMENTER": "導入支援認定者",
-    "DUPLICATE_ADDRESS": "同一アドレスに統合",
+REASON_LABELS = {
+    "RESELLER_CHANNEL": N_("Customer of a reseller"),
+    "CONTRACT_ENDED": N_("Contract ended"),
+    "GROUP_ACCOUNT": N_("Group account"),
+    "USER_NOT_ACTIVE": N_("User not active"),
+    "PARTNER_NOT_ACTIVE": N_("Partner contract ended"),
+    "CONTACT_NOT_ACTIVE": N_("Contact not active"),
+    "CERTIFICATION_EXPIRED": N_("Certification expired"),
+    "MISSING_EMAIL": N_("No e-mail address"),
+    "INVALID_EMAIL": N_("Invalid e-mail address"),
+    "SUPPRESSED": N_("On the suppression list"),
+    "ALREADY_SENT": N_("Sent by an earlier run"),
+    "MYPAGE_CONTACT": N_("Contact registered on My Page"),
+    "SYSTEM_ADMIN": N_("System administrator"),
+    "LEGACY_ADMIN": N_("Legacy admin user"),
+    "PARTNER_CONTACT": N_("Partner contact"),
+    "CERTIFIED_IMPLEMENTER": N_("Certified implementer"),
+    "DUPLICATE_ADDRESS": N_("Merged into the same address"),
 }
 MAX_LISTED = 50  # warnings and bounces listed one by one; the counts cover all of them
 # Bar widths of the rate chart: the smallest that keeps the chart within MAX_BARS bars.
@@ -181,8 +189,15 @@ svg text { font-family: inherit; font-size: 12px; fill: #52606d; }
 """
 
 
-def _label(ja: str, code: str) -> str:
-    return f'{escape(ja)} <span class="code">{escape(code)}</span>'
+def _label(message: str, code: str) -> str:
+    """A label in the operator's language, its public code beside it (the same in any)."""
+    return f'{escape(_(message))} <span class="code">{escape(code)}</span>'
+
+
+def _html(message: str, /, **markup: str) -> str:
+    """`tr()` for the page: the translated words escaped, the filled-in `markup` (already HTML,
+    made by this module from escaped values) kept as it is."""
+    return escape(_(message), quote=False).format(**markup)
 
 
 def _n(key: str, value: int) -> str:
@@ -190,7 +205,11 @@ def _n(key: str, value: int) -> str:
 
 
 def _jst(moment: datetime | None) -> str:
-    return "—" if moment is None else moment.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M:%S JST")
+    """A moment in Tokyo time: `2026-12-01 09:00:00 JST`, in ja `2026年12月1日 09:00:00 JST`."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(TOKYO)
+    return f"{fmt_date(local.date())} {local:%H:%M:%S} JST"
 
 
 def _table(head: Sequence[str], rows: Iterable[str]) -> str:
@@ -198,58 +217,73 @@ def _table(head: Sequence[str], rows: Iterable[str]) -> str:
     return f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _muted(message: str) -> str:
+    return f'<p class="muted">{escape(_(message))}</p>'
+
+
 def _audience_table(r: MorningReport) -> str:
-    audiences = [a for a in AUDIENCE_JA if any(r.by_audience[(a, d)] for d in DECISIONS)]
+    audiences = [a for a in AUDIENCE_LABELS if any(r.by_audience[(a, d)] for d in DECISIONS)]
     rows = []
     for a in audiences:
         total = sum(r.by_audience[(a, d)] for d in DECISIONS)
         cells = "".join(_n(f"audience:{a}:{d}", r.by_audience[(a, d)]) for d in DECISIONS)
-        label = f"<th>{_label(AUDIENCE_JA[a], a)}</th>"
+        label = f"<th>{_label(AUDIENCE_LABELS[a], a)}</th>"
         rows.append(f"<tr>{label}{cells}{_n(f'audience:{a}:total', total)}</tr>")
     totals = "".join(
-        _n(f"decision:{d}", sum(r.by_audience[(a, d)] for a in AUDIENCE_JA)) for d in DECISIONS
+        _n(f"decision:{d}", sum(r.by_audience[(a, d)] for a in AUDIENCE_LABELS)) for d in DECISIONS
     )
-    rows.append(f"<tr><th>合計</th>{totals}{_n('candidates', sum(r.by_audience.values()))}</tr>")
-    head = ["宛先区分", *(_label(DECISION_JA[d], d) for d in DECISIONS), "計"]
+    total_label = escape(_("Total"))
+    candidates = _n("candidates", sum(r.by_audience.values()))
+    rows.append(f"<tr><th>{total_label}</th>{totals}{candidates}</tr>")
+    head = [
+        escape(_("Audience")),
+        *(_label(DECISION_LABELS[d], d) for d in DECISIONS),
+        total_label,
+    ]
     return _table(head, rows)
 
 
 def _reason_table(r: MorningReport) -> str:
-    order = list(REASON_JA)
+    order = list(REASON_LABELS)
     rows = [
-        f"<tr><th>{_label(REASON_JA.get(code, code), code)}</th>{_n(f'reason:{code}', n)}</tr>"
+        f"<tr><th>{_label(REASON_LABELS.get(code, code), code)}</th>{_n(f'reason:{code}', n)}</tr>"
         for code, n in sorted(
             r.reasons.items(),
             key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order),
         )
     ]
-    return _table(["理由コード", "件数"], rows)
+    return _table([escape(_("Reason code")), escape(_("Count"))], rows)
 
 
 def _status_table(r: MorningReport) -> str:
     rows = [
-        f"<tr><th>{_label(STATUS_JA[s], s.value)}</th>{_n(f'status:{s.value}', r.stats[s])}</tr>"
+        f"<tr><th>{_label(STATUS_LABELS[s], s.value)}</th>"
+        f"{_n(f'status:{s.value}', r.stats[s])}</tr>"
         for s in DeliveryStatus
     ]
-    rows.append(f"<tr><th>合計</th>{_n('deliveries', r.stats.total)}</tr>")
-    return _table(["状態", "配信数"], rows)
+    total = escape(_("Total"))
+    rows.append(f"<tr><th>{total}</th>{_n('deliveries', r.stats.total)}</tr>")
+    return _table([escape(_("Status")), escape(_("Deliveries"))], rows)
 
 
 def _replies_table(r: MorningReport) -> str:
     if not r.replies:
-        return '<p class="muted">SMTPサーバーとのやり取りはまだありません。</p>'
+        return _muted(N_("No exchange with the SMTP server yet."))
     rows = [
-        f"<tr><td>{_label(STATUS_JA[s], s.value)}</td><td><code>{escape(code)}</code></td>"
+        f"<tr><td>{_label(STATUS_LABELS[s], s.value)}</td><td><code>{escape(code)}</code></td>"
         f"<td>{escape(text[:200])}"
         + (
-            f'<br><span class="muted">ほか {variants - 1:,} 種類の応答</span>'
+            '<br><span class="muted">'
+            + _html(N_("and {n} other replies"), n=f"{variants - 1:,}")
+            + "</span>"
             if variants > 1
             else ""
         )
         + f"</td>{_n(f'reply:{s.value}:{code}', n)}</tr>"
         for s, code, text, variants, n in r.replies
     ]
-    return _table(["状態", "応答コード", "最後の応答・エラー（例）", "配信数"], rows)
+    head = (_("Status"), _("Reply code"), _("Last reply or error (an example)"), _("Deliveries"))
+    return _table([escape(h) for h in head], rows)
 
 
 def rate_buckets(times: Sequence[datetime]) -> tuple[datetime, int, list[int]]:
@@ -265,7 +299,7 @@ def rate_buckets(times: Sequence[datetime]) -> tuple[datetime, int, list[int]]:
 
 def _rate_chart(r: MorningReport) -> str:
     if not r.sent_times:
-        return '<p class="muted">送信済みのメッセージはまだありません。</p>'
+        return _muted(N_("No message sent yet."))
     start, width, counts = rate_buckets(r.sent_times)
     rates = [n / width for n in counts]
     top = max(rates) or 1.0
@@ -274,9 +308,9 @@ def _rate_chart(r: MorningReport) -> str:
     w, h, left, bottom, top_pad = 960, 280, 64, 40, 32
     plot_w, plot_h = w - left - 16, h - bottom - top_pad
     bar_w = plot_w / len(rates)
+    chart, unit = escape(_("Send rate over time")), escape(_("messages/s"))
     parts = [
-        f'<svg role="img" aria-label="送信速度の推移" width="{w}" height="{h}" '
-        f'viewBox="0 0 {w} {h}">',
+        f'<svg role="img" aria-label="{chart}" width="{w}" height="{h}" viewBox="0 0 {w} {h}">',
         f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{left + plot_w}" y2="{top_pad + plot_h}" '
         'stroke="#9aa5b1"/>',
     ]
@@ -291,109 +325,145 @@ def _rate_chart(r: MorningReport) -> str:
         bar_h = plot_h * rate / ceiling
         x = left + i * bar_w
         moment = start + timedelta(seconds=i * width)
+        title = _html(
+            N_("{time}: {n} messages ({rate} messages/s)"),
+            time=_jst(moment),
+            n=f"{counts[i]:,}",
+            rate=f"{rate:,.1f}",
+        )
         parts.append(
             f'<rect x="{x + 1:.1f}" y="{top_pad + plot_h - bar_h:.1f}" '
             f'width="{max(bar_w - 2, 1):.1f}" height="{bar_h:.1f}" fill="#2f6fb3">'
-            f"<title>{_jst(moment)}: {counts[i]:,} 通 ({rate:,.1f} 通/秒)</title></rect>"
+            f"<title>{title}</title></rect>"
         )
     end = start + timedelta(seconds=len(rates) * width)
     parts.append(
         f'<text x="{left}" y="{h - 12}">{_jst(start)}</text>'
         f'<text x="{left + plot_w}" y="{h - 12}" text-anchor="end">{_jst(end)}</text>'
-        f'<text x="{left - 6}" y="{top_pad - 16}" text-anchor="end">通/秒</text>'
+        f'<text x="{left - 6}" y="{top_pad - 16}" text-anchor="end">'
+        f"{unit}</text>"
         "</svg>"
     )
-    caption = (
-        f'<p class="muted">棒1本 = {width:,} 秒。最大 {max(rates):,.1f} 通/秒、'
-        f"送信済み {len(r.sent_times):,} 通。</p>"
+    caption = _html(
+        N_("One bar = {width} seconds. At most {peak} messages/s; {sent} messages sent."),
+        width=f"{width:,}",
+        peak=f"{max(rates):,.1f}",
+        sent=f"{len(r.sent_times):,}",
     )
-    return "".join(parts) + caption
+    return "".join(parts) + f'<p class="muted">{caption}</p>'
 
 
 def _warnings_section(r: MorningReport) -> str:
     if not r.warning_counts:
-        return '<p class="muted">警告はありません。</p>'
+        return _muted(N_("No warnings."))
     counts = _table(
-        ["警告コード", "件数"],
+        [escape(_("Warning code")), escape(_("Count"))],
         (
-            f"<tr><th>{_label(WARNING_JA.get(c, c), c)}</th>{_n(f'warning:{c}', n)}</tr>"
+            f"<tr><th>{_label(WARNING_LABELS.get(c, c), c)}</th>{_n(f'warning:{c}', n)}</tr>"
             for c, n in sorted(r.warning_counts.items())
         ),
     )
     listed = _table(
-        ["コード", "アカウント", "内容"],
+        [escape(_("Code")), escape(_("Account")), escape(_("Detail"))],
         (
+            # the detail is a sentence for a person (§4): in the operator's language, like
+            # warnings.csv; the ledger keeps it as the resolver wrote it
             f"<tr><td><code>{escape(c)}</code></td><td><code>{escape(a)}</code></td>"
-            f"<td>{escape(d)}</td></tr>"
+            f"<td>{escape(localize(d, WARNING_DETAILS))}</td></tr>"
             for c, a, d in r.warnings
         ),
     )
     more = sum(r.warning_counts.values()) - len(r.warnings)
-    note = f'<p class="muted">ほか {more:,} 件は warnings.csv を参照。</p>' if more > 0 else ""
+    note = ""
+    if more > 0:
+        listed_elsewhere = _html(N_("{n} more: see warnings.csv."), n=f"{more:,}")
+        note = f'<p class="muted">{listed_elsewhere}</p>'
     return counts + listed + note
 
 
 def _bounces_section(r: MorningReport) -> str:
     if not r.bounces:
-        return '<p class="muted">この実行で配信停止リストに追加されたアドレスはありません。</p>'
+        return _muted(N_("This run added no address to the suppression list."))
     rows = (
         f"<tr><td><code>{escape(e)}</code></td><td><code>{escape(c)}</code></td>"
         f"<td>{escape(t[:200])}</td></tr>"
         for e, c, t in r.bounces
     )
-    return f'<p>配信停止リストに追加: <b data-count="bounces">{len(r.bounces):,}</b> 件</p>' + (
-        _table(["アドレス", "応答コード", "応答"], rows)
+    added = _html(
+        N_("Added to the suppression list: {n} addresses"),
+        n=f'<b data-count="bounces">{len(r.bounces):,}</b>',
     )
+    head = [escape(_("Address")), escape(_("Reply code")), escape(_("Reply"))]
+    return f"<p>{added}</p>" + _table(head, rows)
 
 
 def render_html(r: MorningReport, *, generated: datetime) -> str:
-    """The whole page as one string (UTF-8 when written)."""
+    """The whole page as one string (UTF-8 when written), in the language in force."""
     run = r.run
+    finished = _label(N_("Finished"), "finished")
     state = (
-        '<span class="state ok">完了 finished</span>'
+        f'<span class="state ok">{finished}</span>'
         if r.finished
-        else f'<span class="state open">未完了 open: 残り {r.stats.open:,} 件</span>'
+        else '<span class="state open">'
+        + _html(N_("Open: {n} left"), n=f"{r.stats.open:,}")
+        + ' <span class="code">open</span></span>'
     )
     cards = "".join(
         f'<div class="card{" alert" if alarming and value else ""}">'
-        f'<span class="n" data-count="card:{key}">{value:,}</span>{label}</div>'
+        f'<span class="n" data-count="card:{key}">{value:,}</span>{escape(_(label))}</div>'
         for key, label, value, alarming in (
-            ("candidates", "候補者", run.candidates, False),
-            ("deliveries", "配信（宛先）", r.stats.total, False),
+            ("candidates", N_("Candidates"), run.candidates, False),
+            ("deliveries", N_("Deliveries (addresses)"), r.stats.total, False),
             *(
                 (s.value, label, r.stats[s], s is not DeliveryStatus.SENT)
                 for s, label in (
-                    (DeliveryStatus.SENT, "送信済み"),
-                    (DeliveryStatus.DEFERRED, "保留"),
-                    (DeliveryStatus.FAILED, "失敗"),
-                    (DeliveryStatus.BOUNCED, "バウンス"),
+                    (DeliveryStatus.SENT, N_("Sent")),
+                    (DeliveryStatus.DEFERRED, N_("Deferred")),
+                    (DeliveryStatus.FAILED, N_("Failed")),
+                    (DeliveryStatus.BOUNCED, N_("Bounced")),
                 )
             ),
         )
     )
     # What the morning reader checks first (did it go out, what did the relay say) comes first
     sections: Mapping[str, str] = {
-        "配信状況": _status_table(r),
-        "SMTP応答": _replies_table(r),
-        "送信速度の推移": _rate_chart(r),
-        "宛先区分・判定別の件数": _audience_table(r),
-        "理由コード別の件数": _reason_table(r),
-        "警告": _warnings_section(r),
-        "バウンス（配信停止リストに追加）": _bounces_section(r),
+        N_("Delivery status"): _status_table(r),
+        N_("SMTP replies"): _replies_table(r),
+        N_("Send rate over time"): _rate_chart(r),
+        N_("Counts by audience and decision"): _audience_table(r),
+        N_("Counts by reason code"): _reason_table(r),
+        N_("Warnings"): _warnings_section(r),
+        N_("Bounces (added to the suppression list)"): _bounces_section(r),
     }
-    body = "".join(f"<h2>{escape(title)}</h2>{html}" for title, html in sections.items())
-    title = f"配信レポート {run.run_id}"
+    body = "".join(f"<h2>{escape(_(title))}</h2>{html}" for title, html in sections.items())
+    title = _html(N_("Delivery report {run_id}"), run_id=escape(run.run_id))
+    about = _html(
+        N_("Campaign {campaign} · run key {key} · as of {day} · {state}"),
+        campaign=f"<code>{escape(run.campaign_id)}</code>",
+        key=f"<code>{escape(run.run_key)}</code>",
+        day=escape(fmt_date(run.as_of)),
+        state=state,
+    )
+    timeline = _html(
+        N_(
+            "Frozen {frozen} · finished {finished} · {passes} sending passes · resent after a crash"
+            " {resent} · possible duplicates {duplicates} · generated {generated}"
+        ),
+        frozen=_jst(run.resolved_at),
+        finished=_jst(run.finished_at),
+        passes=f"{run.pass_no:,}",
+        resent=f"{r.stats.unconfirmed:,}",
+        duplicates=f"{r.stats.possible_duplicate:,}",
+        generated=_jst(generated),
+    )
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="ja"><head><meta charset="utf-8">'
+        f'<html lang="{current_language()}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{escape(title)}</h1>"
-        f"<p>キャンペーン <code>{escape(run.campaign_id)}</code> ・ 実行キー "
-        f"<code>{escape(run.run_key)}</code> ・ 基準日 {run.as_of.isoformat()} ・ {state}</p>"
-        f'<p class="muted">凍結 {_jst(run.resolved_at)} ・ 完了 {_jst(run.finished_at)} ・ '
-        f"送信パス {run.pass_no} 回 ・ 再送（クラッシュ後） {r.stats.unconfirmed:,} ・ "
-        f"重複の可能性 {r.stats.possible_duplicate:,} ・ 作成 {_jst(generated)}</p>"
+        f"<title>{title}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{title}</h1>"
+        f"<p>{about}</p>"
+        f'<p class="muted">{timeline}</p>'
         f'<div class="cards">{cards}</div>{body}'
         "</body></html>\n"
     )

@@ -154,7 +154,9 @@ def find_run(conn: sa.Connection, run_id: str) -> RunRecord:
     """The run RUN_ID, or NotFound (exit 2) naming the expected form."""
     run = get_run(conn, run_id)
     if run is None:
-        raise NotFound(f"no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)")
+        raise NotFound(
+            tr("no run {run_id!r} in the ledger (RUN_ID is <campaign>/<run key>)", run_id=run_id)
+        )
     return run
 
 

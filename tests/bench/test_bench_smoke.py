@@ -10,7 +10,9 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import REPO
+import pytest
+
+from tests.conftest import PG_ADMIN_URL, REPO
 
 
 def _bench(*args: str) -> str:
@@ -31,6 +33,13 @@ def test_resolve_bench_reports_resolve_and_freeze_against_the_scan() -> None:
     counts = re.findall(r"\(([0-9,]+) candidates, ([0-9,]+) deliveries", out)
     # resolve and freeze agree on what they resolved, and resolved something
     assert len(counts) == 2 and counts[0] == counts[1] and counts[0][1] != "0", out
+
+
+@pytest.mark.postgres
+def test_resolve_bench_freezes_into_a_new_postgresql_ledger(pg_url: str) -> None:
+    # pg_url: the server is up (or the test skips); the bench creates and drops its own database
+    out = _bench("resolve.py", "--customers", "40", "--freeze", "--ledger-url", PG_ADMIN_URL)
+    assert re.search(r"ratio freeze/scan: +[0-9.]+ wall, [0-9.]+ CPU", out), out
 
 
 def test_import_bench_reports_rows_and_the_speed_up_to_a_baseline() -> None:

@@ -133,3 +133,33 @@ def test_sentences_kept_in_english_are_shown_in_japanese_part_by_part() -> None:
     assert render_provenance("something no template knows") == "something no template knows"
     set_language("en")
     assert render_provenance("suppressed by a hard bounce") == "suppressed by a hard bounce"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "shown"),
+    [
+        (
+            "Address ｔａｒｏ@example.jp of user u1 of C0000001 was normalized to taro@example.jp.",
+            "C0000001 のユーザー u1のアドレス ｔａｒｏ@example.jp を taro@example.jp"
+            " に正規化しました。",
+        ),
+        (
+            "Address a@example.jp of partner contact c9 of P0001 was normalized to a@example.jp.",
+            "P0001 のパートナー担当者 c9のアドレス a@example.jp を a@example.jp に正規化しました。",
+        ),
+        (
+            "Address a@example.jp of My Page billing contact of C0000001 was normalized to"
+            " a@example.jp.",
+            "C0000001 のマイページの請求担当者のアドレス a@example.jp を a@example.jp"
+            " に正規化しました。",
+        ),
+    ],
+)
+def test_a_role_beside_a_person_id_is_translated(sentence: str, shown: str) -> None:
+    """`{role}{person}`: the pattern alone would give `user u1` to the person, untranslated."""
+    from jobs.i18n import localize
+    from resolver.warnings import DETAIL_TEMPLATES
+
+    set_language("ja")
+    assert localize(sentence, DETAIL_TEMPLATES) == shown
+    set_language("en")

@@ -21,6 +21,7 @@ from jobs.ledger import (
     make_run_id,
     stats,
 )
+from jobs.ledger.bulk import CHUNK_ROWS
 from jobs.ledger.models import DeliveryRow
 from jobs.ledger.queue import claim
 from jobs.source.engine import make_engine
@@ -171,10 +172,11 @@ def test_a_failed_freeze_leaves_no_run(ledger: sa.Engine) -> None:
 
 
 def test_freezing_streams_more_rows_than_one_chunk(ledger: sa.Engine) -> None:
-    run = freeze(ledger, 2500)  # CHUNK_ROWS is 2000
+    n = CHUNK_ROWS + 500
+    run = freeze(ledger, n)
     with ledger.connect() as conn:
-        assert stats(conn, run).total == 2500
-        assert sum(1 for _ in iter_audit(conn, run)) == factory.counts(2500).audit
+        assert stats(conn, run).total == n
+        assert sum(1 for _ in iter_audit(conn, run)) == factory.counts(n).audit
 
 
 def test_runs_are_listed_oldest_first_and_kept_apart(ledger: sa.Engine) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
+from tests.i18n.test_explain_ja import JAPANESE
 from tests.nightly.conftest import Night, lines_of
 from tests.run.conftest import numbered_addresses, read_csv
 
@@ -60,9 +61,17 @@ def test_the_html_report_shows_the_counts_of_the_ledger(
     page = out.read_text(encoding="utf-8")
     parsed = _Counts()
     parsed.feed(page)
-    assert (parsed.lang, parsed.charset) == ("ja", "utf-8")
-    assert "Noto Sans CJK JP" in page and "配信状況" in page
+    assert (parsed.lang, parsed.charset) == ("en", "utf-8")  # issue 11: the operator's language
+    assert "Noto Sans CJK JP" in page and "Delivery status" in page
     c = parsed.counts
+    in_ja = night.swmail("--lang", "ja", "report", "--run", "notice/2026-12-01", "--out", str(out))
+    assert in_ja.returncode == 0, in_ja.stderr
+    assert "配信 4件、未完了 1件" in in_ja.stdout
+    page_ja = out.read_text(encoding="utf-8")
+    parsed_ja = _Counts()
+    parsed_ja.feed(page_ja)
+    assert parsed_ja.lang == "ja" and "配信状況" in page_ja
+    assert parsed_ja.counts == c  # the figures scripts read do not depend on the language
     assert (c["status:sent"], c["status:failed"], c["status:deferred"]) == (2, 1, 1)
     assert (c["status:pending"], c["deliveries"]) == (0, 4)
     assert (c["audience:customer:send"], c["decision:skip"], c["candidates"]) == (4, 0, 4)
@@ -196,3 +205,62 @@ def test_json_logs_carry_the_run_id_and_stdout_is_only_the_summary(
     }
     assert all(set(e) >= {"time", "level", "logger", "message", "run_id"} for e in events)
     assert not any("person0001@example.jp" in e["message"] for e in events)  # -vv only
+
+
+def test_log_lines_stay_english_while_the_summary_is_japanese(
+    make_night: Callable[..., Night], sqlite_url: str
+) -> None:
+    """Issue 11: log lines are for developers and log tools (grep, alerts on the message text):
+    their words are English whatever the language; stdout and errors follow the language."""
+    night = make_night(sqlite_url)
+    night.campaign("daily", schedule="0 6 * * *")
+    result = night.swmail("--lang", "ja", "-v", "nightly", "--now", "2026-12-01T09:00:00+09:00")
+    assert result.returncode == 0, result.stderr
+    assert lines_of(result)["daily"] == (
+        "sent",
+        "daily/2026-12-01 送信済み 3件、失敗 0件、保留 0件",
+    )
+    logged = result.stderr.splitlines()
+    assert logged and all(line.startswith(("INFO ", "DEBUG ", "WARNING ")) for line in logged)
+    assert any("run started (resolving and freezing)" in line for line in logged)
+    # the one log line that quotes a summary: its own words (name, state code) English, then
+    # the detail exactly as the operator read it on stdout
+    quoted = "INFO jobs.delivery.nightly: [daily/2026-12-01] daily: sent daily/2026-12-01 送信済み"
+    (japanese,) = [line for line in logged if JAPANESE.search(line)]
+    assert japanese.startswith(quoted)
+
+
+def test_an_empty_campaign_folder_is_said_in_the_operators_language(
+    make_night: Callable[..., Night], sqlite_url: str
+) -> None:
+    """The one thing a default-level log line used to tell an operator now comes from the CLI."""
+    night = make_night(sqlite_url)
+    result = night.swmail("--lang", "ja", "nightly", "--now", "2026-12-01T09:00:00+09:00")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert (
+        result.stderr
+        == f"{night.campaigns} にキャンペーンファイルがありません。何もしていません。\n"
+    )
+    in_en = night.swmail("--lang", "en", "nightly", "--now", "2026-12-01T09:00:00+09:00")
+    assert in_en.stderr == f"no campaign files in {night.campaigns}: nothing to do\n"
+
+
+def test_the_alert_is_written_in_the_operators_language(
+    make_night: Callable[..., Night], sqlite_url: str
+) -> None:
+    night = make_night(sqlite_url)
+    night.campaign("stale", schedule="2026-11-01T06:00:00+09:00")
+    result = night.swmail(
+        "--lang", "ja", "nightly", "--now", "2026-12-01T09:00:00+09:00",
+        SWMAIL_ALERTS_TO="ops@example.jp",
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    (alert,) = _alerts(night)
+    assert alert["Subject"] == (
+        "[swmail nightly] 確認が必要なキャンペーン 1件（2026年12月1日 09:00 JST、終了コード 3）"
+    )
+    body = alert.get_content().splitlines()
+    assert body[0] == "swmail nightly（2026-12-01T09:00:00+09:00）は終了コード 3 で終わりました。"
+    assert body[2] == "確認が必要なもの:" and body[3].startswith("  stale")
+    assert "すべてのキャンペーン:" in body

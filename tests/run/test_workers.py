@@ -290,3 +290,23 @@ def test_worker_on_sqlite_exits_2_with_one_line(
     assert shown.returncode == 2
     assert shown.stderr.count("\n") == 1
     assert "worker needs a PostgreSQL or MariaDB ledger" in shown.stderr
+
+
+@pytest.mark.postgres
+def test_a_worker_says_first_that_messages_are_redirected(
+    pg_url: str,
+    make_site: Callable[..., Site],
+    smtp_server: Callable[..., SmtpServer],
+    tmp_path: Path,
+) -> None:
+    """§10: `run`, `nightly` and `worker` print the same REDIRECTED line first (one home)."""
+    site = make_site(pg_url)
+    site.prepare(write_people(tmp_path / "data", numbered_addresses(2)))
+    site.extra_env["SWMAIL_MESSAGE_REDIRECT_ALL_TO"] = "tester@example.jp"
+    server = smtp_server()
+    run = site.cli(*site.run_args(), server=server)
+    assert run.returncode == 0, run.stderr
+    worker = site.cli(*_worker_args(), server=server)  # nothing left to claim: exits 0
+    assert worker.returncode == 0, worker.stderr
+    assert worker.stdout.splitlines()[0] == run.stdout.splitlines()[0]
+    assert run.stdout.startswith("REDIRECTED: every message goes to tester@example.jp")
