@@ -8,7 +8,8 @@ Each file is read once: rows are validated and written in the same pass, inside 
 transaction that first deleted the old data set, so the first bad row rolls everything back and
 leaves the database exactly as it was. Writing uses each driver's bulk path (issue 10): COPY on
 PostgreSQL (psycopg 3), a prepared multi-row INSERT run by `executemany` on SQLite, and
-multi-row INSERTs on MariaDB (PyMySQL turns `executemany` into them).
+`LOAD DATA LOCAL INFILE` of a temporary file on MariaDB (multi-row INSERTs, which PyMySQL
+makes of `executemany`, when the server does not allow it).
 
 Fast path (issue 10): a file without NUL bytes is checked by a row function compiled for its
 header, and duplicate keys are left to the primary key except where the keys are kept anyway;
@@ -27,6 +28,7 @@ import codecs
 import csv
 import enum
 import re
+import tempfile
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -40,6 +42,7 @@ import sqlalchemy as sa
 
 from jobs.errors import InputError
 from jobs.i18n import _, tr
+from jobs.source.engine import CONNECT_TIMEOUT_SECONDS
 from jobs.source.models import Suppression, init_source_schema, source_tables
 from resolver.normalize import dedupe_key
 
@@ -562,6 +565,101 @@ def _write_sqlite(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any
     return count
 
 
+class _Refused(Exception):
+    """MariaDB's LOAD DATA LOCAL skipped a row or warned: its work is rolled back to the savepoint.
+
+    LOCAL turns the server's refusals (a duplicate key, a value it would not store as given)
+    into skipped rows and warnings, since it cannot stop the client's file halfway. `_load`
+    then words the first error with the exact checks or, if they find none, writes the file
+    again with INSERTs, so that the database's own refusal is what the operator sees.
+    """
+
+
+class _LoadDialect(csv.Dialect):
+    """The text format of LOAD DATA with FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\'.
+
+    The csv module writes it in C: a tab, a line feed, a backslash (and the quote character)
+    inside a value get a backslash before them, which LOAD DATA reads back as the character
+    itself; a carriage return needs none (lines end at a line feed only).
+    """
+
+    delimiter = "\t"
+    quotechar = '"'
+    escapechar = "\\"
+    doublequote = False
+    lineterminator = "\n"
+    quoting = csv.QUOTE_NONE
+    strict = True
+
+
+_LOCAL_INFILE = "swmail_local_infile"
+"""Key of `Connection.info`: the connection may run LOAD DATA LOCAL (`_import_connection`)."""
+
+
+def _load_data_sql(conn: sa.Connection, spec: _FileSpec) -> str:
+    """The LOAD DATA statement of one file written by `_write_mariadb` (the path is `%s`).
+
+    Cells are text: None is written as an empty cell, read back as NULL by NULLIF (a checked
+    value is never empty: an empty cell is NULL or an error), and a boolean as True/False.
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    targets: list[str] = []
+    sets: list[str] = []
+    for i, name in enumerate(spec.columns):
+        column = spec.table.c[name]
+        if isinstance(column.type, sa.Boolean):
+            targets.append(f"@v{i}")
+            sets.append(f"{quote(name)} = (@v{i} = 'True')")
+        elif column.nullable:
+            targets.append(f"@v{i}")
+            sets.append(f"{quote(name)} = NULLIF(@v{i}, '')")
+        else:
+            targets.append(quote(name))
+    sql = (
+        f"LOAD DATA LOCAL INFILE %s INTO TABLE {quote(spec.table.name)} CHARACTER SET utf8mb4"
+        " FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
+        f" ({', '.join(targets)})"
+    )
+    return sql + (f" SET {', '.join(sets)}" if sets else "")
+
+
+def _write_mariadb(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]) -> int:
+    """MariaDB: the checked rows into a private temporary file, loaded by LOAD DATA LOCAL.
+
+    The server parses the file itself, where INSERTs cost PyMySQL an escape call per value
+    and the server a statement parse per megabyte (bench/import_speed.py). It runs in the
+    import's transaction, so a later bad row still undoes it.
+    """
+    count = 0
+    with tempfile.TemporaryDirectory(prefix="swmail-import-") as folder:
+        path = Path(folder) / spec.file_name
+        with path.open("w", encoding="utf-8", errors="strict", newline="") as fh:
+            writer = csv.writer(fh, dialect=_LoadDialect)
+            for chunk in _chunks(rows):
+                writer.writerows(chunk)
+                count += len(chunk)
+        if not count:
+            return 0
+        conn.exec_driver_sql("SAVEPOINT swmail_load")
+        loaded = conn.exec_driver_sql(_load_data_sql(conn, spec), (str(path),)).rowcount
+        warnings = conn.exec_driver_sql("SELECT @@warning_count").scalar_one()
+        if loaded != count or warnings:
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT swmail_load")
+            raise _Refused(f"{spec.file_name}: {count} rows, {loaded} loaded, {warnings} warnings")
+        conn.exec_driver_sql("RELEASE SAVEPOINT swmail_load")
+    return count
+
+
+def _write_inserts(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]) -> int:
+    """MariaDB without LOAD DATA LOCAL: PyMySQL rewrites each chunk into multi-row INSERTs."""
+    sql = _insert_sql(conn, spec.table, spec.columns)
+    count = 0
+    for chunk in _chunks(rows):
+        conn.exec_driver_sql(sql, chunk)
+        count += len(chunk)
+    return count
+
+
 def _write(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]) -> int:
     """Write `rows` into the spec's table with the driver's bulk path; the number written."""
     count = 0
@@ -580,12 +678,9 @@ def _write(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]
         return count
     if conn.dialect.name == "sqlite":
         return _write_sqlite(conn, spec, rows)
-    # MariaDB: PyMySQL rewrites each chunk into multi-row INSERTs of up to 1 MB.
-    sql = _insert_sql(conn, spec.table, spec.columns)
-    for chunk in _chunks(rows):
-        conn.exec_driver_sql(sql, chunk)
-        count += len(chunk)
-    return count
+    if conn.info.get(_LOCAL_INFILE):
+        return _write_mariadb(conn, spec, rows)
+    return _write_inserts(conn, spec, rows)
 
 
 # --- the fast path -------------------------------------------------------------------------------
@@ -766,12 +861,15 @@ def _load(
         return _write(conn, spec, _checked(spec, path, encoding, keys, fast=False))
     try:
         return _write(conn, spec, _fast_checked(spec, path, encoding, keys, keep_keys=keep_keys))
-    except Exception:  # a miss, a bad cell or byte, a CSV error or a refused duplicate
+    except Exception as exc:  # a miss, a bad cell or byte, a CSV error or a refused duplicate
         # The exact check words the first problem of the file as InputError; if it finds none,
         # the original error (a database refusal of another kind) goes on unchanged.
         fast = _plain(path, encoding)
         for _row in _checked(spec, path, encoding, dict(keys), fast=fast):
             pass
+        if isinstance(exc, _Refused):
+            # LOAD DATA LOCAL's refusals are only warnings: INSERTs give the database's error.
+            return _write_inserts(conn, spec, _checked(spec, path, encoding, keys, fast=fast))
         raise
 
 
@@ -864,6 +962,37 @@ def _defer_constraints(conn: sa.Connection, tables: list[sa.Table]) -> list[str]
     ]
 
 
+def _local_infile_allowed(engine: sa.Engine) -> bool:
+    """True when the MariaDB server accepts LOAD DATA LOCAL (its `local_infile` variable)."""
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql("SELECT @@GLOBAL.local_infile").scalar_one())
+
+
+@contextmanager
+def _import_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """The import's connection: on MariaDB, one that may send LOAD DATA LOCAL files.
+
+    PyMySQL answers a server's request for a local file only on a connection opened with
+    `local_infile=True`, so the import opens its own (no pool) and every other connection of
+    the engine stays without it. A server whose `local_infile` is off gets today's INSERTs.
+    """
+    if engine.dialect.name not in ("mysql", "mariadb") or not _local_infile_allowed(engine):
+        with engine.connect() as conn:
+            yield conn
+        return
+    own = sa.create_engine(
+        engine.url,
+        poolclass=sa.pool.NullPool,
+        connect_args={"local_infile": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
+    try:
+        with own.connect() as conn:
+            conn.info[_LOCAL_INFILE] = True
+            yield conn
+    finally:
+        own.dispose()
+
+
 def import_dir(engine: sa.Engine, directory: Path, encoding: str = "utf-8") -> ImportReport:
     """Replace the source data set with the CSV files in `directory` (SPEC §3), all or nothing."""
     started = time.monotonic()
@@ -883,7 +1012,7 @@ def import_dir(engine: sa.Engine, directory: Path, encoding: str = "utf-8") -> I
     init_source_schema(engine)
     # One transaction: the old data set is deleted first and every file is checked while it is
     # written, so the first bad row (InputError) or a database refusal undoes all of it.
-    with engine.connect() as conn, _bulk_session(conn), conn.begin():
+    with _import_connection(engine) as conn, _bulk_session(conn), conn.begin():
         for spec in reversed(specs):  # children first (foreign keys)
             conn.execute(spec.table.delete())
         # After the first DELETE: Python's sqlite3 opens the transaction only before DML, and

@@ -239,3 +239,86 @@ def test_sqlite_groups_of_rows_write_every_row_once(
         assert db_state(engine) == expected
     finally:
         engine.dispose()
+
+
+# Values that LOAD DATA's text format must carry exactly: its separators and escape character,
+# a literal "\N" (its NULL), a carriage return, quotes, and characters outside the BMP.
+_AWKWARD = [
+    "株式会社😀絵文字",
+    "タブ\tと\\と\n改行",
+    "\\N",
+    "末尾\\",
+    'a\r\nb "quoted" \\t',
+    "\\",
+]
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("local_infile", [True, False], ids=["load-data", "inserts"])
+def test_mariadb_load_round_trips_awkward_values(
+    mariadb_url: str,
+    sample_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    local_infile: bool,
+) -> None:
+    """LOAD DATA LOCAL (or, when the server does not allow it, INSERTs) stores every value as
+    the file has it, NULLs and booleans included: the state equals SQLite's import of it."""
+    folder = copy_sample(sample_data, tmp_path / "awkward")
+    customers = read_table(folder, "customers")
+    for i, value in enumerate(_AWKWARD):
+        customers.rows[i][customers.col("company_name")] = value
+        customers.rows[i][customers.col("company_info_address")] = value[::-1]
+    write_table(folder, "customers", customers)
+    users = read_table(folder, "users")
+    users.rows[0][users.col("name")] = "山田 太郎🎉\t\\"
+    write_table(folder, "users", users)
+
+    sqlite = make_engine(f"sqlite:///{tmp_path / 'expected.sqlite3'}")
+    import_dir(sqlite, folder)
+    expected = db_state(sqlite)
+    sqlite.dispose()
+
+    used: list[str] = []
+    real = importer._write_mariadb
+    monkeypatch.setattr(
+        importer,
+        "_write_mariadb",
+        lambda conn, spec, rows: used.append(spec.file_name) or real(conn, spec, rows),
+    )
+    if not local_infile:
+        monkeypatch.setattr(importer, "_local_infile_allowed", lambda engine: False)
+    engine = make_engine(mariadb_url)
+    try:
+        import_dir(engine, folder)
+        assert db_state(engine) == expected
+        with engine.connect() as conn:
+            names = conn.exec_driver_sql(
+                "SELECT company_name FROM customers WHERE company_name IS NOT NULL"
+            ).scalars()
+            assert set(_AWKWARD) <= set(names)
+    finally:
+        engine.dispose()
+    assert bool(used) is local_infile
+
+
+@pytest.mark.mariadb
+def test_mariadb_duplicate_key_skipped_by_load_data_is_worded(
+    mariadb_url: str, sample_data: Path, tmp_path: Path
+) -> None:
+    """LOAD DATA LOCAL only warns about a duplicate key: the import still fails with the exact
+    path's words, and nothing changes."""
+    engine = make_engine(mariadb_url)
+    try:
+        import_dir(engine, sample_data)
+        before = db_state(engine)
+        folder = copy_sample(sample_data, tmp_path / "dup")
+        contracts = read_table(folder, "contracts")
+        contracts.rows.append(list(contracts.rows[0]))
+        write_table(folder, "contracts", contracts)
+        with pytest.raises(InputError, match="duplicate key") as caught:
+            import_dir(engine, folder)
+        assert caught.value.line == contracts.line_of(len(contracts.rows) - 1)
+        assert db_state(engine) == before
+    finally:
+        engine.dispose()
