@@ -281,11 +281,12 @@ def test_mariadb_load_round_trips_awkward_values(
 
     used: list[str] = []
     real = importer._write_mariadb
-    monkeypatch.setattr(
-        importer,
-        "_write_mariadb",
-        lambda conn, spec, rows: used.append(spec.file_name) or real(conn, spec, rows),
-    )
+
+    def load(conn: sa.Connection, spec: Any, rows: Iterator[tuple[Any, ...]]) -> int:
+        used.append(spec.file_name)
+        return real(conn, spec, rows)
+
+    monkeypatch.setattr(importer, "_write_mariadb", load)
     if not local_infile:
         monkeypatch.setattr(importer, "_local_infile_allowed", lambda engine: False)
     engine = make_engine(mariadb_url)
