@@ -9,7 +9,8 @@ reports wall and CPU seconds, rows per second and peak RSS. `--baseline REV` als
 same files with `jobs/source/importer.py` as it was at git revision REV (loaded from `git show`,
 never from a second copy in the tree) and prints the speed-up, so that "N times faster" is
 measured in the same run on the same machine (issue 10: ≥ 3 × the speed before it).
-`--data DIR` keeps the generated CSV files in DIR and reuses them.
+`--data DIR` keeps the generated CSV files in DIR and reuses them; a DIR that already holds
+CSV files made elsewhere (e.g. `bench/resolve.py --data`'s `DIR/csv`) is imported as it is.
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ def prepare(data: Path, customers: int) -> None:
     marker = data / MARKER
     if marker.is_file() and json.loads(marker.read_text())["customers"] == customers:
         print(f"reusing {data} ({customers:,} customers)", file=sys.stderr)
+        return
+    if not marker.is_file() and (data / "customers.csv").is_file():
+        # A data set made elsewhere (bench/resolve.py --data): imported as it is, never
+        # overwritten (it may be shared and read-only).
+        print(f"importing the CSV files of {data} as they are", file=sys.stderr)
         return
     generate(data, customers=customers)
     marker.write_text(json.dumps({"customers": customers}), encoding="utf-8")

@@ -31,6 +31,7 @@ from resolver.model import (
 
 __all__ = [
     "AccountBuilder",
+    "AddressIndex",
     "Deduper",
     "DeliveryBuilder",
     "DeliveryStore",
@@ -164,6 +165,20 @@ class DeliveryStore(Protocol):
         """Every delivery in seq order, with every change made to it."""
 
 
+class AddressIndex(Protocol):
+    """Where a counts-only resolution keeps each delivery's key and address, nothing more.
+
+    `resolve` and approvals want counts; the audit rows they count still name the delivery's
+    address on a `merged` row, so the address of each group's `send` row is all a delivery needs.
+    """
+
+    def add_key(self, key: str, email: str) -> None:
+        """Keep a new group (its key may share its hash with another group's)."""
+
+    def email_of(self, key: str) -> str | None:
+        """The address of group `key`'s `send` row, or None when there is no such group."""
+
+
 class MemoryStore:
     """Every delivery in memory: tests, `explain`, small data sets."""
 
@@ -187,11 +202,19 @@ class MemoryStore:
 class Deduper:
     """Groups included candidates into deliveries; the first one seen of a group is `send`."""
 
-    __slots__ = ("_count", "_mode", "_seen", "_shared", "_store")
+    __slots__ = ("_count", "_index", "_mode", "_seen", "_shared", "_store")
 
-    def __init__(self, mode: DedupeMode, store: DeliveryStore | None = None) -> None:
+    def __init__(
+        self,
+        mode: DedupeMode,
+        store: DeliveryStore | None = None,
+        *,
+        index: AddressIndex | None = None,
+    ) -> None:
+        """`index`: counts only; each group keeps its key and address, no delivery is built."""
         self._mode = mode
         self._store: DeliveryStore = MemoryStore() if store is None else store
+        self._index = index
         self._seen: set[int] = set()  # hashes of the group keys: the compact index
         self._count = 0
         # Most deliveries have the same reasons/roles tuples: keep one copy of each.
@@ -226,6 +249,18 @@ class Deduper:
         The plain-values form of `add`, for callers that never build a `Candidate`.
         """
         hashed = hash(key) & _HASH_BITS
+        index = self._index
+        if index is not None:
+            # Counts only: the decision and the address are the same as below, without the
+            # delivery's contents (two objects and a pickle per delivery, issue 10).
+            seen = hashed in self._seen
+            email = index.email_of(key) if seen else None
+            if email is None:
+                self._count += 1
+                self._seen.add(hashed)
+                index.add_key(key, address)
+                return _SEND, cast(tuple[Reason, ...], _ONE[include]), address
+            return _MERGED, (include, _DUPLICATE_ADDRESS), email
         builder = self._store.find(key) if hashed in self._seen else None
         if builder is None:
             self._count += 1
@@ -297,4 +332,6 @@ class Deduper:
 
     def deliveries(self) -> Iterator[Delivery]:
         """Every delivery in first-seen order, numbered 1..n (`messages/<seq>.eml`)."""
+        if self._index is not None:
+            raise RuntimeError("this resolution kept only the dedupe keys, not the deliveries")
         return self._store.deliveries()

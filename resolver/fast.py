@@ -6,9 +6,9 @@ about it cost several times the reading of the rows. Here the common account is 
 the rows as the database returns them (`CUSTOMER_COLUMNS`, `MYPAGE_COLUMNS`, `USER_COLUMNS`):
 
 - the skip rules are still only those of `resolver.rules`, run on a real `Candidate` once per
-  distinct combination of the facts they read (`_facts`), and remembered: a handful of
+  distinct combination of the facts they read (`facts` in `decide`), and remembered: a handful of
   combinations cover a million candidates. A rule that reads a new fact must add it to
-  `_facts` (the identity tests below fail otherwise);
+  `facts` (the identity tests fail otherwise);
 - an account with anything the fast path does not decide itself — a warning to write (a name
   that loses control characters, an address that NFKC changes, `admin` after the cutoff,
   nobody reachable) — goes through the pure path, `Resolver.feed_customer`, and so does every
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from resolver.candidates import customer_candidates
@@ -93,6 +94,7 @@ _CUSTOMER, _CUSTOMER_KIND = Audience.CUSTOMER, AccountKind.CUSTOMER
 _SKIP = Decision.SKIP
 _DIRECT, _TERMINATED = Channel.DIRECT, ContractStatus.TERMINATED
 _new_row = tuple.__new__  # AuditRow(...) and AuditRow._make run Python code for every row
+_USER_ID = itemgetter(1)  # a user row's user_id, as a sort key without a Python call
 
 
 class CustomerRows(NamedTuple):
@@ -160,9 +162,11 @@ def customer_account(rows: CustomerRows) -> CustomerAccount:
     )
 
 
-# One candidate before its decision: source, person id, name, raw e-mail, user row (or None),
-# and the normalized (address, key, missing).
-_Pending = tuple[Source, str, str, str, "tuple[Any, ...] | None", str | None, str | None, bool]
+# One candidate's source, person id, row (contact or user) and user row (None for a contact).
+_Person = tuple[Source, str, tuple[Any, ...], "tuple[Any, ...] | None"]
+# One candidate before its placement: source, person id, name, raw e-mail, normalized address,
+# delivery key (both None when invalid or missing) and its skip codes (empty: included).
+_Pending = tuple[Source, str, str, str, str | None, str | None, tuple[Reason, ...]]
 
 
 class FastCustomers:
@@ -198,35 +202,17 @@ class FastCustomers:
             self._excluded[plan_products] = outside
         return outside
 
-    def _facts(self, rows: CustomerRows, pending: _Pending) -> tuple[object, ...]:
-        """Everything the skip rules of `resolver.rules` read about a customer candidate."""
-        c = rows.customer
-        user = pending[4]
-        address, key, missing = pending[5], pending[6], pending[7]
-        return (
-            c[2],  # channel: RESELLER_CHANNEL
-            c[5],  # contract_status: CONTRACT_ENDED
-            None if user is None else user[5],  # account_type: GROUP_ACCOUNT
-            None if user is None else user[6],  # status: USER_NOT_ACTIVE
-            missing,  # MISSING_EMAIL
-            address is None,  # INVALID_EMAIL (with `missing`)
-            key is not None and key in self._ctx.suppressed,  # SUPPRESSED
-            key is not None  # ALREADY_SENT: by delivery key, as `rules.already_sent`
-            and group_key_of(key, c[0], self._mode) in self._ctx.already_sent,
+    def _rule_outcome(
+        self, rows: CustomerRows, source: Source, person_id: str, facts: tuple[object, ...]
+    ) -> tuple[Reason, ...]:
+        """The rules themselves, on the real candidate, the first time these facts occur."""
+        wanted = (source, person_id)
+        (candidate,) = (
+            c
+            for c in customer_candidates(customer_account(rows))
+            if (c.source, c.person_id) == wanted
         )
-
-    def _skip_reasons(self, rows: CustomerRows, pending: _Pending) -> tuple[Reason, ...]:
-        facts = self._facts(rows, pending)
-        found = self._skips.get(facts)
-        if found is None:
-            # The rules themselves, on the real candidate, the first time these facts occur.
-            wanted = (pending[0], pending[1])
-            (candidate,) = (
-                c
-                for c in customer_candidates(customer_account(rows))
-                if (c.source, c.person_id) == wanted
-            )
-            found = self._skips[facts] = skip_reasons(candidate, self._ctx)
+        found = self._skips[facts] = skip_reasons(candidate, self._ctx)
         return found
 
     def decide(self, rows: CustomerRows) -> CustomerResult | None:
@@ -238,7 +224,7 @@ class FastCustomers:
             contacts = sorted(contacts, key=_role_order)
         users = rows.users
         if len(users) > 1:
-            users = sorted(users, key=_user_id)
+            users = sorted(users, key=_USER_ID)
         legacy: list[tuple[Any, ...]] = []
         admins: list[tuple[Any, ...]] = []
         for u in users:
@@ -253,67 +239,94 @@ class FastCustomers:
         if legacy and not c[7] and c[6] is not None and c[6] >= ADMIN_CUTOFF:
             return None  # ADMIN_AFTER_CUTOFF
 
-        pending: list[_Pending] = []
-        for r in contacts:
-            found = self._pending(_MYPAGE_SOURCE[r[1]], "", r, None)
-            if found is None:
-                return None
-            pending.append(found)
-        for source, group in ((_LEGACY_ADMIN, legacy), (_SYSTEM_ADMIN, admins)):
-            for u in group:
-                found = self._pending(source, u[1], u, u)
-                if found is None:
-                    return None
-                pending.append(found)
+        # Candidates in §4 order: My Page contacts, then `admin`, then the other admins.
+        people: list[_Person] = [(_MYPAGE_SOURCE[r[1]], "", r, None) for r in contacts]
+        if legacy:
+            people.extend([(_LEGACY_ADMIN, u[1], u, u) for u in legacy])
+        if admins:
+            people.extend([(_SYSTEM_ADMIN, u[1], u, u) for u in admins])
 
-        skips = [self._skip_reasons(rows, p) for p in pending]
+        mode = self._mode
+        by_address = mode is DedupeMode.ADDRESS
+        suppressed = self._ctx.suppressed
+        already_sent = self._ctx.already_sent
+        memo = self._skips
+        channel, status = c[2], c[5]
+        pending: list[_Pending] = []
+        for source, person_id, found, user in people:
+            name: str = found[2] or ""
+            if not name.isprintable():
+                name, sanitized = strip_controls(name)
+                if sanitized:
+                    return None  # HEADER_SANITIZED: the pure path writes it
+            raw: str = found[3] or ""
+            address, key, missing, _error, changed = address_and_key(raw)
+            if changed:
+                return None  # EMAIL_NORMALIZED: the pure path writes it
+            group_key: str | None = None
+            if key is not None:
+                group_key = key if by_address else group_key_of(key, corp_id, mode)
+            # Everything the skip rules of `resolver.rules` read about a customer candidate.
+            facts = (
+                channel,  # RESELLER_CHANNEL
+                status,  # CONTRACT_ENDED
+                None if user is None else user[5],  # account_type: GROUP_ACCOUNT
+                None if user is None else user[6],  # status: USER_NOT_ACTIVE
+                missing,  # MISSING_EMAIL
+                address is None,  # INVALID_EMAIL (with `missing`)
+                key is not None and key in suppressed,  # SUPPRESSED
+                group_key is not None and group_key in already_sent,  # ALREADY_SENT
+            )
+            skip = memo.get(facts)
+            if skip is None:
+                skip = self._rule_outcome(rows, source, person_id, facts)
+            pending.append((source, person_id, name, raw, address, group_key, skip))
+
         # UNREACHABLE_CUSTOMER: a direct, not terminated customer whose every candidate (if
         # any) is skipped. Nothing was placed yet, so the pure path can take the account over.
-        if c[2] == _DIRECT and c[5] != _TERMINATED and all(skips):
+        if channel == _DIRECT and status != _TERMINATED and all([p[6] for p in pending]):
             return None
 
         company: str = c[1] or ""
         postal: str = c[8] or ""
         postal_address: str = c[9] or ""
         place = self._deduper.place
-        mode = self._mode
-        by_address = mode is DedupeMode.ADDRESS
         out: list[AuditRow] = []
-        for (source, person_id, name, raw, _user, address, key, _missing), skip in zip(
-            pending, skips, strict=True
-        ):
-            delivery_email: str | None = None
-            group_key: str | None = None
+        for source, person_id, name, raw, address, group_key, skip in pending:
             if skip:
-                decision, reasons = _SKIP, skip
-            else:
-                assert address is not None and key is not None
-                group_key = key if by_address else group_key_of(key, corp_id, mode)
-                decision, reasons, delivery_email = place(
-                    group_key,
-                    address,
-                    name,
-                    _CUSTOMER,
-                    INCLUDE_CODE[source],
-                    _CUSTOMER_KIND,
-                    corp_id,
-                    company,
-                    source,
-                    postal,
-                    postal_address,
+                skipped = (_SKIP, skip, _CUSTOMER, corp_id, company, source, person_id, name, raw)
+                out.append(_new_row(AuditRow, (*skipped, None, None)))
+                continue
+            assert address is not None and group_key is not None
+            decision, reasons, delivery_email = place(
+                group_key,
+                address,
+                name,
+                _CUSTOMER,
+                INCLUDE_CODE[source],
+                _CUSTOMER_KIND,
+                corp_id,
+                company,
+                source,
+                postal,
+                postal_address,
+            )
+            out.append(
+                _new_row(
+                    AuditRow,
+                    (
+                        decision,
+                        reasons,
+                        _CUSTOMER,
+                        corp_id,
+                        company,
+                        source,
+                        person_id,
+                        name,
+                        raw,
+                        delivery_email,
+                        group_key,
+                    ),
                 )
-            row = (decision, reasons, _CUSTOMER, corp_id, company, source, person_id, name, raw)
-            out.append(_new_row(AuditRow, (*row, delivery_email, group_key)))
-        return CustomerResult(out, 0, ())
-
-    @staticmethod
-    def _pending(
-        source: Source, person_id: str, found: tuple[Any, ...], user: tuple[Any, ...] | None
-    ) -> _Pending | None:
-        """One candidate with its normalized address; None when it would need a warning."""
-        name, sanitized = strip_controls(found[2] or "")
-        raw: str = found[3] or ""
-        address, key, missing, _error, changed = address_and_key(raw)
-        if sanitized or changed:
-            return None  # HEADER_SANITIZED, EMAIL_NORMALIZED: the pure path writes them
-        return (source, person_id, name, raw, user, address, key, missing)
+            )
+        return _new_row(CustomerResult, (out, 0, ()))

@@ -19,7 +19,7 @@ from resolver.candidates import (
     non_candidates,
     partner_candidates,
 )
-from resolver.dedupe import Deduper, DeliveryStore
+from resolver.dedupe import AddressIndex, Deduper, DeliveryStore
 from resolver.fast import CustomerResult, CustomerRows, FastCustomers, customer_account
 from resolver.filters import customer_exclusion, exclusion
 from resolver.model import (
@@ -120,12 +120,13 @@ class Resolver:
         already_sent: Container[str] = frozenset(),
         *,
         store: DeliveryStore | None = None,
+        index: AddressIndex | None = None,
     ) -> None:
         self._policy = policy
         self._ctx = RuleContext(
             as_of=as_of, suppressed=suppressed, already_sent=already_sent, dedupe=policy.dedupe
         )
-        self._deduper = Deduper(policy.dedupe, store)
+        self._deduper = Deduper(policy.dedupe, store, index=index)
         self._fast = FastCustomers(policy, self._ctx, self._deduper)
         self._last_corp_id: str | None = None
         self._partners_fed = False

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from jobs.config.campaign import Campaign
 from jobs.i18n import N_
 from jobs.progress import Progress
-from jobs.resolution.spill import SpillStore
+from jobs.resolution.spill import SpillKeys, SpillStore
 from jobs.source.engine import snapshot
 from jobs.source.loader import (
     iter_customer_accounts,
@@ -40,6 +40,9 @@ from resolver.model import AuditRow, Decision, Delivery, Reason, Warning
 from resolver.resolve import AccountOutcome, Resolver, audit_row, resolution_order
 
 __all__ = ["Deliveries", "Resolved", "Summary", "resolve_campaign", "stream_resolution"]
+
+
+assert AuditRow._fields[:3] == ("decision", "reasons", "audience")  # as `add_rows` reads them
 
 
 @dataclass
@@ -69,7 +72,8 @@ class Summary:
         self.excluded += excluded
         tally = self.tally
         for row in rows:
-            tally[(row.decision, row.audience, row.reasons)] += 1
+            # (decision, audience, reasons) by index: a field name is a Python-level lookup.
+            tally[(row[0], row[2], row[1])] += 1
         for warning in warnings:
             self.warnings[warning.code.value] += 1
 
@@ -131,7 +135,7 @@ class Resolved:
     deliveries: Deliveries = field(default_factory=Deliveries)
     warnings: list[Warning] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
-    store: SpillStore | None = None
+    store: SpillStore | SpillKeys | None = None
 
     def close(self) -> None:
         """Remove the deliveries' temporary file."""
@@ -198,11 +202,16 @@ def stream_resolution(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    store = into.store = SpillStore(keep=keep_deliveries)
+    # Counts only: each delivery's key and address, no delivery built (`resolver.dedupe`).
+    store = SpillStore() if keep_deliveries else None
+    index = None if keep_deliveries else SpillKeys()
+    into.store = store or index
     with _fewer_collections(), snapshot(engine) as conn:
         suppressed = load_suppression_keys(conn)
         suppressed.update(extra_suppressed)
-        resolver = Resolver(campaign.policy, as_of, suppressed, already_sent, store=store)
+        resolver = Resolver(
+            campaign.policy, as_of, suppressed, already_sent, store=store, index=index
+        )
         total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
         bar = Progress(N_("resolving customers"), total) if progress else None
         if pure or on_outcome is not None:

@@ -23,7 +23,7 @@ from typing import Any
 from resolver.dedupe import AccountBuilder, DeliveryBuilder
 from resolver.model import AccountKind, Audience, Delivery, Reason, Source
 
-__all__ = ["HOT_LIMIT", "SpillStore"]
+__all__ = ["HOT_LIMIT", "SpillKeys", "SpillStore"]
 
 HOT_LIMIT = 20_000
 """Deliveries kept in memory between two writes: a few MB, a few hundred customers' worth."""
@@ -57,9 +57,7 @@ def _state(builder: DeliveryBuilder) -> bytes:
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _builder(seq: int, key: str, email: str, blob: bytes | None) -> DeliveryBuilder:
-    if blob is None:
-        raise RuntimeError("this resolution kept only the dedupe keys, not the deliveries")
+def _builder(seq: int, key: str, email: str, blob: bytes) -> DeliveryBuilder:
     name, audience, reasons, accounts = pickle.loads(blob)
     builder = DeliveryBuilder(seq, key, email, name, Audience(audience))
     builder.reasons = tuple(Reason(r) for r in reasons)
@@ -77,23 +75,77 @@ def _builder(seq: int, key: str, email: str, blob: bytes | None) -> DeliveryBuil
     return builder
 
 
-class SpillStore:
-    """A `resolver.dedupe.DeliveryStore` in a temporary SQLite file.
+def _private_db() -> tuple[tempfile.TemporaryDirectory[str], sqlite3.Connection]:
+    folder = tempfile.TemporaryDirectory(prefix="swmail-deliveries-")
+    db = sqlite3.connect(Path(folder.name) / "deliveries.sqlite3")
+    for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE"):
+        db.execute(f"PRAGMA {pragma}")
+    return folder, db
 
-    `keep=False`: only each delivery's key and address are written (the dedupe needs no more),
-    for a caller that wants counts only (`resolve`); `deliveries()` then refuses.
+
+class SpillKeys:
+    """A `resolver.dedupe.AddressIndex` in a temporary SQLite file: counts-only resolutions.
+
+    Each group's key and `send` address, no more (`resolve`, approvals): no delivery is built,
+    pickled or read back, so memory is flat and a group costs one small row.
     """
 
-    def __init__(self, *, keep: bool = True, hot_limit: int | None = None) -> None:
-        self._keep = keep
-        self._folder = tempfile.TemporaryDirectory(prefix="swmail-deliveries-")
-        self._db = sqlite3.connect(Path(self._folder.name) / "deliveries.sqlite3")
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE"):
-            self._db.execute(f"PRAGMA {pragma}")
+    def __init__(self, *, hot_limit: int | None = None) -> None:
+        self._folder, self._db = _private_db()
+        # email NULL: the same string as the key (the usual case in `address` mode).
+        self._db.execute(
+            "CREATE TABLE groups (hash INTEGER NOT NULL, key TEXT NOT NULL, email TEXT)"
+        )
+        self._db.execute("CREATE INDEX groups_hash ON groups (hash)")
+        self._hot: dict[str, str] = {}
+        self._hot_limit = HOT_LIMIT if hot_limit is None else hot_limit
+
+    def _flush(self) -> None:
+        # In hash order: the index's pages are then visited once each, in order, per batch
+        # instead of at random for every row (a third less CPU at a million groups).
+        self._db.executemany(
+            "INSERT INTO groups (hash, key, email) VALUES (?, ?, ?)",
+            sorted(
+                [
+                    (hash(key) & _HASH_BITS, key, None if email == key else email)
+                    for key, email in self._hot.items()
+                ]
+            ),
+        )
+        self._hot.clear()
+
+    def add_key(self, key: str, email: str) -> None:
+        if len(self._hot) >= self._hot_limit:
+            self._flush()
+        self._hot[key] = email
+
+    def email_of(self, key: str) -> str | None:
+        hot = self._hot.get(key)
+        if hot is not None:
+            return hot
+        rows: list[tuple[str, str | None]] = self._db.execute(
+            "SELECT key, email FROM groups WHERE hash = ?", (hash(key) & _HASH_BITS,)
+        ).fetchall()
+        for found, email in rows:
+            if found == key:  # the same hash for another key is a collision, not this group
+                return key if email is None else email
+        return None
+
+    def close(self) -> None:
+        """Remove the file; the index cannot be used afterwards."""
+        self._db.close()
+        self._folder.cleanup()
+
+
+class SpillStore:
+    """A `resolver.dedupe.DeliveryStore` in a temporary SQLite file (counts only: `SpillKeys`)."""
+
+    def __init__(self, *, hot_limit: int | None = None) -> None:
+        self._folder, self._db = _private_db()
         self._db.execute(
             "CREATE TABLE deliveries"
             " (seq INTEGER PRIMARY KEY, hash INTEGER NOT NULL, key TEXT NOT NULL,"
-            " email TEXT NOT NULL, state BLOB)"
+            " email TEXT NOT NULL, state BLOB NOT NULL)"
         )
         self._db.execute("CREATE INDEX deliveries_hash ON deliveries (hash)")
         self._hot: dict[str, DeliveryBuilder] = {}
@@ -103,12 +155,11 @@ class SpillStore:
     def _flush(self) -> None:
         if not self._hot:
             return
-        keep = self._keep
         self._db.executemany(
             "INSERT OR REPLACE INTO deliveries (seq, hash, key, email, state)"
             " VALUES (?, ?, ?, ?, ?)",
             [
-                (b.seq, hash(b.key) & _HASH_BITS, b.key, b.email, _state(b) if keep else None)
+                (b.seq, hash(b.key) & _HASH_BITS, b.key, b.email, _state(b))
                 for b in self._hot.values()
             ],
         )
@@ -131,10 +182,7 @@ class SpillStore:
         for seq, found, email, blob in rows:
             if found == key:  # the same hash for another key is a collision, not this group
                 self.reads += 1
-                if self._keep:
-                    builder = _builder(seq, found, email, blob)
-                else:
-                    builder = DeliveryBuilder(seq, found, email, "", Audience.CUSTOMER)
+                builder = _builder(seq, found, email, blob)
                 self._hot[key] = builder  # changed by the caller, written with the next batch
                 return builder
         return None

@@ -1,16 +1,21 @@
 """`db import DIR`: load the CSV files of SPEC §3 into the source tables, all or nothing.
 
-Every row is validated in Python (keys and references checked against key sets of the files
-read before it), so a bad row is reported with its file, physical line and column in words
-rather than as a database error, and identically on SQLite, PostgreSQL and MariaDB.
+Every row is validated in Python (references checked against the key sets of the files read
+before it), so a bad row is reported with its file, physical line and column in words rather
+than as a database error, and identically on SQLite, PostgreSQL and MariaDB.
 
 Each file is read once: rows are validated and written in the same pass, inside the one
 transaction that first deleted the old data set, so the first bad row rolls everything back and
 leaves the database exactly as it was. Writing uses each driver's bulk path (issue 10): COPY on
-PostgreSQL (psycopg 3), one prepared `executemany` per table on SQLite, and multi-row INSERTs on
-MariaDB (PyMySQL turns `executemany` into them). A file is decoded by the fast text reader when a
-first pass over its bytes finds it decodable; otherwise the line-by-line decoder names the line
-and column of the bad byte.
+PostgreSQL (psycopg 3), a prepared multi-row INSERT run by `executemany` on SQLite, and
+multi-row INSERTs on MariaDB (PyMySQL turns `executemany` into them).
+
+Fast path (issue 10): a file without NUL bytes is checked by a row function compiled for its
+header, and duplicate keys are left to the primary key except where the keys are kept anyway;
+anything it does not accept sends that file through the exact, cell-by-cell checks, which word
+the first error (the line-by-line decoder names the line and column of a bad byte). The
+database's own foreign-key checks and secondary indexes are out of the load and restored in the
+same transaction (`_bulk_session`, `_defer_constraints`).
 
 The column rules are derived from the table definitions of `jobs.source.models`, so the CSV
 format, the validation and the schema cannot drift apart.
@@ -23,10 +28,11 @@ import csv
 import enum
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -314,7 +320,9 @@ def _fast_lines(path: Path, encoding: str) -> Iterator[str]:
         yield from fh
 
 
-def _records(path: Path, encoding: str, *, fast: bool) -> Iterator[tuple[int, list[str]]]:
+def _records(
+    path: Path, encoding: str, *, fast: bool
+) -> Generator[tuple[int, list[str]], None, None]:
     """(first physical line, cells) for every non-blank record, the header (line 1) first.
 
     `fast`: the file passed `_plain` (decodable, no NUL), so the buffered reader can take it.
@@ -509,18 +517,49 @@ def _first_line(spec: _FileSpec, path: Path, encoding: str, key: str) -> int:
     raise AssertionError(f"key {key!r} vanished from {path}")
 
 
-def _chunks(rows: Iterator[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
-    while chunk := list(islice(rows, CHUNK_ROWS)):
+def _chunks(
+    rows: Iterator[tuple[Any, ...]], size: int = CHUNK_ROWS
+) -> Iterator[list[tuple[Any, ...]]]:
+    while chunk := list(islice(rows, size)):
         yield chunk
 
 
-def _insert_sql(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...]) -> str:
+def _insert_sql(
+    conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], rows: int = 1
+) -> str:
     quote = conn.dialect.identifier_preparer.quote
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    values = f"({', '.join(mark for _ in columns)})"
     return (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)})"
-        f" VALUES ({', '.join(mark for _ in columns)})"
+        f" VALUES {', '.join(values for _ in range(rows))}"
     )
+
+
+# SQLite: parameters of one multi-row INSERT, within the 999 that every SQLite version allows.
+SQLITE_PARAMETERS = 999
+
+
+def _write_sqlite(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]) -> int:
+    """SQLite: a prepared multi-row INSERT, run by `executemany` over groups of rows.
+
+    A statement per group of rows costs SQLite a third less than a statement per row (one
+    step of the virtual machine's loop and one bind/reset per group, bench/import_speed.py).
+    """
+    width = len(spec.columns)
+    per = max(1, SQLITE_PARAMETERS // width)
+    many = _insert_sql(conn, spec.table, spec.columns, per)
+    one = _insert_sql(conn, spec.table, spec.columns)
+    count = 0
+    for chunk in _chunks(rows, per * max(1, CHUNK_ROWS // per)):
+        full = len(chunk) - len(chunk) % per
+        if full:
+            groups = [tuple(chain.from_iterable(chunk[i : i + per])) for i in range(0, full, per)]
+            conn.exec_driver_sql(many, groups)
+        if full < len(chunk):
+            conn.exec_driver_sql(one, chunk[full:])
+        count += len(chunk)
+    return count
 
 
 def _write(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]) -> int:
@@ -539,8 +578,9 @@ def _write(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]
                 copy.write_row(row)
                 count += 1
         return count
-    # SQLite: one statement prepared once (the driver's cache) and run per chunk. MariaDB:
-    # PyMySQL rewrites each chunk into multi-row INSERTs of up to 1 MB.
+    if conn.dialect.name == "sqlite":
+        return _write_sqlite(conn, spec, rows)
+    # MariaDB: PyMySQL rewrites each chunk into multi-row INSERTs of up to 1 MB.
     sql = _insert_sql(conn, spec.table, spec.columns)
     for chunk in _chunks(rows):
         conn.exec_driver_sql(sql, chunk)
@@ -548,10 +588,280 @@ def _write(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]
     return count
 
 
-def _load(conn: sa.Connection, spec: _FileSpec, path: Path, encoding: str, keys: Keys) -> int:
+# --- the fast path -------------------------------------------------------------------------------
+#
+# A file without NUL bytes is checked by a row function compiled for its header: one tuple
+# expression per row, each cell tested inline (dictionary look-ups for enumerations and booleans,
+# a length and an id test for text), instead of a converter call per cell. It only decides
+# "accept or not": whatever it does not accept (a bad cell, a wrong field count, a dangling
+# reference, a CSV syntax error, a byte that does not decode, a duplicate key refused by the
+# table's primary key) makes `_load` check the file again with `_checked`, which words the first
+# error exactly as before. Accepting must therefore mean exactly what `_checked` accepts, with
+# the same values (tests/db/test_import_fast_path.py compares the two on generated cells).
+
+
+class _Miss(Exception):
+    """The fast path does not accept a row; `_checked` finds and words the first error."""
+
+
+def _miss() -> Any:
+    raise _Miss
+
+
+class _Dates(dict[str, str | None]):
+    """Valid date cells, each checked once: a data set holds a few thousand distinct dates
+    among millions of cells, so a dictionary hit replaces a regex and a parse per cell."""
+
+    def __missing__(self, text: str) -> str:
+        if not _DATE.fullmatch(text):
+            raise _Miss
+        try:
+            date.fromisoformat(text)
+        except ValueError:
+            raise _Miss from None
+        self[text] = text
+        return text
+
+
+def _implied_by_reference(column: sa.Column[Any]) -> bool:
+    """True when a value of `column` found among its target's keys needs no test of its own."""
+    length = getattr(column.type, "length", None)
+    for fk in column.foreign_keys:
+        target = fk.column
+        limit = getattr(target.type, "length", None)
+        # The target's keys passed its own id test (primary key), and no longer than this.
+        ok = target.primary_key and limit is not None and (length is None or limit <= length)
+        if not ok or len(target.table.primary_key.columns) != 1:
+            return False
+    return True
+
+
+def _cell_expression(spec: _FileSpec, name: str, cell: str, env: dict[str, Any]) -> str:
+    """A Python expression of the checked value of `cell` (a variable), or one that raises."""
+    column = spec.table.c[name]
+    type_ = column.type
+    nullable = bool(column.nullable)
+    slot = f"_c_{name}"  # a name of its own: no column can shadow the helpers
+    if spec.table is Suppression.__table__ and name == "email":
+        env[slot] = spec.converters[name]  # normalizes the address: the converter itself
+        return f"{slot}({cell})"
+    if isinstance(type_, sa.Enum) and type_.enum_class is not None:
+        members: dict[str, str | None] = {str(m.value): str(m.value) for m in type_.enum_class}
+        if nullable:
+            members[""] = None
+        env[slot] = members
+        return f"{slot}[{cell}]"  # KeyError: not a member
+    if isinstance(type_, sa.Boolean):
+        env["_booleans"] = _BOOLEANS
+        return f"_booleans[{cell}]"
+    if isinstance(type_, sa.Date):
+        dates = _Dates()
+        if nullable:
+            dates[""] = None
+        env[slot] = dates
+        return f"{slot}[{cell}]"  # _Miss: not a date
+    if isinstance(type_, sa.String):
+        if name in spec.references and _implied_by_reference(column):
+            # Found among the referenced file's keys (tested before the row is built): it is
+            # an id that already passed the same length and character tests there.
+            return f"{cell} if {cell} else " + ("None" if nullable else "_miss()")
+        tests = []
+        if type_.length is not None:
+            tests.append(f"len({cell}) <= {type_.length}")
+        if column.primary_key or column.foreign_keys:
+            env["_bad_id"] = _NOT_IN_ID.search
+            tests.append(f"not _bad_id({cell})")
+        test = f"{cell} if {' and '.join(tests)} else _miss()" if tests else cell
+        return f"({test}) if {cell} else " + ("None" if nullable else "_miss()")
+    raise TypeError(f"no CSV check for {spec.table.name}.{name}: {type_!r}")
+
+
+def _row_function(
+    spec: _FileSpec, positions: list[int], width: int, keys: Keys, keep_keys: bool
+) -> Callable[[Iterator[list[str]]], Iterator[tuple[Any, ...]]]:
+    """The compiled checker of one file: records in, checked rows out (see above)."""
+    env: dict[str, Any] = {"_Miss": _Miss, "_miss": _miss, "keys": keys, "len": len}
+    cells = [f"c{i}" for i in range(width)]
+    for column, target in spec.references.items():
+        env[f"_k_{column}"] = keys.get(target, set())
+    expressions = [
+        _cell_expression(spec, name, f"c{i}", env)
+        for name, i in zip(spec.columns, positions, strict=True)
+    ]
+    # Everything the loop uses is bound as a default argument: a local, the fastest look-up.
+    lines = [f"def rows(records, {', '.join(f'{name}={name}' for name in env)}):"]
+    if keep_keys:
+        lines += ["    n = 0", "    seen = set()", "    add = seen.add"]
+    lines += [
+        "    for record in records:",
+        "        try:",
+        f"            {', '.join(cells)}, = record",
+        "        except ValueError:",
+        "            if record:",
+        "                raise _Miss from None",
+        "            continue  # a blank line",
+    ]
+    for column in spec.references:
+        cell = f"c{positions[spec.columns.index(column)]}"
+        lines.append(f"        if {cell} and {cell} not in _k_{column}:")
+        lines.append("            _miss()")
+    lines.append(f"        row = ({', '.join(expressions)},)")
+    if keep_keys:
+        where = [spec.columns.index(k) for k in spec.key]
+        if len(where) == 1:
+            lines.append(f"        add(row[{where[0]}])")
+        else:
+            first, second = where
+            lines.append(f"        add(f'{{row[{first}]}}\\x00{{row[{second}]}}')")
+        lines.append("        n += 1")
+    lines.append("        yield row")
+    if keep_keys:
+        # Fewer keys than rows: a duplicate somewhere; `_checked` names the first one.
+        lines += ["    if len(seen) != n:", "        _miss()"]
+        lines.append(f"    keys[{spec.table.name!r}] = seen")
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), f"<db import {spec.file_name}>", "exec"), env, namespace)
+    function: Callable[[Iterator[list[str]]], Iterator[tuple[Any, ...]]] = namespace["rows"]
+    return function
+
+
+def _fast_checked(
+    spec: _FileSpec, path: Path, encoding: str, keys: Keys, *, keep_keys: bool
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of a file without NUL bytes, checked by its compiled row function.
+
+    Raises `_Miss` (or a CSV error) at anything it does not accept. Duplicate keys are left to
+    the table's primary key, except in a file other files refer to (`keep_keys`), whose keys
+    are kept for their references anyway.
+    """
+    with closing(_records(path, encoding, fast=True)) as records:
+        first = next(records, None)
+    if first is None:
+        raise _Miss
+    positions = _check_header(spec, path, *first)
+    with path.open("r", encoding=encoding, errors="strict", newline="\n") as fh:
+        reader = csv.reader(fh, strict=True)
+        for header in reader:
+            if header:
+                break
+        yield from _row_function(spec, positions, len(first[1]), keys, keep_keys)(reader)
+
+
+def _nul_free(path: Path) -> bool:
+    """True when the file holds no NUL byte: the fast path may take it (it does not look for
+    NUL in cells). A scan of the bytes, ten times cheaper than decoding them (`_plain`): a
+    byte that does not decode stops the fast path's reader, and the exact path takes over."""
+    with path.open("rb") as fh:
+        while chunk := fh.read(_PROBE_BYTES):
+            if b"\x00" in chunk:
+                return False
+    return True
+
+
+def _load(
+    conn: sa.Connection, spec: _FileSpec, path: Path, encoding: str, keys: Keys, keep_keys: bool
+) -> int:
     """Check and write one file; a bad row raises InputError (the caller rolls back)."""
-    rows = _checked(spec, path, encoding, keys, fast=_plain(path, encoding))
-    return _write(conn, spec, rows)
+    if not _nul_free(path):
+        return _write(conn, spec, _checked(spec, path, encoding, keys, fast=False))
+    try:
+        return _write(conn, spec, _fast_checked(spec, path, encoding, keys, keep_keys=keep_keys))
+    except Exception:  # a miss, a bad cell or byte, a CSV error or a refused duplicate
+        # The exact check words the first problem of the file as InputError; if it finds none,
+        # the original error (a database refusal of another kind) goes on unchanged.
+        fast = _plain(path, encoding)
+        for _row in _checked(spec, path, encoding, dict(keys), fast=fast):
+            pass
+        raise
+
+
+@contextmanager
+def _bulk_session(conn: sa.Connection) -> Iterator[None]:
+    """Session settings for the load, outside its transaction, restored afterwards.
+
+    The database's own foreign-key checks are off for this connection: every reference was
+    checked in Python against the parent file's keys, and SQLite's and MariaDB's checks
+    cost a parent look-up per row. Neither setting touches atomicity (one transaction).
+    """
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        # Both PRAGMAs are no-ops inside a transaction: set before BEGIN.
+        synchronous = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        # WAL with NORMAL: the commit is atomic and the file consistent after a crash; only
+        # the fsync of the commit is saved (a power cut may lose the whole import, never half).
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+            conn.commit()
+    elif dialect in ("mysql", "mariadb"):
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+            conn.commit()
+    else:
+        yield
+
+
+def _defer_constraints(conn: sa.Connection, tables: list[sa.Table]) -> list[str]:
+    """Drop the foreign keys and secondary indexes of `tables` for the load.
+
+    Returns the statements that re-create them, exactly as the catalog defines them, to run at
+    the end of the same transaction (PostgreSQL's and SQLite's DDL is transactional, so a
+    failure restores them with the old data). Built once over the loaded rows, they cost a
+    fraction of checking a foreign key per row (PostgreSQL's triggers) and of updating each
+    index per row.
+    """
+    if conn.dialect.name == "sqlite":
+        # Foreign keys are off for the load (`_bulk_session`); the indexes SQLite does not make
+        # itself (its primary-key indexes have no SQL) are dropped and made again.
+        marks = ", ".join("?" for _ in tables)
+        found = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            f" AND tbl_name IN ({marks}) ORDER BY name",
+            tuple(table.name for table in tables),
+        ).all()
+        for name, _definition in found:
+            conn.exec_driver_sql(f"DROP INDEX {conn.dialect.identifier_preparer.quote(name)}")
+        return [definition for _name, definition in found]
+    if conn.dialect.name != "postgresql":
+        return []  # MariaDB: ALTER TABLE would commit the transaction
+    quote = conn.dialect.identifier_preparer.quote
+    names = [table.name for table in tables]
+    own = (
+        "SELECT oid FROM pg_class WHERE relname = ANY(:names) AND relkind = 'r'"
+        " AND relnamespace = current_schema()::regnamespace"
+    )
+    foreign_keys = conn.execute(
+        sa.text(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+            f" FROM pg_constraint WHERE contype = 'f' AND conrelid IN ({own}) ORDER BY conname"
+        ),
+        {"names": names},
+    ).all()
+    indexes = conn.execute(
+        sa.text(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index"
+            f" WHERE indrelid IN ({own}) AND NOT EXISTS"
+            " (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY 1"
+        ),
+        {"names": names},
+    ).all()
+    for table, name, _definition in foreign_keys:
+        conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {quote(name)}")
+    for index, _definition in indexes:
+        conn.exec_driver_sql(f"DROP INDEX {index}")
+    return [definition for _index, definition in indexes] + [
+        f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} {definition}"
+        for table, name, definition in foreign_keys
+    ]
 
 
 def import_dir(engine: sa.Engine, directory: Path, encoding: str = "utf-8") -> ImportReport:
@@ -573,13 +883,20 @@ def import_dir(engine: sa.Engine, directory: Path, encoding: str = "utf-8") -> I
     init_source_schema(engine)
     # One transaction: the old data set is deleted first and every file is checked while it is
     # written, so the first bad row (InputError) or a database refusal undoes all of it.
-    with engine.begin() as conn:
+    with engine.connect() as conn, _bulk_session(conn), conn.begin():
         for spec in reversed(specs):  # children first (foreign keys)
             conn.execute(spec.table.delete())
+        # After the first DELETE: Python's sqlite3 opens the transaction only before DML, and
+        # would run DDL before it outside any transaction.
+        rebuild = _defer_constraints(conn, [spec.table for spec in specs])
         for spec in present:  # parents first: a reference is checked against keys already read
-            counts[spec.table.name] = _load(conn, spec, directory / spec.file_name, codec, keys)
-            if spec.table.name not in referenced:
-                keys.pop(spec.table.name, None)
+            name = spec.table.name
+            path = directory / spec.file_name
+            counts[name] = _load(conn, spec, path, codec, keys, name in referenced)
+            if name not in referenced:
+                keys.pop(name, None)
+        for statement in rebuild:
+            conn.exec_driver_sql(statement)
         if conn.dialect.name == "postgresql":
             # Fresh statistics, so that the first resolution after an import plans its range
             # scans on the real table sizes.
