@@ -314,7 +314,7 @@ class _Connection:
             if job.txn.result is not None:
                 job.settle(job.txn.result)
                 job = None
-            else:
+            elif pool._limiter.paced:
                 await pool._limiter.wait()  # §7: the rate applies when a message goes out
         if job is None and self.carry is None:
             return

@@ -31,6 +31,11 @@ class RateLimiter:
         self._sleep = sleep
         self._next = float("-inf")
 
+    @property
+    def paced(self) -> bool:
+        """Whether `wait` can ever sleep: the pool skips the call (a coroutine a message) if not."""
+        return self._interval != 0.0
+
     def reserve(self) -> float:
         """Take the next slot; return how long the caller must wait before sending."""
         if self._interval == 0.0:

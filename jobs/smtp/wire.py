@@ -33,25 +33,33 @@ def split_replies(buffer: bytearray) -> list[SMTPResponse]:
     A reply is one or more lines `CODE-text` ending with a line `CODE text` (RFC 5321 §4.2);
     its message is the texts joined by newlines, as aiosmtplib gives it.
     """
+    last = buffer.rfind(b"\n")
+    if last == -1:
+        if len(buffer) > MAX_REPLY_BYTES:
+            del buffer[:]
+            raise SMTPResponseException(_MALFORMED, "SMTP reply too long")
+        return []
+    # One copy and one split for all the complete lines (a pipelined read brings several),
+    # and one cut off the buffer at the end: this runs once per read in the send loop.
     replies: list[SMTPResponse] = []
-    start = 0
-    lines: list[bytes] = []
-    while (end := buffer.find(b"\n", start)) != -1:
-        line = bytes(buffer[start : end + 1])
-        start = end + 1
+    texts: list[bytes] = []
+    consumed = 0
+    position = 0
+    for line in bytes(buffer[: last + 1]).split(b"\n")[:-1]:
+        position += len(line) + 1
         try:
             code = int(line[:3])
         except ValueError:
             del buffer[:]
             text = line.decode("utf-8", "replace").strip()
             raise SMTPResponseException(_MALFORMED, f"Malformed SMTP reply line: {text}") from None
-        lines.append(line[4:].strip(b" \t\r\n"))
+        texts.append(line[4:].strip(b" \t\r"))
         if line[3:4] != b"-":
-            message = b"\n".join(lines).decode("utf-8", "surrogateescape")
-            replies.append(SMTPResponse(code, message))
-            lines = []
-            del buffer[:start]
-            start = 0
+            message = texts[0] if len(texts) == 1 else b"\n".join(texts)
+            replies.append(SMTPResponse(code, message.decode("utf-8", "surrogateescape")))
+            texts = []
+            consumed = position
+    del buffer[:consumed]
     if len(buffer) > MAX_REPLY_BYTES:
         del buffer[:]
         raise SMTPResponseException(_MALFORMED, "SMTP reply too long")
