@@ -599,8 +599,8 @@ _LOCAL_INFILE = "swmail_local_infile"
 def _load_data_sql(conn: sa.Connection, spec: _FileSpec) -> str:
     """The LOAD DATA statement of one file written by `_write_mariadb` (the path is `%s`).
 
-    Cells are text: None is written as an empty cell, read back as NULL by NULLIF (a checked
-    value is never empty: an empty cell is NULL or an error), and a boolean as True/False.
+    Cells are text: None is written as an empty cell, read back as NULL (a checked value is
+    never empty: an empty cell is NULL or an error), and a boolean as True/False.
     """
     quote = conn.dialect.identifier_preparer.quote
     targets: list[str] = []
@@ -612,7 +612,8 @@ def _load_data_sql(conn: sa.Connection, spec: _FileSpec) -> str:
             sets.append(f"{quote(name)} = (@v{i} = 'True')")
         elif column.nullable:
             targets.append(f"@v{i}")
-            sets.append(f"{quote(name)} = NULLIF(@v{i}, '')")
+            # By length: `= ''` would also match spaces (the collation pads with spaces).
+            sets.append(f"{quote(name)} = IF(LENGTH(@v{i}) = 0, NULL, @v{i})")
         else:
             targets.append(quote(name))
     sql = (
