@@ -66,6 +66,21 @@ def copy_sample(sample: Path, target: Path) -> Path:
     return target
 
 
+def changed_sample(sample: Path, target: Path) -> Path:
+    """A copy of the sample whose import changes an early table (a customer renamed) and ends on
+    a new row in the last one written (suppressions): a refusal of that last row must undo both."""
+    folder = copy_sample(sample, target)
+    write_table(
+        folder,
+        "suppressions",
+        Table(["email", "reason", "created_on"], [["a@example.jp", "manual", ""]]),
+    )
+    customers = read_table(folder, "customers")
+    customers.rows[0][customers.col("company_name")] = "株式会社新社名"
+    write_table(folder, "customers", customers)
+    return folder
+
+
 def read_table(folder: Path, name: str) -> Table:
     with (folder / f"{name}.csv").open(encoding="utf-8-sig", newline="") as fh:
         header, *rows = list(csv.reader(fh))

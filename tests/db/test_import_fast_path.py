@@ -23,7 +23,15 @@ from jobs.source import importer
 from jobs.source.engine import make_engine
 from jobs.source.importer import _checked, _fast_checked, _file_spec, import_dir
 from jobs.source.models import init_source_schema, source_tables
-from tests.db.csvdata import CSV_NAMES, Table, copy_sample, db_state, read_table, write_table
+from tests.db.csvdata import (
+    CSV_NAMES,
+    Table,
+    changed_sample,
+    copy_sample,
+    db_state,
+    read_table,
+    write_table,
+)
 
 SPECS = {spec.table.name: spec for spec in map(_file_spec, source_tables())}
 REFERENCED = {target for spec in SPECS.values() for target in spec.references.values()}
@@ -200,15 +208,7 @@ def test_a_database_refusal_rolls_back_rows_and_schema_changes(
         for statement in _REFUSE[kind]:
             conn.exec_driver_sql(statement)
     try:
-        folder = copy_sample(sample_data, tmp_path / "new")
-        write_table(
-            folder,
-            "suppressions",
-            Table(["email", "reason", "created_on"], [["a@example.jp", "manual", ""]]),
-        )
-        customers = read_table(folder, "customers")
-        customers.rows[0][customers.col("company_name")] = "株式会社新社名"
-        write_table(folder, "customers", customers)
+        folder = changed_sample(sample_data, tmp_path / "new")
         with pytest.raises(Exception, match="refused") as caught:
             import_dir(engine, folder)
         assert not isinstance(caught.value, InputError)

@@ -25,7 +25,15 @@ from jobs.source.models import (
     init_source_schema,
 )
 from resolver.model import Channel, ContactRole
-from tests.db.csvdata import CSV_NAMES, Table, copy_sample, db_state, read_table, write_table
+from tests.db.csvdata import (
+    CSV_NAMES,
+    Table,
+    changed_sample,
+    copy_sample,
+    db_state,
+    read_table,
+    write_table,
+)
 
 SAMPLE_COUNTS = {
     "partners": 7,
@@ -384,15 +392,7 @@ def test_a_failure_while_writing_rolls_everything_back(
                 "CREATE TRIGGER refuse BEFORE INSERT ON suppressions"
                 " BEGIN SELECT RAISE(ABORT, 'refused'); END"
             )
-        folder = copy_sample(sample_data, tmp_path / "new")
-        write_table(
-            folder,
-            "suppressions",
-            Table(["email", "reason", "created_on"], [["a@example.jp", "manual", ""]]),
-        )
-        customers = read_table(folder, "customers")
-        customers.rows[0][customers.col("company_name")] = "株式会社新社名"
-        write_table(folder, "customers", customers)
+        folder = changed_sample(sample_data, tmp_path / "new")
         with pytest.raises(sa.exc.IntegrityError, match="refused"):
             import_dir(engine, folder)
         assert db_state(engine) == before
