@@ -16,10 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobs.config.runs import make_run_id
-from jobs.ledger.bulk import insert_rows
 from jobs.ledger.codec import accounts_to_json, utc_now
 from jobs.ledger.models import AuditRowRow, DeliveryRow, RunRow, WarningRow
 from jobs.ledger.values import OPEN_STATUSES, DeliveryStatus, RunRecord
+from jobs.source.bulk import insert_rows
 from resolver.model import (
     AuditRow,
     Decision,
@@ -217,7 +217,7 @@ def create_run(
             decisions: Counter[Decision] = Counter()
             # Audit rows first: a caller may stream them straight out of a resolution whose
             # deliveries are complete only once the last row has been decided.
-            # Plain tuples on the driver's bulk path (jobs.ledger.bulk), in this transaction.
+            # Plain tuples on the driver's bulk path (jobs.source.bulk), in this transaction.
             candidates = insert_rows(
                 conn, _AUDIT, _AUDIT_COLUMNS, _audit_rows(run_pk, audit_rows, decisions)
             )

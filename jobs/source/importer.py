@@ -42,6 +42,7 @@ import sqlalchemy as sa
 
 from jobs.errors import InputError
 from jobs.i18n import _, tr
+from jobs.source.bulk import copy_rows
 from jobs.source.engine import CONNECT_TIMEOUT_SECONDS
 from jobs.source.models import Suppression, init_source_schema, source_tables
 from resolver.normalize import dedupe_key
@@ -663,20 +664,8 @@ def _write_inserts(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[An
 
 def _write(conn: sa.Connection, spec: _FileSpec, rows: Iterator[tuple[Any, ...]]) -> int:
     """Write `rows` into the spec's table with the driver's bulk path; the number written."""
-    count = 0
     if conn.dialect.name == "postgresql":
-        quote = conn.dialect.identifier_preparer.quote
-        sql = (
-            f"COPY {quote(spec.table.name)} ({', '.join(quote(c) for c in spec.columns)})"
-            " FROM STDIN"
-        )
-        # The driver connection of this SQLAlchemy connection: COPY joins its transaction.
-        raw: Any = conn.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-                count += 1
-        return count
+        return copy_rows(conn, spec.table, spec.columns, rows)
     if conn.dialect.name == "sqlite":
         return _write_sqlite(conn, spec, rows)
     if conn.info.get(_LOCAL_INFILE):

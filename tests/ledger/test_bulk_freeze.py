@@ -1,7 +1,7 @@
 """Issue 10: the freeze on each driver's bulk path writes exactly what SQLAlchemy Core wrote.
 
 The first `run` now freezes its rows as plain tuples (COPY on PostgreSQL, `executemany` on
-SQLite, multi-row INSERTs on MariaDB; `jobs.ledger.bulk`). The same resolution is frozen twice
+SQLite, multi-row INSERTs on MariaDB; `jobs.source.bulk`). The same resolution is frozen twice
 into one ledger, once by `create_run` and once by the Core path it replaced
 (`tests/ledger/reference_freeze.py`), and the two runs' rows are compared as the driver returns
 them: every column, every value and its type, and the deliveries' ids in the same order,

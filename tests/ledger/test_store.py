@@ -21,9 +21,9 @@ from jobs.ledger import (
     make_run_id,
     stats,
 )
-from jobs.ledger.bulk import CHUNK_ROWS
 from jobs.ledger.models import DeliveryRow
 from jobs.ledger.queue import claim
+from jobs.source.bulk import CHUNK_ROWS
 from jobs.source.engine import make_engine
 from resolver.model import (
     AuditRow,

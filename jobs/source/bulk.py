@@ -1,4 +1,4 @@
-"""Bulk inserts of a run's frozen rows on each driver's fast path (issue 10).
+"""Bulk inserts on each driver's fast path: a run's frozen rows, and `db import`'s COPY (issue 10).
 
 The first `run` freezes every audit row, delivery and warning of a resolution: three million
 rows at a million customers. Through SQLAlchemy Core each row is a dict whose every value goes
@@ -14,9 +14,9 @@ Here rows are plain tuples in the table's column order, handed to the driver as 
 All three write inside the caller's transaction (the SQLAlchemy connection's own), so the
 freeze stays all or nothing. Values must already be what the columns store: enumeration
 members of `StrEnum` (every driver writes their string), ints, bools, strings, None; no
-dates, which would need the column type's conversion. `db import` has its own copy of this
-idea (`jobs.source.importer`); the two are kept apart because that module is rewritten on its
-own schedule.
+dates, which would need the column type's conversion. It lives in `jobs.source`, the earlier
+stage, so that the ledger's freeze and `db import` (`jobs.source.importer`, which streams its
+checked rows through `copy_rows` on PostgreSQL) share one COPY path.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["CHUNK_ROWS", "insert_rows"]
+__all__ = ["CHUNK_ROWS", "copy_rows", "insert_rows"]
 
 CHUNK_ROWS = 5_000  # MariaDB: rows per executemany (PyMySQL splits them into ~1 MB statements)
 
@@ -40,7 +40,10 @@ def _quoted(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> tup
     return quote(table.name), ", ".join(quote(c) for c in columns)
 
 
-def _copy(conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Any]) -> int:
+def copy_rows(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Any]
+) -> int:
+    """PostgreSQL: COPY `rows` (tuples in the order of `columns`) in `conn`'s transaction."""
     name, names = _quoted(conn, table, columns)
     # The driver connection under this SQLAlchemy connection: COPY joins its transaction.
     raw: Any = conn.connection.driver_connection
@@ -103,5 +106,5 @@ def insert_rows(
     `rows` is consumed lazily and never held whole (at most one chunk on MariaDB).
     """
     if conn.dialect.name == "postgresql":
-        return _copy(conn, table, columns, rows)
+        return copy_rows(conn, table, columns, rows)
     return _executemany(conn, table, columns, rows)
