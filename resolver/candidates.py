@@ -22,6 +22,7 @@ from resolver.model import (
 from resolver.normalize import normalize_email, strip_controls
 
 __all__ = [
+    "LEGACY_ADMIN_ID",
     "SOURCE_ORDER",
     "customer_candidates",
     "is_legacy_admin",
@@ -45,12 +46,13 @@ _CONTACT_SOURCE = {
     ),
 }
 
-_LEGACY_ADMIN_ID = "admin"
+LEGACY_ADMIN_ID = "admin"
+"""The built-in user ID with My Page access (§4), compared case-insensitively."""
 
 
 def is_legacy_admin(user: User) -> bool:
     """The built-in user ID `admin`, compared case-insensitively (§4)."""
-    return user.user_id.lower() == _LEGACY_ADMIN_ID
+    return user.user_id.lower() == LEGACY_ADMIN_ID
 
 
 def _user_source(user: User) -> Source | None:

@@ -25,7 +25,7 @@ from datetime import date
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from resolver.candidates import customer_candidates
+from resolver.candidates import LEGACY_ADMIN_ID, customer_candidates
 from resolver.dedupe import Deduper, group_key_of
 from resolver.filters import customer_exclusion
 from resolver.model import (
@@ -86,7 +86,6 @@ _MYPAGE_SOURCE = {
     MyPageRole.CONTRACT_MANAGER.value: Source.MYPAGE_CONTRACT_MANAGER,
     MyPageRole.BILLING.value: Source.MYPAGE_BILLING,
 }
-_LEGACY_ADMIN_ID = "admin"
 
 # Enum members read once: looked up on their class they go through a Python-level descriptor.
 _LEGACY_ADMIN, _SYSTEM_ADMIN = Source.LEGACY_ADMIN, Source.SYSTEM_ADMIN
@@ -229,7 +228,7 @@ class FastCustomers:
         admins: list[tuple[Any, ...]] = []
         for u in users:
             # §4: `admin` whatever its flag; any other user with the permission.
-            if u[1].lower() == _LEGACY_ADMIN_ID:
+            if u[1].lower() == LEGACY_ADMIN_ID:
                 legacy.append(u)
             elif u[4]:
                 admins.append(u)

@@ -222,7 +222,7 @@ def stream_resolution(
                 if bar is not None:
                     bar.advance()
         else:
-            for rows in iter_customer_rows(conn):
+            for rows in iter_customer_rows(conn, products=campaign.policy.products is not None):
                 result = resolver.feed_customer_rows(rows)
                 summary.add_rows(result.rows, result.excluded, result.warnings)
                 into.warnings.extend(result.warnings)
