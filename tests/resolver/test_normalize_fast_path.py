@@ -281,3 +281,20 @@ def test_oracle_knows_the_declined_edges() -> None:
     assert oracle_address("a@example.test") is None
     assert oracle_address(_of_length(255, local=60)) is None
     assert len(_of_length(254)) == 254 and len(_of_length(255, local=60)) == 255
+
+
+def test_a_changed_special_use_list_is_honoured_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fast path remembers its verdict per domain; email-validator documents its special-use
+    # list as settable, so replacing it, or changing it in place, must reach the next address.
+    assert normalize_email("taro@Intra.Example.JP").address == "taro@intra.example.jp"
+    monkeypatch.setattr(
+        email_validator,
+        "SPECIAL_USE_DOMAIN_NAMES",
+        [*email_validator.SPECIAL_USE_DOMAIN_NAMES, "example.jp"],
+    )
+    assert normalize_email("taro@Intra.Example.JP") == oracle_normalize("taro@Intra.Example.JP")
+    assert normalize_email("taro@Intra.Example.JP").address is None
+    email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("example.jp")  # in place, same length
+    email_validator.SPECIAL_USE_DOMAIN_NAMES.append("example.com")
+    assert normalize_email("taro@Intra.Example.JP").address == "taro@intra.example.jp"
+    assert normalize_email("hanako@example.com").address is None
