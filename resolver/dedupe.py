@@ -31,10 +31,10 @@ from resolver.model import (
 
 __all__ = [
     "AccountBuilder",
-    "AddressIndex",
     "Deduper",
     "DeliveryBuilder",
     "DeliveryStore",
+    "KeyLog",
     "MemoryStore",
     "group_key",
     "group_key_of",
@@ -165,18 +165,23 @@ class DeliveryStore(Protocol):
         """Every delivery in seq order, with every change made to it."""
 
 
-class AddressIndex(Protocol):
-    """Where a counts-only resolution keeps each delivery's key and address, nothing more.
+class KeyLog(Protocol):
+    """Where a counts-only resolution leaves the proof that its hashes told keys apart.
 
-    `resolve` and approvals want counts; the audit rows they count still name the delivery's
-    address on a `merged` row, so the address of each group's `send` row is all a delivery needs.
+    `resolve` and approvals want counts, not rows or deliveries: the dedupe index then decides
+    from the key hashes alone, and this log receives each new group's key and each key merged
+    on a hash already seen. When every merged key is a group's key (`proven`), no two keys
+    shared a hash and the counts are exact; when not, the caller resolves again with a store.
     """
 
-    def add_key(self, key: str, email: str) -> None:
-        """Keep a new group (its key may share its hash with another group's)."""
+    def add(self, key: str) -> None:
+        """A new group's key (its hash was not seen before)."""
 
-    def email_of(self, key: str) -> str | None:
-        """The address of group `key`'s `send` row, or None when there is no such group."""
+    def check(self, key: str) -> None:
+        """A key whose hash was seen: merged, provided it is that group's key."""
+
+    def proven(self) -> bool:
+        """True when every checked key was added as a group's key."""
 
 
 class MemoryStore:
@@ -209,9 +214,9 @@ class Deduper:
         mode: DedupeMode,
         store: DeliveryStore | None = None,
         *,
-        index: AddressIndex | None = None,
+        index: KeyLog | None = None,
     ) -> None:
-        """`index`: counts only; each group keeps its key and address, no delivery is built."""
+        """`index`: counts only; no delivery is built, and a merged row names no address."""
         self._mode = mode
         self._store: DeliveryStore = MemoryStore() if store is None else store
         self._index = index
@@ -251,16 +256,15 @@ class Deduper:
         hashed = hash(key) & _HASH_BITS
         index = self._index
         if index is not None:
-            # Counts only: the decision and the address are the same as below, without the
-            # delivery's contents (two objects and a pickle per delivery, issue 10).
-            seen = hashed in self._seen
-            email = index.email_of(key) if seen else None
-            if email is None:
-                self._count += 1
-                self._seen.add(hashed)
-                index.add_key(key, address)
-                return _SEND, cast(tuple[Reason, ...], _ONE[include]), address
-            return _MERGED, (include, _DUPLICATE_ADDRESS), email
+            # Counts only: the decisions below, from the hashes alone; the log proves them at
+            # the end (two objects and a pickle per delivery, and a lookup per merge, issue 10).
+            if hashed in self._seen:
+                index.check(key)
+                return _MERGED, (include, _DUPLICATE_ADDRESS), ""
+            self._count += 1
+            self._seen.add(hashed)
+            index.add(key)
+            return _SEND, cast(tuple[Reason, ...], _ONE[include]), address
         builder = self._store.find(key) if hashed in self._seen else None
         if builder is None:
             self._count += 1

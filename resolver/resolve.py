@@ -19,7 +19,7 @@ from resolver.candidates import (
     non_candidates,
     partner_candidates,
 )
-from resolver.dedupe import AddressIndex, Deduper, DeliveryStore
+from resolver.dedupe import Deduper, DeliveryStore, KeyLog
 from resolver.fast import CustomerResult, CustomerRows, FastCustomers, customer_account
 from resolver.filters import customer_exclusion, exclusion
 from resolver.model import (
@@ -120,7 +120,7 @@ class Resolver:
         already_sent: Container[str] = frozenset(),
         *,
         store: DeliveryStore | None = None,
-        index: AddressIndex | None = None,
+        index: KeyLog | None = None,
     ) -> None:
         self._policy = policy
         self._ctx = RuleContext(

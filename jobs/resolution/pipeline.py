@@ -4,6 +4,8 @@ The source database is read in one consistent snapshot, customers page by page. 
 flat whatever the data set's size (issue 10): audit rows stream to the caller (the dry run's CSV
 file, the ledger's freezing transaction), deliveries to a temporary file
 (`jobs.resolution.spill`), and only the dedupe index of key hashes grows with the deliveries.
+A counts-only resolution (`resolve`, approvals) keeps no delivery: it decides from the hashes
+and proves at the end, from the keys it logged, that no two of them collided.
 
 Customers are decided from their rows (`resolver.fast`, with the pure path for the accounts
 that need it). `pure=True`, and any caller that wants each account's `AccountOutcome`
@@ -13,12 +15,14 @@ that need it). `pure=True`, and any caller that wants each account's `AccountOut
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,8 +45,11 @@ from resolver.resolve import AccountOutcome, Resolver, audit_row, resolution_ord
 
 __all__ = ["Deliveries", "Resolved", "Summary", "resolve_campaign", "stream_resolution"]
 
+log = logging.getLogger(__name__)
+
 
 assert AuditRow._fields[:3] == ("decision", "reasons", "audience")  # as `add_rows` reads them
+_TALLY_KEY = itemgetter(0, 2, 1)  # by index: a field name is a Python-level lookup
 
 
 @dataclass
@@ -70,10 +77,8 @@ class Summary:
         """Count one account's audit rows, candidates outside the filters and warnings."""
         self.accounts += 1
         self.excluded += excluded
-        tally = self.tally
-        for row in rows:
-            # (decision, audience, reasons) by index: a field name is a Python-level lookup.
-            tally[(row[0], row[2], row[1])] += 1
+        # (decision, audience, reasons) of each row, counted in C.
+        self.tally.update(map(_TALLY_KEY, rows))
         for warning in warnings:
             self.warnings[warning.code.value] += 1
 
@@ -169,28 +174,23 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def stream_resolution(
+def _account_rows(
     engine: sa.Engine,
     campaign: Campaign,
     as_of: date,
     into: Resolved,
     *,
-    extra_suppressed: Iterable[str] = (),
-    already_sent: Container[str] = frozenset(),
-    on_outcome: OutcomeSink | None = None,
-    progress: bool = True,
-    pure: bool = False,
-    keep_deliveries: bool = True,
-) -> Iterator[AuditRow]:
-    """Yield every audit row of `campaign` as of `as_of`, in resolution order.
+    extra_suppressed: Iterable[str],
+    already_sent: Container[str],
+    on_outcome: OutcomeSink | None,
+    progress: bool,
+    pure: bool,
+    keys: SpillKeys | None,
+) -> Iterator[Sequence[AuditRow]]:
+    """Each customer's audit rows, then the partners' rows, in resolution order.
 
-    The rows are never all in memory: the first `run` writes them straight into the ledger.
-    `into` receives the deliveries, warnings and counts; they are complete when the generator
-    is exhausted, and the caller closes `into` when done with its deliveries.
-    `keep_deliveries=False`: counts only (`resolve`); the deliveries are not kept.
-    `extra_suppressed` are dedupe keys suppressed by the job itself (the ledger's hard bounces):
-    §7, the effective suppression list is the union with the source data's.
-    `already_sent`: delivery keys earlier runs of the campaign sent (§4 ALREADY_SENT).
+    Per account rather than per row: a counts-only resolution hands no row on, and a million
+    customers are three million rows. `keys`: counts only (`SpillKeys`), no delivery kept.
     """
     started = time.perf_counter()
     summary = into.summary
@@ -202,15 +202,13 @@ def stream_resolution(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    # Counts only: each delivery's key and address, no delivery built (`resolver.dedupe`).
-    store = SpillStore() if keep_deliveries else None
-    index = None if keep_deliveries else SpillKeys()
-    into.store = store or index
+    store = SpillStore() if keys is None else None
+    into.store = store or keys
     with _fewer_collections(), snapshot(engine) as conn:
         suppressed = load_suppression_keys(conn)
         suppressed.update(extra_suppressed)
         resolver = Resolver(
-            campaign.policy, as_of, suppressed, already_sent, store=store, index=index
+            campaign.policy, as_of, suppressed, already_sent, store=store, index=keys
         )
         total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
         bar = Progress(N_("resolving customers"), total) if progress else None
@@ -218,15 +216,16 @@ def stream_resolution(
             for account in iter_customer_accounts(conn):
                 outcome = resolver.feed_customer(account)
                 take(outcome)
-                yield from (audit_row(row) for row in outcome.rows)
+                yield [audit_row(row) for row in outcome.rows]
                 if bar is not None:
                     bar.advance()
         else:
-            for rows in iter_customer_rows(conn, products=campaign.policy.products is not None):
+            products = campaign.policy.products is not None
+            for rows in iter_customer_rows(conn, products=products):
                 result = resolver.feed_customer_rows(rows)
                 summary.add_rows(result.rows, result.excluded, result.warnings)
                 into.warnings.extend(result.warnings)
-                yield from result.rows
+                yield result.rows
                 if bar is not None:
                     bar.advance()
         if bar is not None:
@@ -236,15 +235,53 @@ def stream_resolution(
         take(outcome)
     # Audit rows of partners in resolution order (every partner contact before any certified
     # implementer), as the deliveries are numbered.
-    for row in sorted(
-        (row for outcome in partner_outcomes for row in outcome.rows),
-        key=lambda row: resolution_order(row.candidate),
-    ):
-        yield audit_row(row)
-    into.deliveries = Deliveries(resolver)
+    yield [
+        audit_row(row)
+        for row in sorted(
+            (row for outcome in partner_outcomes for row in outcome.rows),
+            key=lambda row: resolution_order(row.candidate),
+        )
+    ]
+    into.deliveries = Deliveries(resolver if keys is None else None)
     summary.deliveries = resolver.delivery_count
     summary.finish()
     summary.seconds = time.perf_counter() - started
+
+
+def stream_resolution(
+    engine: sa.Engine,
+    campaign: Campaign,
+    as_of: date,
+    into: Resolved,
+    *,
+    extra_suppressed: Iterable[str] = (),
+    already_sent: Container[str] = frozenset(),
+    on_outcome: OutcomeSink | None = None,
+    progress: bool = True,
+    pure: bool = False,
+) -> Iterator[AuditRow]:
+    """Yield every audit row of `campaign` as of `as_of`, in resolution order.
+
+    The rows are never all in memory: the first `run` writes them straight into the ledger.
+    `into` receives the deliveries, warnings and counts; they are complete when the generator
+    is exhausted, and the caller closes `into` when done with its deliveries.
+    `extra_suppressed` are dedupe keys suppressed by the job itself (the ledger's hard bounces):
+    §7, the effective suppression list is the union with the source data's.
+    `already_sent`: delivery keys earlier runs of the campaign sent (§4 ALREADY_SENT).
+    """
+    for rows in _account_rows(
+        engine,
+        campaign,
+        as_of,
+        into,
+        extra_suppressed=extra_suppressed,
+        already_sent=already_sent,
+        on_outcome=on_outcome,
+        progress=progress,
+        pure=pure,
+        keys=None,
+    ):
+        yield from rows
 
 
 def resolve_campaign(
@@ -262,11 +299,16 @@ def resolve_campaign(
 ) -> Resolved:
     """Resolve `campaign` as of `as_of`, handing each audit row to `on_row` as it is decided.
 
+    `keep_deliveries=False`: counts only (`resolve`, approvals), with no audit row to hand on
+    and no delivery kept; the counts are those of the full resolution (see `SpillKeys`).
     The caller closes the result (or uses it in a `with` block) when done with its deliveries.
     """
+    if not keep_deliveries and on_row is not None:
+        raise ValueError("a counts-only resolution has no audit rows to hand on")
     resolved = Resolved()
+    keys = None if keep_deliveries else SpillKeys()
     try:
-        for row in stream_resolution(
+        for rows in _account_rows(
             engine,
             campaign,
             as_of,
@@ -276,10 +318,26 @@ def resolve_campaign(
             on_outcome=on_outcome,
             progress=progress,
             pure=pure,
-            keep_deliveries=keep_deliveries,
+            keys=keys,
         ):
             if on_row is not None:
-                on_row(row)
+                for row in rows:
+                    on_row(row)
+        if keys is not None and not keys.proven():
+            # Two keys shared a 60-bit hash: next to impossible, but the counts must be exact,
+            # so resolve again keeping the deliveries, whose store compares whole keys.
+            log.warning("two dedupe keys shared a hash; resolving again with every delivery kept")
+            resolved.close()
+            return resolve_campaign(
+                engine,
+                campaign,
+                as_of,
+                extra_suppressed=extra_suppressed,
+                already_sent=already_sent,
+                on_outcome=on_outcome,
+                progress=progress,
+                pure=pure,
+            )
     except BaseException:
         resolved.close()
         raise

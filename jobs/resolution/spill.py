@@ -13,6 +13,7 @@ not data.
 
 from __future__ import annotations
 
+import marshal
 import pickle
 import sqlite3
 import tempfile
@@ -23,10 +24,12 @@ from typing import Any
 from resolver.dedupe import AccountBuilder, DeliveryBuilder
 from resolver.model import AccountKind, Audience, Delivery, Reason, Source
 
-__all__ = ["HOT_LIMIT", "SpillKeys", "SpillStore"]
+__all__ = ["HOT_LIMIT", "PROOF_CHUNK", "SpillKeys", "SpillStore"]
 
 HOT_LIMIT = 20_000
 """Deliveries kept in memory between two writes: a few MB, a few hundred customers' worth."""
+PROOF_CHUNK = 200_000
+"""Merged keys held in memory at once while `SpillKeys.proven` checks them (about 20 MB)."""
 
 _HASH_BITS = (1 << 62) - 1  # within SQLite's signed 64-bit INTEGER
 
@@ -84,56 +87,80 @@ def _private_db() -> tuple[tempfile.TemporaryDirectory[str], sqlite3.Connection]
 
 
 class SpillKeys:
-    """A `resolver.dedupe.AddressIndex` in a temporary SQLite file: counts-only resolutions.
+    """A `resolver.dedupe.KeyLog` in temporary files: the proof of a counts-only resolution.
 
-    Each group's key and `send` address, no more (`resolve`, approvals): no delivery is built,
-    pickled or read back, so memory is flat and a group costs one small row.
+    While resolving, the dedupe index answers from its hashes alone; this log appends, in
+    batches, the key of every new group and every key merged on a seen hash. `proven()` then
+    reads them back: every merged key must be one of the groups' keys. Appending costs a quarter
+    of keeping the keys in an indexed table to look each merge up at once (1.6 s against 5.7 s
+    for the 1.6 million groups of 1M customers, issue 10), and a counts-only caller reads nothing
+    before the end, when the proof is in.
     """
 
-    def __init__(self, *, hot_limit: int | None = None) -> None:
-        self._folder, self._db = _private_db()
-        # email NULL: the same string as the key (the usual case in `address` mode).
-        self._db.execute(
-            "CREATE TABLE groups (hash INTEGER NOT NULL, key TEXT NOT NULL, email TEXT)"
-        )
-        self._db.execute("CREATE INDEX groups_hash ON groups (hash)")
-        self._hot: dict[str, str] = {}
-        self._hot_limit = HOT_LIMIT if hot_limit is None else hot_limit
+    def __init__(self, *, batch: int | None = None, chunk: int | None = None) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="swmail-keys-")
+        folder = Path(self._folder.name)
+        self._files = {name: (folder / name).open("w+b") for name in ("groups", "merged")}
+        self._pending: dict[str, list[str]] = {"groups": [], "merged": []}
+        self._batch = HOT_LIMIT if batch is None else batch
+        self._chunk = PROOF_CHUNK if chunk is None else chunk
+        self.merged = 0  # keys to prove (for the benchmark's report)
 
-    def _flush(self) -> None:
-        # In hash order: the index's pages are then visited once each, in order, per batch
-        # instead of at random for every row (a third less CPU at a million groups).
-        self._db.executemany(
-            "INSERT INTO groups (hash, key, email) VALUES (?, ?, ?)",
-            sorted(
-                [
-                    (hash(key) & _HASH_BITS, key, None if email == key else email)
-                    for key, email in self._hot.items()
-                ]
-            ),
-        )
-        self._hot.clear()
+    def _write(self, name: str) -> None:
+        pending = self._pending[name]
+        if pending:
+            marshal.dump(pending, self._files[name])
+            self._pending[name] = []
 
-    def add_key(self, key: str, email: str) -> None:
-        if len(self._hot) >= self._hot_limit:
-            self._flush()
-        self._hot[key] = email
+    def add(self, key: str) -> None:
+        pending = self._pending["groups"]
+        pending.append(key)
+        if len(pending) >= self._batch:
+            self._write("groups")
 
-    def email_of(self, key: str) -> str | None:
-        hot = self._hot.get(key)
-        if hot is not None:
-            return hot
-        rows: list[tuple[str, str | None]] = self._db.execute(
-            "SELECT key, email FROM groups WHERE hash = ?", (hash(key) & _HASH_BITS,)
-        ).fetchall()
-        for found, email in rows:
-            if found == key:  # the same hash for another key is a collision, not this group
-                return key if email is None else email
-        return None
+    def check(self, key: str) -> None:
+        self.merged += 1
+        pending = self._pending["merged"]
+        pending.append(key)
+        if len(pending) >= self._batch:
+            self._write("merged")
+
+    def _batches(self, name: str) -> Iterator[list[str]]:
+        file = self._files[name]
+        file.seek(0)
+        while True:
+            try:
+                yield marshal.load(file)
+            except EOFError:
+                return
+
+    def proven(self) -> bool:
+        """True when every merged key is a group's key: no two keys shared a hash."""
+        for name in self._files:
+            self._write(name)
+        # A group's hash is new when it is added, so the groups' keys have distinct hashes, and
+        # a merged key (of that hash) is that group's key exactly when it is among them.
+        unproven: set[str] = set()
+        for batch in self._batches("merged"):
+            unproven.update(batch)
+            if len(unproven) >= self._chunk and not self._all_found(unproven):
+                return False
+        return self._all_found(unproven)
+
+    def _all_found(self, unproven: set[str]) -> bool:
+        # Each chunk of merged keys against every group's key, so that memory stays bounded.
+        for batch in self._batches("groups"):
+            if not unproven:
+                break
+            unproven.difference_update(batch)
+        found = not unproven
+        unproven.clear()
+        return found
 
     def close(self) -> None:
-        """Remove the file; the index cannot be used afterwards."""
-        self._db.close()
+        """Remove the files; the log cannot be used afterwards."""
+        for file in self._files.values():
+            file.close()
         self._folder.cleanup()
 
 
