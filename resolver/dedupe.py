@@ -253,18 +253,9 @@ class Deduper:
 
         The plain-values form of `add`, for callers that never build a `Candidate`.
         """
+        if self._index is not None:
+            return self.count(key, address, include)
         hashed = hash(key) & _HASH_BITS
-        index = self._index
-        if index is not None:
-            # Counts only: the decisions below, from the hashes alone; the log proves them at
-            # the end (two objects and a pickle per delivery, and a lookup per merge, issue 10).
-            if hashed in self._seen:
-                index.check(key)
-                return _MERGED, (include, _DUPLICATE_ADDRESS), ""
-            self._count += 1
-            self._seen.add(hashed)
-            index.add(key)
-            return _SEND, cast(tuple[Reason, ...], _ONE[include]), address
         builder = self._store.find(key) if hashed in self._seen else None
         if builder is None:
             self._count += 1
@@ -296,6 +287,32 @@ class Deduper:
             ref.roles = self._extend(ref.roles, source)
         # §4: DUPLICATE_ADDRESS comes after the include code.
         return _MERGED, (include, _DUPLICATE_ADDRESS), builder.email
+
+    def count(
+        self, key: str, address: str, include: Reason
+    ) -> tuple[Decision, tuple[Reason, ...], str]:
+        """`place` for a counts-only resolution: no delivery, no address on a merged row.
+
+        The decisions come from the hashes alone, and the key log proves them at the end (two
+        objects and a pickle per delivery, and a lookup per merge, issue 10).
+        """
+        index = self._index
+        if index is None:
+            raise RuntimeError("this resolution keeps its deliveries: place() them")
+        seen = self._seen
+        before = len(seen)
+        seen.add(hash(key) & _HASH_BITS)  # one probe of a large set, not two
+        if len(seen) == before:
+            index.check(key)
+            return _MERGED, (include, _DUPLICATE_ADDRESS), ""
+        self._count += 1
+        index.add(key)
+        return _SEND, cast(tuple[Reason, ...], _ONE[include]), address
+
+    @property
+    def counting(self) -> bool:
+        """True when the resolution keeps counts only (`count`, not `place`)."""
+        return self._index is not None
 
     def add(self, c: Candidate, include: Reason) -> Decided:
         """Place one included candidate (in resolution order) and return its audit row."""

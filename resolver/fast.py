@@ -92,6 +92,7 @@ _LEGACY_ADMIN, _SYSTEM_ADMIN = Source.LEGACY_ADMIN, Source.SYSTEM_ADMIN
 _CUSTOMER, _CUSTOMER_KIND = Audience.CUSTOMER, AccountKind.CUSTOMER
 _SKIP = Decision.SKIP
 _DIRECT, _TERMINATED = Channel.DIRECT, ContractStatus.TERMINATED
+_INCLUDE_CODE = dict(INCLUDE_CODE)  # a plain dict: no read-only view in between
 _new_row = tuple.__new__  # AuditRow(...) and AuditRow._make run Python code for every row
 _USER_ID = itemgetter(1)  # a user row's user_id, as a sort key without a Python call
 
@@ -99,7 +100,9 @@ _USER_ID = itemgetter(1)  # a user row's user_id, as a sort key without a Python
 class CustomerRows(NamedTuple):
     """One customer's rows as the database returns them (NULL text is None)."""
 
-    customer: tuple[Any, ...]  # CUSTOMER_COLUMNS; applied_on a date or None
+    # CUSTOMER_COLUMNS; applied_on a date, its ISO text (SQLite's DATE) or None: read through
+    # `applied_on()`, since only an account with `admin` needs it.
+    customer: tuple[Any, ...]
     contacts: Sequence[tuple[Any, ...]]  # MYPAGE_COLUMNS
     users: Sequence[tuple[Any, ...]]  # USER_COLUMNS, every user of the customer
     products: frozenset[str]  # products with an `active` contract
@@ -111,6 +114,13 @@ class CustomerResult(NamedTuple):
     rows: Sequence[AuditRow]
     excluded: int
     warnings: Sequence[Warning]
+
+
+def _applied_on(value: date | str | None) -> date | None:
+    # SQLite hands DATE columns back as their 'YYYY-MM-DD' text; the others as dates.
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
 
 
 def _role_order(row: tuple[Any, ...]) -> int:
@@ -125,7 +135,7 @@ def _user_id(row: tuple[Any, ...]) -> str:
 def customer_account(rows: CustomerRows) -> CustomerAccount:
     """The resolver values of one customer's rows (the pure path and `explain` use these)."""
     c = rows.customer
-    applied_on: date | None = c[6]
+    applied_on = _applied_on(c[6])
     customer = Customer(
         corp_id=c[0],
         company_name=c[1] or "",
@@ -161,8 +171,9 @@ def customer_account(rows: CustomerRows) -> CustomerAccount:
     )
 
 
-# One candidate's source, person id, row (contact or user) and user row (None for a contact).
-_Person = tuple[Source, str, tuple[Any, ...], "tuple[Any, ...] | None"]
+# One candidate's source, person id, row (contact or user), and the user's account_type and
+# status (None for a contact).
+_Person = tuple[Source, str, tuple[Any, ...], str | None, str | None]
 # One candidate before its placement: source, person id, name, raw e-mail, normalized address,
 # delivery key (both None when invalid or missing) and its skip codes (empty: included).
 _Pending = tuple[Source, str, str, str, str | None, str | None, tuple[Reason, ...]]
@@ -235,15 +246,18 @@ class FastCustomers:
         count = len(contacts) + len(legacy) + len(admins)
         if not self._in_audience or (self._filtered and self._outside_filters(rows)):
             return CustomerResult((), count, ())
-        if legacy and not c[7] and c[6] is not None and c[6] >= ADMIN_CUTOFF:
-            return None  # ADMIN_AFTER_CUTOFF
+        if legacy and not c[7]:
+            applied_on = _applied_on(c[6])
+            if applied_on is not None and applied_on >= ADMIN_CUTOFF:
+                return None  # ADMIN_AFTER_CUTOFF
 
-        # Candidates in §4 order: My Page contacts, then `admin`, then the other admins.
-        people: list[_Person] = [(_MYPAGE_SOURCE[r[1]], "", r, None) for r in contacts]
+        # Candidates in §4 order: My Page contacts, then `admin`, then the other admins; each
+        # with the user's account_type and status (None for a contact).
+        people: list[_Person] = [(_MYPAGE_SOURCE[r[1]], "", r, None, None) for r in contacts]
         if legacy:
-            people.extend([(_LEGACY_ADMIN, u[1], u, u) for u in legacy])
+            people.extend([(_LEGACY_ADMIN, u[1], u, u[5], u[6]) for u in legacy])
         if admins:
-            people.extend([(_SYSTEM_ADMIN, u[1], u, u) for u in admins])
+            people.extend([(_SYSTEM_ADMIN, u[1], u, u[5], u[6]) for u in admins])
 
         mode = self._mode
         by_address = mode is DedupeMode.ADDRESS
@@ -252,7 +266,8 @@ class FastCustomers:
         memo = self._skips
         channel, status = c[2], c[5]
         pending: list[_Pending] = []
-        for source, person_id, found, user in people:
+        reachable = False
+        for source, person_id, found, account_type, user_status in people:
             name: str = found[2] or ""
             if not name.isprintable():
                 name, sanitized = strip_controls(name)
@@ -262,54 +277,84 @@ class FastCustomers:
             address, key, missing, _error, changed = address_and_key(raw)
             if changed:
                 return None  # EMAIL_NORMALIZED: the pure path writes it
-            group_key: str | None = None
-            if key is not None:
+            # Everything the skip rules of `resolver.rules` read about a customer candidate:
+            # channel (RESELLER_CHANNEL), contract status (CONTRACT_ENDED), account_type
+            # (GROUP_ACCOUNT), user status (USER_NOT_ACTIVE), missing (MISSING_EMAIL), no
+            # address (INVALID_EMAIL, with `missing`), suppressed (SUPPRESSED) and already sent
+            # (ALREADY_SENT).
+            if key is None:
+                group_key = None
+                facts = (channel, status, account_type, user_status, missing, True, False, False)
+            else:
                 group_key = key if by_address else group_key_of(key, corp_id, mode)
-            # Everything the skip rules of `resolver.rules` read about a customer candidate.
-            facts = (
-                channel,  # RESELLER_CHANNEL
-                status,  # CONTRACT_ENDED
-                None if user is None else user[5],  # account_type: GROUP_ACCOUNT
-                None if user is None else user[6],  # status: USER_NOT_ACTIVE
-                missing,  # MISSING_EMAIL
-                address is None,  # INVALID_EMAIL (with `missing`)
-                key is not None and key in suppressed,  # SUPPRESSED
-                group_key is not None and group_key in already_sent,  # ALREADY_SENT
-            )
+                facts = (
+                    channel,
+                    status,
+                    account_type,
+                    user_status,
+                    False,
+                    False,
+                    key in suppressed,
+                    group_key in already_sent,
+                )
             skip = memo.get(facts)
             if skip is None:
                 skip = self._rule_outcome(rows, source, person_id, facts)
+            if not skip:
+                reachable = True
             pending.append((source, person_id, name, raw, address, group_key, skip))
 
         # UNREACHABLE_CUSTOMER: a direct, not terminated customer whose every candidate (if
         # any) is skipped. Nothing was placed yet, so the pure path can take the account over.
-        if channel == _DIRECT and status != _TERMINATED and all([p[6] for p in pending]):
+        if not reachable and channel == _DIRECT and status != _TERMINATED:
             return None
 
         company: str = c[1] or ""
         postal: str = c[8] or ""
         postal_address: str = c[9] or ""
         place = self._deduper.place
+        counting = self._deduper.count if self._deduper.counting else None
         out: list[AuditRow] = []
         for source, person_id, name, raw, address, group_key, skip in pending:
             if skip:
-                skipped = (_SKIP, skip, _CUSTOMER, corp_id, company, source, person_id, name, raw)
-                out.append(_new_row(AuditRow, (*skipped, None, None)))
+                out.append(
+                    _new_row(
+                        AuditRow,
+                        (
+                            _SKIP,
+                            skip,
+                            _CUSTOMER,
+                            corp_id,
+                            company,
+                            source,
+                            person_id,
+                            name,
+                            raw,
+                            None,
+                            None,
+                        ),
+                    )
+                )
                 continue
             assert address is not None and group_key is not None
-            decision, reasons, delivery_email = place(
-                group_key,
-                address,
-                name,
-                _CUSTOMER,
-                INCLUDE_CODE[source],
-                _CUSTOMER_KIND,
-                corp_id,
-                company,
-                source,
-                postal,
-                postal_address,
-            )
+            if counting is not None:
+                decision, reasons, delivery_email = counting(
+                    group_key, address, _INCLUDE_CODE[source]
+                )
+            else:
+                decision, reasons, delivery_email = place(
+                    group_key,
+                    address,
+                    name,
+                    _CUSTOMER,
+                    _INCLUDE_CODE[source],
+                    _CUSTOMER_KIND,
+                    corp_id,
+                    company,
+                    source,
+                    postal,
+                    postal_address,
+                )
             out.append(
                 _new_row(
                     AuditRow,

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 assert AuditRow._fields[:3] == ("decision", "reasons", "audience")  # as `add_rows` reads them
 _TALLY_KEY = itemgetter(0, 2, 1)  # by index: a field name is a Python-level lookup
+_TALLY_BATCH = 10_000
 
 
 @dataclass
@@ -70,6 +71,9 @@ class Summary:
     warnings: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     tally: Counter[tuple[Decision, str, tuple[Reason, ...]]] = field(default_factory=Counter)
+    _untallied: list[tuple[Decision, str, tuple[Reason, ...]]] = field(
+        default_factory=list, repr=False, compare=False
+    )
 
     def add_rows(
         self, rows: Iterable[AuditRow], excluded: int, warnings: Iterable[Warning]
@@ -77,8 +81,13 @@ class Summary:
         """Count one account's audit rows, candidates outside the filters and warnings."""
         self.accounts += 1
         self.excluded += excluded
-        # (decision, audience, reasons) of each row, counted in C.
-        self.tally.update(map(_TALLY_KEY, rows))
+        # (decision, audience, reasons) of each row, counted in C a batch of accounts at a
+        # time: `Counter.update` costs a few Python-level checks per call.
+        untallied = self._untallied
+        untallied.extend(map(_TALLY_KEY, rows))
+        if len(untallied) >= _TALLY_BATCH:
+            self.tally.update(untallied)
+            untallied.clear()
         for warning in warnings:
             self.warnings[warning.code.value] += 1
 
@@ -90,6 +99,8 @@ class Summary:
 
     def finish(self) -> None:
         """Spread the tally into the counts by decision, audience and reason."""
+        self.tally.update(self._untallied)
+        self._untallied.clear()
         for (decision, audience, reasons), n in self.tally.items():
             self.candidates += n
             self.decisions[decision.value] += n

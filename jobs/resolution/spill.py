@@ -101,29 +101,29 @@ class SpillKeys:
         self._folder = tempfile.TemporaryDirectory(prefix="swmail-keys-")
         folder = Path(self._folder.name)
         self._files = {name: (folder / name).open("w+b") for name in ("groups", "merged")}
-        self._pending: dict[str, list[str]] = {"groups": [], "merged": []}
+        self._groups: list[str] = []  # not yet written, in the order they came
+        self._merged: list[str] = []
         self._batch = HOT_LIMIT if batch is None else batch
         self._chunk = PROOF_CHUNK if chunk is None else chunk
         self.merged = 0  # keys to prove (for the benchmark's report)
 
-    def _write(self, name: str) -> None:
-        pending = self._pending[name]
+    def _write(self, name: str, pending: list[str]) -> None:
         if pending:
             marshal.dump(pending, self._files[name])
-            self._pending[name] = []
+            pending.clear()
 
     def add(self, key: str) -> None:
-        pending = self._pending["groups"]
+        pending = self._groups
         pending.append(key)
         if len(pending) >= self._batch:
-            self._write("groups")
+            self._write("groups", pending)
 
     def check(self, key: str) -> None:
         self.merged += 1
-        pending = self._pending["merged"]
+        pending = self._merged
         pending.append(key)
         if len(pending) >= self._batch:
-            self._write("merged")
+            self._write("merged", pending)
 
     def _batches(self, name: str) -> Iterator[list[str]]:
         file = self._files[name]
@@ -136,8 +136,8 @@ class SpillKeys:
 
     def proven(self) -> bool:
         """True when every merged key is a group's key: no two keys shared a hash."""
-        for name in self._files:
-            self._write(name)
+        self._write("groups", self._groups)
+        self._write("merged", self._merged)
         # A group's hash is new when it is added, so the groups' keys have distinct hashes, and
         # a merged key (of that hash) is that group's key exactly when it is among them.
         unproven: set[str] = set()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
-from datetime import date
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -292,13 +291,6 @@ def _grouped(cursor: Any, sql: str, params: tuple[Any, ...]) -> dict[str, list[t
     return {parent: list(rows) for parent, rows in groupby(cursor.fetchall(), _PARENT)}
 
 
-def _as_date(value: Any) -> date | None:
-    # SQLite hands DATE columns back as their 'YYYY-MM-DD' text; the others as dates.
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)
-
-
 def iter_customer_rows(
     conn: sa.Connection, *, page_size: int = PAGE_SIZE, products: bool = True
 ) -> Iterator[CustomerRows]:
@@ -309,7 +301,9 @@ def iter_customer_rows(
     has no products filter, so the contracts are not read and every `products` set is empty.
     """
     sql = RawQueries(conn.dialect.paramstyle)
-    make = CustomerRows._make
+    make = tuple.__new__  # CustomerRows._make runs Python code for each of a million customers
+    none: list[tuple[Any, ...]] = []
+    empty: frozenset[str] = frozenset()
     raw: Any = conn.connection.driver_connection
     cursor = raw.cursor()
     try:
@@ -322,18 +316,16 @@ def iter_customer_rows(
             contacts = _grouped(cursor, sql.mypage, span)
             users = _grouped(cursor, sql.candidate_users, span)
             found = _grouped(cursor, sql.contracts, (sql.active, *span)) if products else {}
-            none: list[tuple[Any, ...]] = []
             for row in page:
                 corp_id = row[0]
-                if row[6] is not None and not isinstance(row[6], date):
-                    row = (*row[:6], _as_date(row[6]), *row[7:])
                 yield make(
+                    CustomerRows,
                     (
                         row,
                         contacts.get(corp_id, none),
                         users.get(corp_id, none),
-                        frozenset([p for _, p in found.get(corp_id, none)]),
-                    )
+                        frozenset([p for _, p in found[corp_id]]) if corp_id in found else empty,
+                    ),
                 )
             if len(page) < page_size:
                 return
