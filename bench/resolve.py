@@ -7,10 +7,12 @@
 Phases over one source database, each in a fresh subprocess so that none inherits another's
 heap, caches or peak memory:
 
-- scan: the rows the loader reads (customers, mypage_contacts, users, active contracts,
-  partners, partner_contacts, suppressions), with plain SQL on the DB-API cursor into tuples, in
-  the loader's keyset pages (`jobs.source.loader.PAGE_SIZE` parents, then the children of that
-  id range);
+- scan: the rows of the tables a resolution reads (customers, mypage_contacts, every user,
+  active contracts, partners, partner_contacts, suppressions), with plain SQL on the DB-API
+  cursor into tuples, in the loader's keyset pages (`jobs.source.loader.PAGE_SIZE` parents, then
+  the children of that id range). This is issue 10's yardstick and stays whole: the resolution
+  itself reads fewer of these rows (only users that can be candidates, contracts only for a
+  products filter), which is one of the ways it got cheaper;
 - resolve: `jobs.resolution.pipeline.resolve_campaign` as `swmail resolve` runs it (counts only,
   progress off), every audit row consumed;
 - freeze (`--freeze`): the first `run`'s resolution frozen into a new ledger
