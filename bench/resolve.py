@@ -168,6 +168,12 @@ def raw_scan(engine: sa.Engine) -> int:
 # --- one phase, in its own process --------------------------------------------------------------
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (a parallel count's workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _maxrss_mb() -> float:
     """Peak resident memory of this process so far, in MiB."""
     # VmHWM belongs to this process's address space. ru_maxrss is not enough on Linux: it keeps
@@ -250,7 +256,7 @@ def run_phase(
 
         tracemalloc.start()
     started = time.perf_counter()
-    cpu_started = time.process_time()
+    cpu_started = time.process_time() + _children_cpu()
     deliveries = 0
     if phase == "scan":
         rows = raw_scan(engine)
@@ -266,7 +272,9 @@ def run_phase(
     result: dict[str, Any] = {
         "phase": phase,
         "seconds": seconds,
-        "cpu_seconds": time.process_time() - cpu_started,
+        # A parallel count's worker processes included (jobs.resolution.parallel).
+        "cpu_seconds": time.process_time() + _children_cpu() - cpu_started,
+        "workers_rss_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "rows": rows,
         "rss_before_mb": before,
         "rss_peak_mb": _maxrss_mb(),
@@ -389,6 +397,7 @@ def report(runs: list[Phases], traced: float | None) -> None:
         cpu = [p[name]["cpu_seconds"] / p["scan"]["cpu_seconds"] for p in measured]
         peaks = [p[name]["rss_peak_mb"] for p in measured]
         bases = [p[name]["rss_before_mb"] for p in measured]
+        workers = [p[name].get("workers_rss_peak_mb", 0.0) for p in measured]
         seconds = _span([p[name]["seconds"] for p in measured], ".2f")
         print(f"{name + ':':20} {seconds} s wall")
         print(f"{'ratio ' + name + '/scan:':20} {_span(wall, '.2f')} wall, {_span(cpu, '.2f')} CPU")
@@ -396,6 +405,8 @@ def report(runs: list[Phases], traced: float | None) -> None:
             f"{name + ' peak RSS:':20} {_span(peaks, '.0f')} MB (of which"
             f" {_span(bases, '.0f')} MB interpreter, imports and engine before it started)"
         )
+        if any(workers):
+            print(f"{'largest worker:':20} {_span(workers, '.0f')} MB peak RSS (a parallel count)")
     if traced is not None:
         print(f"resolution peak traced Python heap (tracemalloc): {traced:.0f} MB")
 

@@ -13,7 +13,7 @@ whose hashes collide still make two deliveries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol, TypeVar, cast
 
 from resolver.model import (
@@ -308,6 +308,29 @@ class Deduper:
         self._count += 1
         index.add(key)
         return _SEND, cast(tuple[Reason, ...], _ONE[include]), address
+
+    def absorb(self, sends: Iterable[tuple[str, Reason]]) -> list[Reason]:
+        """Take in the groups of later customers counted apart, in their order.
+
+        `sends` are the (key, include code) of their `send` rows (a chunk of a parallel
+        resolution). A key that an earlier group already has makes its send row a merge: the
+        include codes of those come back, for the caller's counts.
+        """
+        index = self._index
+        if index is None:
+            raise RuntimeError("only a counts-only resolution absorbs counted groups")
+        seen = self._seen
+        merged: list[Reason] = []
+        for key, include in sends:
+            before = len(seen)
+            seen.add(hash(key) & _HASH_BITS)
+            if len(seen) == before:
+                index.check(key)
+                merged.append(include)
+            else:
+                self._count += 1
+                index.add(key)
+        return merged
 
     @property
     def counting(self) -> bool:

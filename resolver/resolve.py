@@ -34,6 +34,7 @@ from resolver.model import (
     Delivery,
     Excluded,
     PartnerAccount,
+    Reason,
     User,
     Warning,
 )
@@ -238,6 +239,12 @@ class Resolver:
             )
             for partner_id in sorted(by_id)
         ]
+
+    def absorb_customers(self, sends: Iterable[tuple[str, Reason]]) -> list[Reason]:
+        """Take in the `send` rows of customers counted apart (`Deduper.absorb`), in order."""
+        if self._finished or self._partners_fed:
+            raise ValueError("customers absorbed after the partners or after finish()")
+        return self._deduper.absorb(sends)
 
     def finish(self) -> Iterator[Delivery]:
         """The deliveries in resolution order, numbered 1..n; nothing can be fed afterwards."""

@@ -30,9 +30,11 @@ import sqlalchemy as sa
 from jobs.config.campaign import Campaign
 from jobs.i18n import N_
 from jobs.progress import Progress
+from jobs.resolution import parallel
 from jobs.resolution.spill import SpillKeys, SpillStore
-from jobs.source.engine import snapshot
+from jobs.source.engine import export_snapshot, snapshot
 from jobs.source.loader import (
+    chunk_starts,
     iter_customer_accounts,
     iter_customer_rows,
     iter_partner_accounts,
@@ -90,6 +92,14 @@ class Summary:
             untallied.clear()
         for warning in warnings:
             self.warnings[warning.code.value] += 1
+
+    def merge(self, other: Summary) -> None:
+        """Add the counts of another, unfinished summary (a chunk of a parallel resolution)."""
+        self.accounts += other.accounts
+        self.excluded += other.excluded
+        self.tally.update(other.tally)
+        self.tally.update(other._untallied)
+        self.warnings.update(other.warnings)
 
     def add(self, outcome: AccountOutcome) -> None:
         """Count one account's outcome (the pure path)."""
@@ -223,7 +233,27 @@ def _account_rows(
         )
         total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
         bar = Progress(N_("resolving customers"), total) if progress else None
-        if pure or on_outcome is not None:
+        workers = 0
+        if keys is not None and not pure and on_outcome is None:
+            # Counts only, no rows asked for: other processes may count chunks of customers.
+            sets = isinstance(already_sent, frozenset | set)
+            workers = parallel.parallel_workers(engine, total) if sets else 0
+        if workers:
+            assert keys is not None and isinstance(already_sent, frozenset | set)
+            _count_in_parallel(
+                engine,
+                conn,
+                campaign,
+                as_of,
+                resolver,
+                into,
+                keys,
+                workers=workers,
+                extra_suppressed=frozenset(extra_suppressed),
+                already_sent=frozenset(already_sent),
+                bar=bar,
+            )
+        elif pure or on_outcome is not None:
             for account in iter_customer_accounts(conn):
                 outcome = resolver.feed_customer(account)
                 take(outcome)
@@ -257,6 +287,50 @@ def _account_rows(
     summary.deliveries = resolver.delivery_count
     summary.finish()
     summary.seconds = time.perf_counter() - started
+
+
+def _count_in_parallel(
+    engine: sa.Engine,
+    conn: sa.Connection,
+    campaign: Campaign,
+    as_of: date,
+    resolver: Resolver,
+    into: Resolved,
+    keys: SpillKeys,
+    *,
+    workers: int,
+    extra_suppressed: frozenset[str],
+    already_sent: frozenset[str],
+    bar: Progress | None,
+) -> None:
+    """Count every customer in worker processes (`jobs.resolution.parallel`), in order."""
+    summary = into.summary
+    tally = summary.tally
+    snapshot_id = export_snapshot(conn)
+    starts = chunk_starts(conn, parallel.CHUNK_CUSTOMERS)
+    url = engine.url.render_as_string(hide_password=False)
+    log.info("resolving %d chunks of customers in %d processes", len(starts), workers)
+    for result in parallel.resolve_chunks(
+        url,
+        snapshot_id,
+        starts,
+        workers,
+        campaign.policy,
+        as_of,
+        extra_suppressed,
+        already_sent,
+    ):
+        summary.merge(result.summary)
+        into.warnings.extend(result.warnings)
+        # A send row whose address an earlier chunk has is a merged row.
+        for include in resolver.absorb_customers(result.sends()):
+            send, merged = parallel.merged_tally(include)
+            tally[send] -= 1
+            tally[merged] += 1
+        if not result.proven:
+            keys.refute()
+        if bar is not None:
+            bar.advance(result.customers)
 
 
 def stream_resolution(

@@ -106,6 +106,7 @@ class SpillKeys:
         self._batch = HOT_LIMIT if batch is None else batch
         self._chunk = PROOF_CHUNK if chunk is None else chunk
         self.merged = 0  # keys to prove (for the benchmark's report)
+        self._refuted = False
 
     def _write(self, name: str, pending: list[str]) -> None:
         if pending:
@@ -134,8 +135,14 @@ class SpillKeys:
             except EOFError:
                 return
 
+    def refute(self) -> None:
+        """Record a failed proof made elsewhere (a worker's chunk): `proven()` is then False."""
+        self._refuted = True
+
     def proven(self) -> bool:
         """True when every merged key is a group's key: no two keys shared a hash."""
+        if self._refuted:
+            return False
         self._write("groups", self._groups)
         self._write("merged", self._merged)
         # A group's hash is new when it is added, so the groups' keys have distinct hashes, and

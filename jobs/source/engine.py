@@ -7,6 +7,7 @@ line (exit 2) before any work starts instead of a driver traceback halfway throu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +23,19 @@ from jobs.errors import ConfigError, MailerError
 from jobs.files import create_private_file
 from jobs.i18n import tr
 
-__all__ = ["ID", "MissingDatabase", "id_type", "make_engine", "shown_url", "snapshot"]
+__all__ = [
+    "ID",
+    "MissingDatabase",
+    "export_snapshot",
+    "id_type",
+    "joined_snapshot",
+    "make_engine",
+    "shown_url",
+    "snapshot",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+-[0-9A-Fa-f]+(?:-[0-9]+)?")  # pg_export_snapshot()
 CONNECT_TIMEOUT_SECONDS = 10
 
 # Drivers we ship (setup.cfg): plain scheme names are rewritten to them, so an operator can
@@ -222,6 +233,33 @@ def snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
         return
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+def export_snapshot(conn: sa.Connection) -> str:
+    """The id of `conn`'s PostgreSQL snapshot, for `joined_snapshot` in other processes.
+
+    It stays valid while `conn`'s transaction is open.
+    """
+    exported: str = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    return exported
+
+
+@contextmanager
+def joined_snapshot(engine: sa.Engine, snapshot_id: str) -> Iterator[sa.Connection]:
+    """A read transaction on PostgreSQL that sees the exported snapshot `snapshot_id`.
+
+    The processes of a parallel resolution read one state of the data, as one process would.
+    """
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        # SET takes no bound parameter: the id is checked to be the server's own form.
+        if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+            raise ValueError(f"not a PostgreSQL snapshot id: {snapshot_id!r}")
+        try:
+            # Must be the transaction's first statement.
+            conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
             yield conn
         finally:
             conn.rollback()

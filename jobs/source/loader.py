@@ -54,6 +54,7 @@ from resolver.normalize import dedupe_key
 __all__ = [
     "PAGE_SIZE",
     "RawQueries",
+    "chunk_starts",
     "find_accounts_by_email",
     "iter_customer_accounts",
     "iter_customer_rows",
@@ -261,6 +262,16 @@ class RawQueries:
             f"SELECT {customers} FROM {Customer.__tablename__} WHERE corp_id > {mark}"
             f" ORDER BY corp_id LIMIT {{limit}}"
         )
+        # One chunk of a parallel resolution: start <= corp_id < stop (no stop: to the end).
+        self.chunk_first = (
+            f"SELECT {customers} FROM {Customer.__tablename__} WHERE corp_id >= {mark}"
+            f"{{stop}} ORDER BY corp_id LIMIT {{limit}}"
+        )
+        self.chunk_next = (
+            f"SELECT {customers} FROM {Customer.__tablename__} WHERE corp_id > {mark}"
+            f"{{stop}} ORDER BY corp_id LIMIT {{limit}}"
+        )
+        self.chunk_stop = f" AND corp_id < {mark}"
         mypage = ", ".join(_mypage.c[name].name for name in MYPAGE_COLUMNS)
         users = ", ".join(_users.c[name].name for name in USER_COLUMNS)
         in_page = f"WHERE corp_id {between} ORDER BY corp_id"
@@ -291,23 +302,56 @@ def _grouped(cursor: Any, sql: str, params: tuple[Any, ...]) -> dict[str, list[t
     return {parent: list(rows) for parent, rows in groupby(cursor.fetchall(), _PARENT)}
 
 
+def chunk_starts(conn: sa.Connection, every: int) -> list[str]:
+    """The corp_id of every `every`-th customer from the first: a parallel resolution's chunks."""
+    corp_id = _customers.c.corp_id
+    numbered = sa.select(corp_id, sa.func.row_number().over(order_by=corp_id).label("n")).subquery(
+        "numbered"
+    )
+    stmt = (
+        sa.select(numbered.c.corp_id)
+        .where((numbered.c.n - 1) % every == 0)
+        .order_by(numbered.c.corp_id)
+    )
+    starts = [row[0] for row in conn.execute(stmt)]
+    _check_order(starts, None, "customers")
+    return starts
+
+
 def iter_customer_rows(
-    conn: sa.Connection, *, page_size: int = PAGE_SIZE, products: bool = True
+    conn: sa.Connection,
+    *,
+    page_size: int = PAGE_SIZE,
+    products: bool = True,
+    chunk: tuple[str, str | None] | None = None,
 ) -> Iterator[CustomerRows]:
     """Every customer's rows by corp_id, read on the driver's cursor of `conn`'s transaction.
 
     Only the users that can be candidates are read (`RawQueries.candidate_users`): the rows
     serve a resolution, not `explain`, which lists the others. `products=False`: the campaign
     has no products filter, so the contracts are not read and every `products` set is empty.
+    `chunk=(start, stop)`: only the customers with start <= corp_id < stop (None: to the end).
     """
     sql = RawQueries(conn.dialect.paramstyle)
+    bounds: tuple[str, ...] = ()
+    if chunk is None:
+        first, following = sql.customers_first, sql.customers_next
+    else:
+        stop = chunk[1]
+        limit = "" if stop is None else sql.chunk_stop
+        first = sql.chunk_first.replace("{stop}", limit)
+        following = sql.chunk_next.replace("{stop}", limit)
+        bounds = () if stop is None else (stop,)
     make = tuple.__new__  # CustomerRows._make runs Python code for each of a million customers
     none: list[tuple[Any, ...]] = []
     empty: frozenset[str] = frozenset()
     raw: Any = conn.connection.driver_connection
     cursor = raw.cursor()
     try:
-        cursor.execute(sql.customers_first.format(limit=page_size))
+        if chunk is None:
+            cursor.execute(first.format(limit=page_size))
+        else:
+            cursor.execute(first.format(limit=page_size), (chunk[0], *bounds))
         previous: str | None = None
         while page := cursor.fetchall():
             ids = [row[0] for row in page]
@@ -329,7 +373,7 @@ def iter_customer_rows(
                 )
             if len(page) < page_size:
                 return
-            cursor.execute(sql.customers_next.format(limit=page_size), (ids[-1],))
+            cursor.execute(following.format(limit=page_size), (ids[-1], *bounds))
     finally:
         cursor.close()
 
