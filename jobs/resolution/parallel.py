@@ -25,7 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -40,7 +40,14 @@ from jobs.source.loader import iter_customer_rows, load_suppression_keys
 from resolver.model import Audience, CampaignPolicy, Decision, Reason, Warning
 from resolver.resolve import Resolver
 
-__all__ = ["CHUNK_CUSTOMERS", "MIN_CUSTOMERS", "ChunkResult", "parallel_workers", "resolve_chunks"]
+__all__ = [
+    "CHUNK_CUSTOMERS",
+    "MIN_CUSTOMERS",
+    "ChunkResult",
+    "WorkersFailed",
+    "parallel_workers",
+    "resolve_chunks",
+]
 
 MIN_CUSTOMERS = 300_000
 """Below this many customers one process is faster: starting the workers costs about 2 s
@@ -55,6 +62,13 @@ _CODES = tuple(Reason)
 _CODE_OF = {code: i for i, code in enumerate(_CODES)}
 _CUSTOMER = Audience.CUSTOMER
 _DUPLICATE_ADDRESS = Reason.DUPLICATE_ADDRESS
+
+
+class WorkersFailed(RuntimeError):
+    """The worker processes could not count (start, connect, join the snapshot or resolve).
+
+    Counting in workers only saves time: the caller counts again in one process.
+    """
 
 
 def parallel_workers(engine: sa.Engine, customers: int) -> int:
@@ -160,7 +174,7 @@ def resolve_chunks(
     as_of: date,
     extra_suppressed: frozenset[str],
     already_sent: frozenset[str],
-) -> Iterator[ChunkResult]:
+) -> Generator[ChunkResult, None, None]:
     """Each chunk's result in corp_id order, resolved by `workers` processes.
 
     The coordinator's transaction (whose snapshot is `snapshot_id`) must stay open until the

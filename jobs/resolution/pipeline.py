@@ -19,7 +19,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from operator import itemgetter
@@ -207,6 +207,7 @@ def _account_rows(
     progress: bool,
     pure: bool,
     keys: SpillKeys | None,
+    in_parallel: bool = True,
 ) -> Iterator[Sequence[AuditRow]]:
     """Each customer's audit rows, then the partners' rows, in resolution order.
 
@@ -234,7 +235,7 @@ def _account_rows(
         total = conn.execute(sa.select(sa.func.count()).select_from(CustomerRow)).scalar_one()
         bar = Progress(N_("resolving customers"), total) if progress else None
         workers = 0
-        if keys is not None and not pure and on_outcome is None:
+        if in_parallel and keys is not None and not pure and on_outcome is None:
             # Counts only, no rows asked for: other processes may count chunks of customers.
             sets = isinstance(already_sent, frozenset | set)
             workers = parallel.parallel_workers(engine, total) if sets else 0
@@ -310,7 +311,7 @@ def _count_in_parallel(
     starts = chunk_starts(conn, parallel.CHUNK_CUSTOMERS)
     url = engine.url.render_as_string(hide_password=False)
     log.info("resolving %d chunks of customers in %d processes", len(starts), workers)
-    for result in parallel.resolve_chunks(
+    results = parallel.resolve_chunks(
         url,
         snapshot_id,
         starts,
@@ -319,18 +320,26 @@ def _count_in_parallel(
         as_of,
         extra_suppressed,
         already_sent,
-    ):
-        summary.merge(result.summary)
-        into.warnings.extend(result.warnings)
-        # A send row whose address an earlier chunk has is a merged row.
-        for include in resolver.absorb_customers(result.sends()):
-            send, merged = parallel.merged_tally(include)
-            tally[send] -= 1
-            tally[merged] += 1
-        if not result.proven:
-            keys.refute()
-        if bar is not None:
-            bar.advance(result.customers)
+    )
+    with closing(results):
+        while True:
+            try:
+                result = next(results)
+            except StopIteration:
+                return
+            except Exception as exc:  # the caller counts again in one process
+                raise parallel.WorkersFailed(f"{type(exc).__name__}: {exc}") from exc
+            summary.merge(result.summary)
+            into.warnings.extend(result.warnings)
+            # A send row whose address an earlier chunk has is a merged row.
+            for include in resolver.absorb_customers(result.sends()):
+                send, merged = parallel.merged_tally(include)
+                tally[send] -= 1
+                tally[merged] += 1
+            if not result.proven:
+                keys.refute()
+            if bar is not None:
+                bar.advance(result.customers)
 
 
 def stream_resolution(
@@ -381,11 +390,14 @@ def resolve_campaign(
     progress: bool = True,
     pure: bool = False,
     keep_deliveries: bool = True,
+    in_parallel: bool = True,
 ) -> Resolved:
     """Resolve `campaign` as of `as_of`, handing each audit row to `on_row` as it is decided.
 
     `keep_deliveries=False`: counts only (`resolve`, approvals), with no audit row to hand on
-    and no delivery kept; the counts are those of the full resolution (see `SpillKeys`).
+    and no delivery kept; the counts are those of the full resolution (see `SpillKeys`), and
+    on PostgreSQL worker processes may count (`jobs.resolution.parallel`; `in_parallel=False`:
+    never).
     The caller closes the result (or uses it in a `with` block) when done with its deliveries.
     """
     if not keep_deliveries and on_row is not None:
@@ -404,6 +416,7 @@ def resolve_campaign(
             progress=progress,
             pure=pure,
             keys=keys,
+            in_parallel=in_parallel,
         ):
             if on_row is not None:
                 for row in rows:
@@ -423,6 +436,19 @@ def resolve_campaign(
                 progress=progress,
                 pure=pure,
             )
+    except parallel.WorkersFailed as exc:
+        log.warning("counting in worker processes failed (%s); counting in one process", exc)
+        resolved.close()
+        return resolve_campaign(
+            engine,
+            campaign,
+            as_of,
+            extra_suppressed=extra_suppressed,
+            already_sent=already_sent,
+            progress=progress,
+            keep_deliveries=False,
+            in_parallel=False,
+        )
     except BaseException:
         resolved.close()
         raise

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jobs.resolution.parallel
+import jobs.resolution.pipeline
 import resolver.dedupe
 from jobs.config.campaign import Campaign, load_campaign
 from jobs.resolution.pipeline import resolve_campaign
@@ -121,6 +122,26 @@ def test_a_failed_proof_across_chunks_counts_again_in_one_process(
         counted, _ = _counts(engine, campaign, keep=False)
     assert "processes" in caplog.text and "shared a hash" in caplog.text
     assert counted == expected
+
+
+@pytest.mark.usefixtures("in_chunks")
+def test_workers_that_cannot_start_leave_the_count_to_one_process(
+    engine: sa.Engine,
+    sample_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import_dir(engine, sample_data)
+    campaign = _campaign(CampaignPolicy())
+    expected, expected_warnings = _counts(engine, campaign, keep=True)
+    # A well-formed id of no snapshot: every real worker fails to join it and dies.
+    monkeypatch.setattr(
+        jobs.resolution.pipeline, "export_snapshot", lambda conn: "00000000-0000DEAD-1"
+    )
+    with caplog.at_level(logging.WARNING, logger="jobs.resolution.pipeline"):
+        counted, warnings = _counts(engine, campaign, keep=False)
+    assert "counting in one process" in caplog.text
+    assert (counted, warnings) == (expected, expected_warnings)
 
 
 def test_a_joined_snapshot_sees_what_the_exporter_sees(engine: sa.Engine) -> None:
