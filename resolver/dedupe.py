@@ -9,6 +9,10 @@ for tests and small sets (`MemoryStore`), in a temporary file for a real run
 (`jobs.resolution.spill`), so that memory does not grow with the data set (issue 10). A hash
 that is in the index sends the lookup to the store, which compares the whole key: two addresses
 whose hashes collide still make two deliveries.
+
+A counts-only resolution (`resolve`, approvals) keeps no delivery: it decides from the hashes
+alone (`count`) and hands a `KeyLog` what proves, at the end, that no two keys collided.
+Groups counted apart (a parallel count's chunks) join in order through `absorb`.
 """
 
 from __future__ import annotations
