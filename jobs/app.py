@@ -243,6 +243,7 @@ class App:
             already_sent=self.already_sent(campaign, self.run_key(None, as_of)),
             progress=progress,
             keep_deliveries=False,  # the counts are all `resolve` prints
+            in_parallel=self.settings.database.parallel_count,
         )
         resolved.close()
         return resolved
@@ -372,6 +373,7 @@ class App:
             as_of=as_of,
             extra_suppressed=self.ledger_suppressions(),
             already_sent=self.already_sent(campaign, run_key),
+            in_parallel=self.settings.database.parallel_count,
         )
 
     def nightly(self, campaigns_dir: Path | None, now: datetime | None) -> NightlyReport:

@@ -76,6 +76,8 @@ class DatabaseSettings(BaseModel):
 
     url: Text = DEFAULT_DATABASE_URL
     ledger_url: str = ""  # empty: the job's own tables live in `url`
+    # PostgreSQL from 300,000 customers: `resolve` and approvals count in worker processes.
+    parallel_count: bool = True
 
     @property
     def effective_ledger_url(self) -> str:

@@ -139,8 +139,12 @@ def approve(
     as_of: date,
     extra_suppressed: frozenset[str],
     already_sent: frozenset[str],
+    in_parallel: bool = True,
 ) -> tuple[Approval, Summary]:
-    """Resolve as `run` would, record the fingerprint with the counts, return both."""
+    """Resolve as `run` would, record the fingerprint with the counts, return both.
+
+    `in_parallel`: settings `database.parallel_count` (`jobs.resolution.parallel`).
+    """
     with resolve_campaign(
         source,
         campaign,
@@ -149,6 +153,7 @@ def approve(
         already_sent=already_sent,
         progress=False,
         keep_deliveries=False,  # the counts are what an approval records
+        in_parallel=in_parallel,
     ) as resolved:
         summary = resolved.summary
     approval = Approval(
@@ -177,6 +182,7 @@ class ApprovalGate:
     as_of: date
     extra_suppressed: frozenset[str]
     already_sent: frozenset[str]
+    in_parallel: bool = True  # settings `database.parallel_count`
 
     def check(self, *, frozen: bool) -> None:
         """Refuse unless approved and unchanged; the drift check runs before the freeze only."""
@@ -217,6 +223,7 @@ class ApprovalGate:
             already_sent=self.already_sent,
             progress=False,
             keep_deliveries=False,  # only the counts are compared
+            in_parallel=self.in_parallel,
         ) as resolved:
             now = counts_of(resolved.summary)
         moved = drifts(approval.counts, now, self.campaign.max_drift_percent)

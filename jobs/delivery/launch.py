@@ -50,6 +50,7 @@ def approval_gate(
         as_of=composer.as_of,
         extra_suppressed=ledger_suppressions(ledger),
         already_sent=already_sent,
+        in_parallel=settings.database.parallel_count,
     )
 
 

@@ -110,12 +110,14 @@ def test_env_overrides_are_parsed_as_the_keys_type(tmp_path: Path) -> None:
         SWMAIL_SMTP_PASSWORD_ENV="MAILER_PW",
         SWMAIL_MESSAGE_FROM="x@example.jp",
         SWMAIL_DATABASE_LEDGER_URL="sqlite:///l.db",
+        SWMAIL_DATABASE_PARALLEL_COUNT="false",
     )
     assert settings.smtp.port == 2526 and settings.smtp.host == "relay.example.jp"
     assert settings.smtp.timeout_seconds == 2.5
     assert settings.smtp.allow_insecure_auth is True and settings.smtp.username == "12345"
     assert settings.message.from_ == "x@example.jp"
     assert settings.database.ledger_url == "sqlite:///l.db"
+    assert settings.database.parallel_count is False
 
 
 @pytest.mark.parametrize(

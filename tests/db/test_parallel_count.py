@@ -144,6 +144,26 @@ def test_workers_that_cannot_start_leave_the_count_to_one_process(
     assert (counted, warnings) == (expected, expected_warnings)
 
 
+@pytest.mark.usefixtures("in_chunks")
+def test_parallel_count_off_counts_in_one_process(
+    engine: sa.Engine, sample_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Settings `database.parallel_count = false` reaches resolve_campaign as in_parallel=False.
+    import_dir(engine, sample_data)
+    campaign = _campaign(CampaignPolicy())
+    expected, _ = _counts(engine, campaign, keep=True)
+    with (
+        caplog.at_level(logging.INFO, logger="jobs.resolution.pipeline"),
+        resolve_campaign(
+            engine, campaign, AS_OF, progress=False, keep_deliveries=False, in_parallel=False
+        ) as resolved,
+    ):
+        counted = resolved.summary.as_json()
+    counted.pop("seconds")
+    assert "processes" not in caplog.text
+    assert counted == expected
+
+
 def test_a_joined_snapshot_sees_what_the_exporter_sees(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE marks (n integer)")
