@@ -85,8 +85,8 @@ class _RawScan:
     def __init__(self, paramstyle: str) -> None:
         mark = "?" if paramstyle == "qmark" else "%s"
         loader = RawQueries(paramstyle)  # what `iter_customer_rows` runs, page by page
-        self.customers_first = loader.customers_first.format(limit=PAGE_SIZE)
-        self.customers_next = loader.customers_next.format(limit=PAGE_SIZE)
+        self.customers_first = loader.customer_page(after=None, stop=False, limit=PAGE_SIZE)
+        self.customers_next = loader.customer_page(after=">", stop=False, limit=PAGE_SIZE)
         self.customer_children = (loader.mypage, loader.users)
         self.contracts = loader.contracts
         partners = Partner.__table__

@@ -292,14 +292,8 @@ class Deduper:
         # §4: DUPLICATE_ADDRESS comes after the include code.
         return _MERGED, (include, _DUPLICATE_ADDRESS), builder.email
 
-    def count(
-        self, key: str, address: str, include: Reason
-    ) -> tuple[Decision, tuple[Reason, ...], str]:
-        """`place` for a counts-only resolution: no delivery, no address on a merged row.
-
-        The decisions come from the hashes alone, and the key log proves them at the end (two
-        objects and a pickle per delivery, and a lookup per merge, issue 10).
-        """
+    def _counted_new(self, key: str) -> bool:
+        """Count a group by its hash alone: True when new; the key log proves it at the end."""
         index = self._index
         if index is None:
             raise RuntimeError("this resolution keeps its deliveries: place() them")
@@ -308,10 +302,22 @@ class Deduper:
         seen.add(hash(key) & _HASH_BITS)  # one probe of a large set, not two
         if len(seen) == before:
             index.check(key)
-            return _MERGED, (include, _DUPLICATE_ADDRESS), ""
+            return False
         self._count += 1
         index.add(key)
-        return _SEND, cast(tuple[Reason, ...], _ONE[include]), address
+        return True
+
+    def count(
+        self, key: str, address: str, include: Reason
+    ) -> tuple[Decision, tuple[Reason, ...], str]:
+        """`place` for a counts-only resolution: no delivery, no address on a merged row.
+
+        The decisions come from the hashes alone, and the key log proves them at the end (two
+        objects and a pickle per delivery, and a lookup per merge, issue 10).
+        """
+        if self._counted_new(key):
+            return _SEND, cast(tuple[Reason, ...], _ONE[include]), address
+        return _MERGED, (include, _DUPLICATE_ADDRESS), ""
 
     def absorb(self, sends: Iterable[tuple[str, Reason]]) -> list[Reason]:
         """Take in the groups of later customers counted apart, in their order.
@@ -320,21 +326,8 @@ class Deduper:
         resolution). A key that an earlier group already has makes its send row a merge: the
         include codes of those come back, for the caller's counts.
         """
-        index = self._index
-        if index is None:
-            raise RuntimeError("only a counts-only resolution absorbs counted groups")
-        seen = self._seen
-        merged: list[Reason] = []
-        for key, include in sends:
-            before = len(seen)
-            seen.add(hash(key) & _HASH_BITS)
-            if len(seen) == before:
-                index.check(key)
-                merged.append(include)
-            else:
-                self._count += 1
-                index.add(key)
-        return merged
+        counted_new = self._counted_new
+        return [include for key, include in sends if not counted_new(key)]
 
     @property
     def counting(self) -> bool:

@@ -27,10 +27,11 @@ import os
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
@@ -39,6 +40,9 @@ from jobs.source.engine import joined_snapshot
 from jobs.source.loader import iter_customer_rows, load_suppression_keys
 from resolver.model import Audience, CampaignPolicy, Decision, Reason, Warning
 from resolver.resolve import Resolver
+
+if TYPE_CHECKING:
+    from jobs.resolution.pipeline import Summary
 
 __all__ = [
     "CHUNK_CUSTOMERS",
@@ -88,7 +92,7 @@ class ChunkResult:
         codes = _CODES
         return zip(self.keys, [codes[i] for i in self.includes], strict=True)
 
-    summary: Any  # jobs.resolution.pipeline.Summary, unfinished
+    summary: Summary  # unfinished: `Summary.merge` adds it up
     warnings: list[Warning] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)  # of the send rows, in order
     includes: bytearray = field(default_factory=bytearray)  # their include codes (`_CODES`)
@@ -98,13 +102,14 @@ class ChunkResult:
 
 @dataclass
 class _Worker:
-    engine: sa.Engine
+    """A worker process's reading transaction (kept open by `stack`) and its rule inputs."""
+
     conn: sa.Connection
     policy: CampaignPolicy
     as_of: date
     suppressed: set[str]
     already_sent: frozenset[str]
-    stack: Any
+    stack: ExitStack
 
 
 _STATE: _Worker | None = None
@@ -119,8 +124,6 @@ def _start_worker(
     already_sent: frozenset[str],
 ) -> None:
     """Join the coordinator's snapshot once per worker process; it lasts the whole pool."""
-    from contextlib import ExitStack
-
     from jobs.source.engine import make_engine
 
     global _STATE
@@ -130,12 +133,12 @@ def _start_worker(
     conn = stack.enter_context(joined_snapshot(engine, snapshot_id))
     suppressed = load_suppression_keys(conn)
     suppressed.update(extra_suppressed)
-    _STATE = _Worker(engine, conn, policy, as_of, suppressed, already_sent, stack)
+    _STATE = _Worker(conn, policy, as_of, suppressed, already_sent, stack)
 
 
 def _resolve_chunk(chunk: tuple[str, str | None]) -> ChunkResult:
     """Resolve one chunk of customers as one process would, counts only."""
-    from jobs.resolution.pipeline import Summary
+    from jobs.resolution.pipeline import Summary  # it imports this module
 
     state = _STATE
     if state is None:

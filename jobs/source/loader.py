@@ -255,23 +255,8 @@ class RawQueries:
         mark = "?" if paramstyle == "qmark" else "%s"
         between = f"BETWEEN {mark} AND {mark}"
         customers = ", ".join(_customers.c[name].name for name in CUSTOMER_COLUMNS)
-        self.customers_first = (
-            f"SELECT {customers} FROM {Customer.__tablename__} ORDER BY corp_id LIMIT {{limit}}"
-        )
-        self.customers_next = (
-            f"SELECT {customers} FROM {Customer.__tablename__} WHERE corp_id > {mark}"
-            f" ORDER BY corp_id LIMIT {{limit}}"
-        )
-        # One chunk of a parallel resolution: start <= corp_id < stop (no stop: to the end).
-        self.chunk_first = (
-            f"SELECT {customers} FROM {Customer.__tablename__} WHERE corp_id >= {mark}"
-            f"{{stop}} ORDER BY corp_id LIMIT {{limit}}"
-        )
-        self.chunk_next = (
-            f"SELECT {customers} FROM {Customer.__tablename__} WHERE corp_id > {mark}"
-            f"{{stop}} ORDER BY corp_id LIMIT {{limit}}"
-        )
-        self.chunk_stop = f" AND corp_id < {mark}"
+        self._mark = mark
+        self._customers = f"SELECT {customers} FROM {Customer.__tablename__}"
         mypage = ", ".join(_mypage.c[name].name for name in MYPAGE_COLUMNS)
         users = ", ".join(_users.c[name].name for name in USER_COLUMNS)
         in_page = f"WHERE corp_id {between} ORDER BY corp_id"
@@ -294,6 +279,19 @@ class RawQueries:
             f" WHERE status = {mark} AND corp_id {between} ORDER BY corp_id, product"
         )
         self.active = ProductStatus.ACTIVE.value
+
+    def customer_page(self, *, after: str | None, stop: bool, limit: int) -> str:
+        """One page of customers by corp_id, `limit` at most.
+
+        `after`: None for the very first page, ">" (corp_id > the last id read) for the next
+        ones, ">=" for a chunk's first page (corp_id >= its start); `stop`: the page also ends
+        before a chunk's stop (corp_id < it). The parameters come in that order.
+        """
+        conditions = [f"corp_id {after} {self._mark}"] if after else []
+        if stop:
+            conditions.append(f"corp_id < {self._mark}")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return f"{self._customers}{where} ORDER BY corp_id LIMIT {int(limit)}"
 
 
 def _grouped(cursor: Any, sql: str, params: tuple[Any, ...]) -> dict[str, list[tuple[Any, ...]]]:
@@ -333,25 +331,20 @@ def iter_customer_rows(
     `chunk=(start, stop)`: only the customers with start <= corp_id < stop (None: to the end).
     """
     sql = RawQueries(conn.dialect.paramstyle)
-    bounds: tuple[str, ...] = ()
-    if chunk is None:
-        first, following = sql.customers_first, sql.customers_next
-    else:
-        stop = chunk[1]
-        limit = "" if stop is None else sql.chunk_stop
-        first = sql.chunk_first.replace("{stop}", limit)
-        following = sql.chunk_next.replace("{stop}", limit)
-        bounds = () if stop is None else (stop,)
+    start, stop = (None, None) if chunk is None else chunk
+    bounds = () if stop is None else (stop,)  # every page of a chunk ends before its stop
+    first = sql.customer_page(
+        after=None if start is None else ">=", stop=bool(bounds), limit=page_size
+    )
+    first_params = bounds if start is None else (start, *bounds)
+    following = sql.customer_page(after=">", stop=bool(bounds), limit=page_size)
     make = tuple.__new__  # CustomerRows._make runs Python code for each of a million customers
     none: list[tuple[Any, ...]] = []
     empty: frozenset[str] = frozenset()
     raw: Any = conn.connection.driver_connection
     cursor = raw.cursor()
     try:
-        if chunk is None:
-            cursor.execute(first.format(limit=page_size))
-        else:
-            cursor.execute(first.format(limit=page_size), (chunk[0], *bounds))
+        cursor.execute(first, first_params)
         previous: str | None = None
         while page := cursor.fetchall():
             ids = [row[0] for row in page]
@@ -373,7 +366,7 @@ def iter_customer_rows(
                 )
             if len(page) < page_size:
                 return
-            cursor.execute(following.format(limit=page_size), (ids[-1], *bounds))
+            cursor.execute(following, (ids[-1], *bounds))
     finally:
         cursor.close()
 
