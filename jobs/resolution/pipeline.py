@@ -402,6 +402,8 @@ def resolve_campaign(
     """
     if not keep_deliveries and on_row is not None:
         raise ValueError("a counts-only resolution has no audit rows to hand on")
+    # Read once: a second attempt below (one process, or deliveries kept) reads them again.
+    extra_suppressed = frozenset(extra_suppressed)
     resolved = Resolved()
     keys = None if keep_deliveries else SpillKeys()
     try:

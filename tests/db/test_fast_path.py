@@ -294,3 +294,30 @@ def test_colliding_key_hashes_still_make_separate_deliveries(
     assert "shared a hash" in caplog.text
     assert counting.counts == _through_pipeline(engine, campaign, pure=True).counts
     assert counting.counts["deliveries"] == len(expected.deliveries) > 1
+
+
+def test_a_second_counting_attempt_still_sees_the_jobs_own_suppressions(
+    engine: sa.Engine, sample_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The ledger's suppressions may arrive as a one-pass iterable; the attempt that a failed
+    # proof starts must suppress them too.
+    import_dir(engine, sample_data)
+    campaign = _campaign(CampaignPolicy())
+    sent = {row.delivery_key for row in _through_pipeline(engine, campaign, pure=True).rows}
+    bounced = sorted(key for key in sent if key)[:3]
+
+    def counts(suppressed: Any) -> dict[str, Any]:
+        with resolve_campaign(
+            engine,
+            campaign,
+            AS_OF,
+            extra_suppressed=suppressed,
+            progress=False,
+            keep_deliveries=False,
+        ) as resolved:
+            return resolved.summary.as_json()["reasons"]
+
+    expected = counts(frozenset(bounced))
+    assert expected["SUPPRESSED"] >= 3
+    monkeypatch.setattr(resolver.dedupe, "_HASH_BITS", 0)  # the first attempt's proof fails
+    assert counts(iter(bounced)) == expected
