@@ -317,44 +317,28 @@ class FastCustomers:
         out: list[AuditRow] = []
         for source, person_id, name, raw, address, group_key, skip in pending:
             if skip:
-                out.append(
-                    _new_row(
-                        AuditRow,
-                        (
-                            _SKIP,
-                            skip,
-                            _CUSTOMER,
-                            corp_id,
-                            company,
-                            source,
-                            person_id,
-                            name,
-                            raw,
-                            None,
-                            None,
-                        ),
-                    )
-                )
-                continue
-            assert address is not None and group_key is not None
-            if counting is not None:
-                decision, reasons, delivery_email = counting(
-                    group_key, address, _INCLUDE_CODE[source]
-                )
+                decision, reasons, delivery_email, delivery_key = _SKIP, skip, None, None
             else:
-                decision, reasons, delivery_email = place(
-                    group_key,
-                    address,
-                    name,
-                    _CUSTOMER,
-                    _INCLUDE_CODE[source],
-                    _CUSTOMER_KIND,
-                    corp_id,
-                    company,
-                    source,
-                    postal,
-                    postal_address,
-                )
+                assert address is not None and group_key is not None
+                if counting is not None:
+                    decision, reasons, delivery_email = counting(
+                        group_key, address, _INCLUDE_CODE[source]
+                    )
+                else:
+                    decision, reasons, delivery_email = place(
+                        group_key,
+                        address,
+                        name,
+                        _CUSTOMER,
+                        _INCLUDE_CODE[source],
+                        _CUSTOMER_KIND,
+                        corp_id,
+                        company,
+                        source,
+                        postal,
+                        postal_address,
+                    )
+                delivery_key = group_key
             out.append(
                 _new_row(
                     AuditRow,
@@ -369,7 +353,7 @@ class FastCustomers:
                         name,
                         raw,
                         delivery_email,
-                        group_key,
+                        delivery_key,
                     ),
                 )
             )

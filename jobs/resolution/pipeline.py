@@ -22,6 +22,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -404,6 +405,15 @@ def resolve_campaign(
         raise ValueError("a counts-only resolution has no audit rows to hand on")
     # Read once: a second attempt below (one process, or deliveries kept) reads them again.
     extra_suppressed = frozenset(extra_suppressed)
+    again = partial(
+        resolve_campaign,
+        engine,
+        campaign,
+        as_of,
+        extra_suppressed=extra_suppressed,
+        already_sent=already_sent,
+        progress=progress,
+    )
     resolved = Resolved()
     keys = None if keep_deliveries else SpillKeys()
     try:
@@ -428,29 +438,11 @@ def resolve_campaign(
             # so resolve again keeping the deliveries, whose store compares whole keys.
             log.warning("two dedupe keys shared a hash; resolving again with every delivery kept")
             resolved.close()
-            return resolve_campaign(
-                engine,
-                campaign,
-                as_of,
-                extra_suppressed=extra_suppressed,
-                already_sent=already_sent,
-                on_outcome=on_outcome,
-                progress=progress,
-                pure=pure,
-            )
+            return again(on_outcome=on_outcome, pure=pure)
     except parallel.WorkersFailed as exc:
         log.warning("counting in worker processes failed (%s); counting in one process", exc)
         resolved.close()
-        return resolve_campaign(
-            engine,
-            campaign,
-            as_of,
-            extra_suppressed=extra_suppressed,
-            already_sent=already_sent,
-            progress=progress,
-            keep_deliveries=False,
-            in_parallel=False,
-        )
+        return again(keep_deliveries=False, in_parallel=False)
     except BaseException:
         resolved.close()
         raise
