@@ -247,6 +247,15 @@ def _write(folder: Path, tables: dict[str, list[list[str]]]) -> None:
             writer.writerows(rows)
 
 
+def import_generated(
+    engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory, tables: dict[str, list[list[str]]]
+) -> None:
+    """Write a generated data set as CSV files and import it, replacing the one before."""
+    folder = tmp_path_factory.mktemp("generated")
+    _write(folder, tables)
+    import_dir(engine, folder)
+
+
 @settings(
     max_examples=15,
     deadline=None,
@@ -259,9 +268,7 @@ def test_generated_sets_fast_path_equals_pure_path(
     tables: dict[str, list[list[str]]],
     policy: CampaignPolicy,
 ) -> None:
-    folder = tmp_path_factory.mktemp("generated")
-    _write(folder, tables)
-    import_dir(engine, folder)
+    import_generated(engine, tmp_path_factory, tables)
     original = jobs.resolution.spill.HOT_LIMIT
     jobs.resolution.spill.HOT_LIMIT = 1
     try:
@@ -315,7 +322,8 @@ def test_a_second_counting_attempt_still_sees_the_jobs_own_suppressions(
             progress=False,
             keep_deliveries=False,
         ) as resolved:
-            return resolved.summary.as_json()["reasons"]
+            reasons: dict[str, Any] = resolved.summary.as_json()["reasons"]
+            return reasons
 
     expected = counts(frozenset(bounced))
     assert expected["SUPPRESSED"] >= 3

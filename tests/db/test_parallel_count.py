@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,10 @@ def _campaign(policy: CampaignPolicy) -> Campaign:
 
 
 def _counts(
-    engine: sa.Engine, campaign: Campaign, *, keep: bool
+    engine: sa.Engine, campaign: Campaign, *, keep: bool, in_parallel: bool = True
 ) -> tuple[dict[str, Any], list[Any]]:
     with resolve_campaign(
-        engine, campaign, AS_OF, progress=False, keep_deliveries=keep
+        engine, campaign, AS_OF, progress=False, keep_deliveries=keep, in_parallel=in_parallel
     ) as resolved:
         counts = resolved.summary.as_json()
         counts.pop("seconds")
@@ -57,6 +57,21 @@ def engine(pg_url: str) -> Iterator[sa.Engine]:
     init_source_schema(engine)
     yield engine
     engine.dispose()
+
+
+@dataclass
+class Sample:
+    campaign: Campaign
+    counts: dict[str, Any]  # one process, deliveries kept
+    warnings: list[Any]
+
+
+@pytest.fixture
+def sample(engine: sa.Engine, sample_data: Path) -> Sample:
+    """The sample set imported, with what one process counts for the shipped campaign."""
+    import_dir(engine, sample_data)
+    campaign = _campaign(CampaignPolicy())
+    return Sample(campaign, *_counts(engine, campaign, keep=True))
 
 
 @pytest.fixture
@@ -108,60 +123,45 @@ def test_workers_count_generated_sets_like_one_process(
 @pytest.mark.usefixtures("in_chunks")
 def test_a_failed_proof_across_chunks_counts_again_in_one_process(
     engine: sa.Engine,
-    sample_data: Path,
+    sample: Sample,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import_dir(engine, sample_data)
-    campaign = _campaign(CampaignPolicy())
-    expected, _ = _counts(engine, campaign, keep=True)
     # Every key hashes to 0 in this process (the workers keep their own hashes): every send of
     # a later chunk looks like a merge, the proof fails, and one process counts again, exactly.
     monkeypatch.setattr(resolver.dedupe, "_HASH_BITS", 0)
     with caplog.at_level(logging.INFO, logger="jobs.resolution.pipeline"):
-        counted, _ = _counts(engine, campaign, keep=False)
+        counted, _ = _counts(engine, sample.campaign, keep=False)
     assert "processes" in caplog.text and "shared a hash" in caplog.text
-    assert counted == expected
+    assert counted == sample.counts
 
 
 @pytest.mark.usefixtures("in_chunks")
 def test_workers_that_cannot_start_leave_the_count_to_one_process(
     engine: sa.Engine,
-    sample_data: Path,
+    sample: Sample,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import_dir(engine, sample_data)
-    campaign = _campaign(CampaignPolicy())
-    expected, expected_warnings = _counts(engine, campaign, keep=True)
     # A well-formed id of no snapshot: every real worker fails to join it and dies.
     monkeypatch.setattr(
         jobs.resolution.pipeline, "export_snapshot", lambda conn: "00000000-0000DEAD-1"
     )
     with caplog.at_level(logging.WARNING, logger="jobs.resolution.pipeline"):
-        counted, warnings = _counts(engine, campaign, keep=False)
+        counted, warnings = _counts(engine, sample.campaign, keep=False)
     assert "counting in one process" in caplog.text
-    assert (counted, warnings) == (expected, expected_warnings)
+    assert (counted, warnings) == (sample.counts, sample.warnings)
 
 
 @pytest.mark.usefixtures("in_chunks")
 def test_parallel_count_off_counts_in_one_process(
-    engine: sa.Engine, sample_data: Path, caplog: pytest.LogCaptureFixture
+    engine: sa.Engine, sample: Sample, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Settings `database.parallel_count = false` reaches resolve_campaign as in_parallel=False.
-    import_dir(engine, sample_data)
-    campaign = _campaign(CampaignPolicy())
-    expected, _ = _counts(engine, campaign, keep=True)
-    with (
-        caplog.at_level(logging.INFO, logger="jobs.resolution.pipeline"),
-        resolve_campaign(
-            engine, campaign, AS_OF, progress=False, keep_deliveries=False, in_parallel=False
-        ) as resolved,
-    ):
-        counted = resolved.summary.as_json()
-    counted.pop("seconds")
+    with caplog.at_level(logging.INFO, logger="jobs.resolution.pipeline"):
+        counted, _ = _counts(engine, sample.campaign, keep=False, in_parallel=False)
     assert "processes" not in caplog.text
-    assert counted == expected
+    assert counted == sample.counts
 
 
 def test_a_joined_snapshot_sees_what_the_exporter_sees(engine: sa.Engine) -> None:
